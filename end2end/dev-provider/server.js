@@ -1,0 +1,161 @@
+// A development OpenID provider that behaves like logi, built on `oidc-provider`.
+// Used by `scripts/dev.sh` and by the end-to-end tests; never for production.
+//
+// Environment (all optional):
+//   PROVIDER_PORT (9090)  PROVIDER_HOST (127.0.0.1)
+//   CLIENT_ID (logi-bff-dev)  CLIENT_SECRET (logi-bff-dev-secret)
+//   APP_URLS (http://localhost:3000): comma-separated app origins allowed as redirect targets
+//   ACCESS_TOKEN_TTL (600 seconds)
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import http from 'node:http';
+import Provider, { interactionPolicy } from 'oidc-provider';
+import { CONSENTABLE_CLAIMS, USERS, userBySub } from './users.js';
+import { consentPage } from './views.js';
+
+const PORT = Number(process.env.PROVIDER_PORT || 9090);
+const HOST = process.env.PROVIDER_HOST || '127.0.0.1';
+const ISSUER = `http://${HOST}:${PORT}`;
+const CLIENT_ID = process.env.CLIENT_ID || 'logi-bff-dev';
+const CLIENT_SECRET = process.env.CLIENT_SECRET || 'logi-bff-dev-secret';
+const APP_URLS = (process.env.APP_URLS || 'http://localhost:3000').split(',').map((u) => u.trim().replace(/\/$/, ''));
+const ACCESS_TOKEN_TTL = Number(process.env.ACCESS_TOKEN_TTL || 600);
+
+function signingKey() {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' };
+}
+
+// A login_hint naming another account than the provider session's forces a fresh login,
+// so scripted tests can switch users in one browser.
+function loginHintPolicy() {
+  const policy = interactionPolicy.base();
+  policy.get('login').checks.add(new interactionPolicy.Check('login_hint_mismatch', 'login_hint names another account', (ctx) => {
+    const hinted = USERS[ctx.oidc.params.login_hint];
+    return Boolean(hinted && ctx.oidc.session.accountId && ctx.oidc.session.accountId !== hinted.sub);
+  }));
+  return policy;
+}
+
+const configuration = {
+  clients: [{
+    client_id: CLIENT_ID,
+    client_secret: CLIENT_SECRET,
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: APP_URLS.map((origin) => `${origin}/api/auth/callback`),
+    post_logout_redirect_uris: APP_URLS.map((origin) => `${origin}/`),
+  }],
+  jwks: { keys: [signingKey()] },
+  cookies: { keys: [randomUUID()] },
+  scopes: ['openid', 'profile:basic', 'email', 'offline_access'],
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    'profile:basic': ['name', 'nickname', 'anonymous'],
+  },
+  // logi's id_token carries only the standard claims; the profile comes from userinfo.
+  conformIdTokenClaims: true,
+  pkce: { required: () => true },
+  responseTypes: ['code'],
+  features: {
+    devInteractions: { enabled: false },
+    revocation: { enabled: true },
+    introspection: { enabled: true },
+    userinfo: { enabled: true },
+    rpInitiatedLogout: { enabled: true },
+  },
+  // logi issues (and rotates) refresh tokens without offline_access.
+  issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+  rotateRefreshToken: true,
+  ttl: {
+    AccessToken: ACCESS_TOKEN_TTL,
+    AuthorizationCode: 60,
+    IdToken: 3600,
+    RefreshToken: 14 * 24 * 3600,
+    Interaction: 600,
+    Session: 3600,
+    Grant: 14 * 24 * 3600,
+  },
+  interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: loginHintPolicy() },
+  async findAccount(_ctx, sub) {
+    const user = userBySub(sub);
+    if (!user) return undefined;
+    return { accountId: sub, claims: async () => ({ sub, ...user.claims }) };
+  },
+  renderError(ctx, out) {
+    ctx.type = 'html';
+    ctx.body = `<!DOCTYPE html><title>Provider error</title><h1>${out.error}</h1><p>${out.error_description ?? ''}</p>`;
+  },
+};
+
+const provider = new Provider(ISSUER, configuration);
+
+async function finish(req, res, details, { user, granted, cancelled }) {
+  if (cancelled) {
+    return provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'The user declined to sign in' }, { mergeWithLastSubmission: false });
+  }
+  const grant = details.grantId ? await provider.Grant.find(details.grantId) : new provider.Grant({ accountId: user.sub, clientId: details.params.client_id });
+  grant.addOIDCScope(details.params.scope);
+  const withheld = CONSENTABLE_CLAIMS.filter((claim) => !granted.includes(claim));
+  if (withheld.length) grant.rejectOIDCClaims(withheld);
+  const grantId = await grant.save();
+  return provider.interactionFinished(req, res, { login: { accountId: user.sub }, consent: { grantId } }, { mergeWithLastSubmission: false });
+}
+
+function readForm(req) {
+  return new Promise((resolve, reject) => {
+    let body = '';
+    req.on('data', (chunk) => { body += chunk; if (body.length > 10_000) reject(new Error('form too large')); });
+    req.on('end', () => resolve(new URLSearchParams(body)));
+    req.on('error', reject);
+  });
+}
+
+// Counts hits per provider endpoint, so tests can assert what a login costs.
+const hits = new Map();
+function count(path) {
+  hits.set(path, (hits.get(path) ?? 0) + 1);
+}
+
+async function handleInteraction(req, res, uid) {
+  const details = await provider.interactionDetails(req, res);
+  if (details.uid !== uid) throw new Error('interaction mismatch');
+  if (req.method === 'GET') {
+    const hinted = USERS[details.params.login_hint];
+    if (hinted) return finish(req, res, details, { user: hinted, granted: CONSENTABLE_CLAIMS });
+    res.setHeader('content-type', 'text/html; charset=utf-8');
+    return res.end(consentPage({ uid, clientId: details.params.client_id, scope: details.params.scope, users: USERS, claims: CONSENTABLE_CLAIMS }));
+  }
+  const form = await readForm(req);
+  const user = USERS[form.get('user')];
+  if (!user && form.get('action') !== 'cancel') {
+    res.statusCode = 400;
+    return res.end('unknown user');
+  }
+  return finish(req, res, details, { user, granted: form.getAll('claim'), cancelled: form.get('action') === 'cancel' });
+}
+
+const callback = provider.callback();
+const server = http.createServer(async (req, res) => {
+  const { pathname } = new URL(req.url, ISSUER);
+  try {
+    if (pathname === '/__dev/hits') {
+      res.setHeader('content-type', 'application/json');
+      if (req.method === 'DELETE') hits.clear();
+      return res.end(JSON.stringify(Object.fromEntries(hits)));
+    }
+    const interaction = pathname.match(/^\/interaction\/([\w-]+)$/);
+    if (interaction) return await handleInteraction(req, res, interaction[1]);
+    count(pathname);
+    return callback(req, res);
+  } catch (error) {
+    console.error('dev provider:', error);
+    res.statusCode = 500;
+    return res.end('dev provider error');
+  }
+});
+
+server.listen(PORT, HOST, () => {
+  console.log(`dev provider (logi look-alike) at ${ISSUER} for client ${CLIENT_ID}; redirect URIs: ${configuration.clients[0].redirect_uris.join(', ')}`);
+});

@@ -1,0 +1,57 @@
+import { expect, test } from '@playwright/test';
+import { readdirSync } from 'node:fs';
+import { AppProcess } from './support/app';
+import { appWorkDir } from './support/env';
+
+test('the binary runs alone: its directory holds nothing else, yet it serves wasm, js and css', async ({ request }) => {
+  // The app under test was started from this directory by the Playwright config.
+  expect(readdirSync(appWorkDir())).toEqual(['logi-bff']);
+  const wasm = await request.get('/pkg/logi-bff.wasm');
+  expect(wasm.status()).toBe(200);
+  expect(wasm.headers()['content-type']).toBe('application/wasm');
+  expect([...(await wasm.body()).subarray(0, 4)]).toEqual([0x00, 0x61, 0x73, 0x6d]);
+  for (const [path, type] of [['/pkg/logi-bff.js', 'text/javascript'], ['/pkg/logi-bff.css', 'text/css'], ['/favicon.svg', 'image/svg+xml']]) {
+    const response = await request.get(path);
+    expect(response.status(), path).toBe(200);
+    expect(response.headers()['content-type'], path).toContain(type);
+  }
+});
+
+test('assets are served precompressed when the client accepts it', async ({ request }) => {
+  const br = await request.get('/pkg/logi-bff.wasm', { headers: { 'accept-encoding': 'br' } });
+  expect(br.headers()['content-encoding']).toBe('br');
+  const plain = await request.get('/pkg/logi-bff.wasm', { headers: { 'accept-encoding': 'identity' } });
+  expect(plain.headers()['content-encoding']).toBeUndefined();
+  const etag = plain.headers()['etag'];
+  const revalidated = await request.get('/pkg/logi-bff.wasm', { headers: { 'if-none-match': etag } });
+  expect(revalidated.status()).toBe(304);
+});
+
+test('without ONE_PASS_URL the app starts and says logi sign-in is not configured', async ({ browser }) => {
+  const app = AppProcess.start(3191, { ONE_PASS_URL: undefined, ONE_PASS_CLIENT_ID: undefined, ONE_PASS_CLIENT_SECRET: undefined });
+  try {
+    await app.ready();
+    const page = await browser.newPage();
+    await page.goto(app.url);
+    await expect(page.getByTestId('logi-not-configured')).toContainText('logi sign-in is not configured');
+    await page.close();
+  } finally {
+    await app.stop();
+  }
+});
+
+for (const [variable, overrides] of [
+  ['SESSION_SECRET', { SESSION_SECRET: undefined }],
+  ['SESSION_SECRET', { SESSION_SECRET: 'too-short' }],
+  ['ONE_PASS_CLIENT_SECRET', { ONE_PASS_CLIENT_SECRET: undefined }],
+  ['APP_URL', { APP_URL: 'http://app.example.com' }],
+] as const) {
+  test(`production refuses to start when ${variable} is unsafe (${JSON.stringify(overrides)})`, async () => {
+    const app = AppProcess.start(3192, overrides);
+    const { code, output } = await app.exited();
+    expect(code).not.toBe(0);
+    const lines = output.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`configuration error: ${variable}`);
+  });
+}

@@ -1,0 +1,55 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+// Ports of their own, so a developer's `scripts/dev.sh` (3000/9090) can keep running.
+export const APP_PORT = 3190;
+export const PROVIDER_PORT = 9190;
+// Provider on 127.0.0.1 and app on localhost: two sites, as in production, and the
+// provider's cookies (per host, not per port) never collide with the app's.
+export const APP_URL = `http://localhost:${APP_PORT}`;
+export const PROVIDER_URL = `http://127.0.0.1:${PROVIDER_PORT}`;
+export const CLIENT_ID = 'logi-bff-e2e';
+export const CLIENT_SECRET = 'logi-bff-e2e-secret';
+export const SESSION_SECRET = 'e2e-session-secret-0123456789abcdef0123456789';
+
+/** The release binary under test: scripts/test.sh copies it alone into an empty dir. */
+export function appBinary(): string {
+  const bin = process.env.LOGI_BFF_BIN;
+  if (!bin) throw new Error('LOGI_BFF_BIN is not set: run the tests with scripts/test.sh');
+  return bin;
+}
+
+export function providerEnv(): Record<string, string> {
+  return {
+    PROVIDER_PORT: String(PROVIDER_PORT),
+    CLIENT_ID,
+    CLIENT_SECRET,
+    APP_URLS: APP_URL,
+    ACCESS_TOKEN_TTL: process.env.E2E_ACCESS_TOKEN_TTL || '600',
+  };
+}
+
+/** Production-mode settings for an app on `port`, with its database in `dataDir`. */
+export function appEnv(port = APP_PORT, overrides: Record<string, string | undefined> = {}, dataDir = mkdtempSync(join(tmpdir(), 'logi-bff-e2e-db-'))) {
+  const vars: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    APP_ENV: 'production',
+    APP_URL: `http://localhost:${port}`,
+    LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+    SESSION_SECRET,
+    DATABASE_URL: `sqlite://${join(dataDir, 'app.db')}`,
+    ONE_PASS_URL: PROVIDER_URL,
+    ONE_PASS_CLIENT_ID: CLIENT_ID,
+    ONE_PASS_CLIENT_SECRET: CLIENT_SECRET,
+    RUST_LOG: 'info,logi_bff=debug',
+  };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) delete vars[key];
+    else vars[key] = value;
+  }
+  return vars;
+}
+
+/** The directory the binary was copied into (and nothing else). */
+export const appWorkDir = () => dirname(appBinary());

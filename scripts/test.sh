@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test: Rust unit + integration tests, then Playwright (Debian's Chromium)
+# against the release binary, copied alone into an empty directory, and the dev provider.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test
+export PATH="$HOME/.cargo/bin:$PWD/end2end/node_modules/.bin:$PATH"
+
+echo "== cargo test (ssr)"
+cargo test --features ssr
+
+echo "== cargo leptos build --release"
+cargo leptos build --release
+
+bin_dir=$(mktemp -d -t logi-bff-bin-XXXXXX)
+trap 'rm -rf "$bin_dir"' EXIT
+cp target/release/logi-bff "$bin_dir/"
+export LOGI_BFF_BIN="$bin_dir/logi-bff"
+
+echo "== playwright (release binary from $bin_dir)"
+cd end2end
+npx playwright test "$@"

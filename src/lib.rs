@@ -1,0 +1,20 @@
+//! logi-bff: a Backend-for-Frontend for the logi OpenID provider.
+//!
+//! One crate, two builds: `ssr` (the server binary) and `hydrate` (the wasm
+//! bundle). Server-only modules are compiled only with `ssr`.
+
+pub mod app;
+pub mod auth;
+pub mod pages;
+
+#[cfg(feature = "ssr")]
+pub mod accounts;
+#[cfg(feature = "ssr")]
+pub mod server;
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

@@ -1,0 +1,355 @@
+//! Typed configuration, parsed once from the environment at startup.
+//!
+//! Every variable is read through [`Config::from_lookup`], so the parsing rules
+//! (including every fail-closed case of production mode) are unit-tested
+//! without touching the process environment.
+
+use secrecy::{ExposeSecret, SecretString};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use url::Url;
+
+pub const DEFAULT_SCOPES: &str = "openid profile:basic email";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/logi-bff.db";
+const DEFAULT_SITE_ADDR: &str = "127.0.0.1:3000";
+const MIN_SESSION_SECRET_BYTES: usize = 32;
+
+/// How strictly the configuration is checked. Chosen by `APP_ENV`;
+/// anything but `development` is production, so a forgotten variable fails closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Development,
+    Production,
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub mode: Mode,
+    /// The public origin, without a trailing slash (e.g. `https://app.example.com`).
+    pub app_url: Url,
+    pub listen_addr: SocketAddr,
+    pub database_url: String,
+    pub session_secret: SecretString,
+    pub session_idle_timeout: Duration,
+    pub session_absolute_timeout: Duration,
+    /// `None` when `ONE_PASS_URL` is unset: the app runs with logi sign-in disabled.
+    pub logi: Option<LogiConfig>,
+}
+
+#[derive(Debug)]
+pub struct LogiConfig {
+    pub issuer_url: Url,
+    pub client_id: String,
+    /// `None` only in development; the callback then fails with `server_misconfigured_no_secret`.
+    pub client_secret: Option<SecretString>,
+    pub scopes: Vec<String>,
+}
+
+/// A configuration problem; the message names the variable and how to fix it.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+fn invalid(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { variable, problem: problem.into() }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |key: &str| lookup(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let mode = match var("APP_ENV").as_deref() {
+            Some("development") => Mode::Development,
+            None | Some("production") => Mode::Production,
+            Some(other) => {
+                return Err(invalid("APP_ENV", format!("must be `production` or `development`, got `{other}`")))
+            }
+        };
+        let listen_addr = listen_addr(var("LEPTOS_SITE_ADDR"), var("HOST"), var("PORT"))?;
+        let app_url = app_url(mode, var("APP_URL"), listen_addr)?;
+        let session_secret = session_secret(mode, lookup("SESSION_SECRET"))?;
+        Ok(Config {
+            mode,
+            app_url,
+            listen_addr,
+            database_url: var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            session_secret,
+            session_idle_timeout: minutes(var("SESSION_IDLE_MINUTES"), "SESSION_IDLE_MINUTES", 12 * 60)?,
+            session_absolute_timeout: minutes(var("SESSION_ABSOLUTE_MINUTES"), "SESSION_ABSOLUTE_MINUTES", 7 * 24 * 60)?,
+            logi: logi_config(mode, &var)?,
+        })
+    }
+
+    /// The one redirect URI registered with logi; never derived from request headers.
+    pub fn redirect_uri(&self) -> Url {
+        self.app_url.join("/api/auth/callback").expect("a path joins onto an origin")
+    }
+
+    /// Cookies get `Secure` (and the `__Host-` prefix) whenever the public origin is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.app_url.scheme() == "https"
+    }
+}
+
+fn listen_addr(site_addr: Option<String>, host: Option<String>, port: Option<String>) -> Result<SocketAddr, ConfigError> {
+    let site_addr = site_addr.as_deref().unwrap_or(DEFAULT_SITE_ADDR);
+    let mut addr: SocketAddr =
+        site_addr.parse().map_err(|_| invalid("LEPTOS_SITE_ADDR", format!("`{site_addr}` is not an ip:port address")))?;
+    if let Some(host) = host {
+        let ip: IpAddr = host.parse().map_err(|_| invalid("HOST", format!("`{host}` is not an IP address")))?;
+        addr.set_ip(ip);
+    }
+    if let Some(port) = port {
+        let port: u16 = port.parse().map_err(|_| invalid("PORT", format!("`{port}` is not a port number")))?;
+        addr.set_port(port);
+    }
+    Ok(addr)
+}
+
+fn app_url(mode: Mode, value: Option<String>, listen_addr: SocketAddr) -> Result<Url, ConfigError> {
+    let Some(value) = value else {
+        return match mode {
+            Mode::Production => Err(invalid("APP_URL", "is required in production (the public origin, e.g. https://app.example.com)")),
+            Mode::Development => Ok(Url::parse(&format!("http://localhost:{}", listen_addr.port())).expect("valid url")),
+        };
+    };
+    let url = public_origin("APP_URL", &value)?;
+    if mode == Mode::Production && url.scheme() == "http" && !is_loopback(&url) {
+        return Err(invalid("APP_URL", "must use https in production (plain http is allowed only on a loopback host)"));
+    }
+    Ok(url)
+}
+
+/// Parses an origin: http(s), a host, no credentials, path, query or fragment.
+fn public_origin(variable: &'static str, value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value).map_err(|e| invalid(variable, format!("`{value}` is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid(variable, "must be an http(s) URL with a host"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(variable, "must be an origin only (scheme, host and optional port, no path)"));
+    }
+    Ok(url)
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain == "localhost" || domain.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn session_secret(mode: Mode, value: Option<String>) -> Result<SecretString, ConfigError> {
+    match value.filter(|v| !v.is_empty()) {
+        Some(secret) if secret.len() >= MIN_SESSION_SECRET_BYTES => Ok(SecretString::from(secret)),
+        Some(_) => Err(invalid("SESSION_SECRET", format!("must be at least {MIN_SESSION_SECRET_BYTES} bytes (try `openssl rand -hex 32`)"))),
+        None if mode == Mode::Development => Ok(random_secret()),
+        None => Err(invalid("SESSION_SECRET", "is required in production (try `openssl rand -hex 32`)")),
+    }
+}
+
+/// Development without `SESSION_SECRET`: a per-process secret, so sessions end on restart.
+fn random_secret() -> SecretString {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    SecretString::from(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+fn minutes(value: Option<String>, variable: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    let minutes = match value {
+        None => default,
+        Some(v) => v.parse::<u64>().ok().filter(|m| *m > 0).ok_or_else(|| invalid(variable, format!("`{v}` is not a positive number of minutes")))?,
+    };
+    Ok(Duration::from_secs(minutes * 60))
+}
+
+fn logi_config(mode: Mode, var: &impl Fn(&str) -> Option<String>) -> Result<Option<LogiConfig>, ConfigError> {
+    let Some(issuer) = var("ONE_PASS_URL") else { return Ok(None) };
+    let issuer_url = Url::parse(&issuer).map_err(|e| invalid("ONE_PASS_URL", format!("`{issuer}` is not a URL ({e})")))?;
+    if !matches!(issuer_url.scheme(), "http" | "https") || issuer_url.host().is_none() {
+        return Err(invalid("ONE_PASS_URL", "must be an http(s) URL with a host"));
+    }
+    if mode == Mode::Production && issuer_url.scheme() == "http" && !is_loopback(&issuer_url) {
+        return Err(invalid("ONE_PASS_URL", "must use https in production (plain http is allowed only on a loopback host)"));
+    }
+    let client_id = var("ONE_PASS_CLIENT_ID").ok_or_else(|| invalid("ONE_PASS_CLIENT_ID", "is required when ONE_PASS_URL is set"))?;
+    let client_secret = var("ONE_PASS_CLIENT_SECRET").map(SecretString::from);
+    if client_secret.is_none() && mode == Mode::Production {
+        return Err(invalid("ONE_PASS_CLIENT_SECRET", "is required in production: logi-bff is a confidential client"));
+    }
+    let scopes: Vec<String> = var("ONE_PASS_SCOPES").as_deref().unwrap_or(DEFAULT_SCOPES).split_whitespace().map(str::to_owned).collect();
+    if !scopes.iter().any(|s| s == "openid") {
+        return Err(invalid("ONE_PASS_SCOPES", "must include `openid` (without it logi issues no id_token)"));
+    }
+    Ok(Some(LogiConfig { issuer_url, client_id, client_secret, scopes }))
+}
+
+impl LogiConfig {
+    pub fn client_secret(&self) -> Option<&str> {
+        self.client_secret.as_ref().map(|s| s.expose_secret())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    fn production(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut vars = vec![("APP_URL", "https://app.example.com"), ("SESSION_SECRET", SECRET)];
+        vars.extend_from_slice(extra);
+        vars
+    }
+
+    fn error_variable(vars: &[(&str, &str)]) -> &'static str {
+        parse(vars).expect_err("config should be rejected").variable
+    }
+
+    #[test]
+    fn production_is_the_default_mode() {
+        assert_eq!(parse(&production(&[])).unwrap().mode, Mode::Production);
+    }
+
+    #[test]
+    fn production_requires_a_session_secret() {
+        assert_eq!(error_variable(&[("APP_URL", "https://app.example.com")]), "SESSION_SECRET");
+    }
+
+    #[test]
+    fn session_secret_shorter_than_32_bytes_is_rejected_in_every_mode() {
+        assert_eq!(error_variable(&[("APP_URL", "https://a.example"), ("SESSION_SECRET", "short")]), "SESSION_SECRET");
+        assert_eq!(error_variable(&[("APP_ENV", "development"), ("SESSION_SECRET", &SECRET[..31])]), "SESSION_SECRET");
+    }
+
+    #[test]
+    fn production_requires_app_url() {
+        assert_eq!(error_variable(&[("SESSION_SECRET", SECRET)]), "APP_URL");
+    }
+
+    #[test]
+    fn production_refuses_plain_http_on_a_public_host() {
+        assert_eq!(error_variable(&[("APP_URL", "http://app.example.com"), ("SESSION_SECRET", SECRET)]), "APP_URL");
+    }
+
+    #[test]
+    fn production_allows_plain_http_on_loopback() {
+        for origin in ["http://localhost:3000", "http://127.0.0.1:8080", "http://[::1]:3000"] {
+            let config = parse(&[("APP_URL", origin), ("SESSION_SECRET", SECRET)]).unwrap();
+            assert!(!config.secure_cookies(), "{origin}");
+        }
+    }
+
+    #[test]
+    fn app_url_must_be_an_origin() {
+        for bad in ["https://app.example.com/base", "https://app.example.com/?q=1", "ftp://app.example.com", "not a url", "https://u:p@app.example.com"] {
+            assert_eq!(error_variable(&[("APP_URL", bad), ("SESSION_SECRET", SECRET)]), "APP_URL", "{bad}");
+        }
+    }
+
+    #[test]
+    fn redirect_uri_comes_from_app_url() {
+        let config = parse(&production(&[])).unwrap();
+        assert_eq!(config.redirect_uri().as_str(), "https://app.example.com/api/auth/callback");
+        assert!(config.secure_cookies());
+    }
+
+    #[test]
+    fn production_with_logi_requires_the_client_secret() {
+        let vars = production(&[("ONE_PASS_URL", "https://logi.example"), ("ONE_PASS_CLIENT_ID", "logi_app")]);
+        assert_eq!(error_variable(&vars), "ONE_PASS_CLIENT_SECRET");
+    }
+
+    #[test]
+    fn logi_requires_a_client_id() {
+        assert_eq!(error_variable(&production(&[("ONE_PASS_URL", "https://logi.example")])), "ONE_PASS_CLIENT_ID");
+    }
+
+    #[test]
+    fn production_refuses_a_plain_http_provider() {
+        let vars = production(&[("ONE_PASS_URL", "http://logi.example"), ("ONE_PASS_CLIENT_ID", "c"), ("ONE_PASS_CLIENT_SECRET", "s")]);
+        assert_eq!(error_variable(&vars), "ONE_PASS_URL");
+    }
+
+    #[test]
+    fn scopes_must_include_openid() {
+        let vars = production(&[
+            ("ONE_PASS_URL", "https://logi.example"),
+            ("ONE_PASS_CLIENT_ID", "c"),
+            ("ONE_PASS_CLIENT_SECRET", "s"),
+            ("ONE_PASS_SCOPES", "profile:basic email"),
+        ]);
+        assert_eq!(error_variable(&vars), "ONE_PASS_SCOPES");
+    }
+
+    #[test]
+    fn logi_config_with_defaults() {
+        let vars = production(&[("ONE_PASS_URL", "https://logi.example"), ("ONE_PASS_CLIENT_ID", "c"), ("ONE_PASS_CLIENT_SECRET", "s3cret")]);
+        let logi = parse(&vars).unwrap().logi.expect("logi configured");
+        assert_eq!(logi.scopes, ["openid", "profile:basic", "email"]);
+        assert_eq!(logi.client_secret(), Some("s3cret"));
+    }
+
+    #[test]
+    fn no_provider_means_logi_is_not_configured() {
+        assert!(parse(&production(&[])).unwrap().logi.is_none());
+    }
+
+    #[test]
+    fn development_fills_in_safe_local_defaults() {
+        let config = parse(&[("APP_ENV", "development")]).unwrap();
+        assert_eq!(config.mode, Mode::Development);
+        assert_eq!(config.app_url.as_str(), "http://localhost:3000/");
+        assert_eq!(config.listen_addr, "127.0.0.1:3000".parse().unwrap());
+        assert!(config.session_secret.expose_secret().len() >= 32);
+        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+    }
+
+    #[test]
+    fn development_allows_logi_without_secret() {
+        let vars = [("APP_ENV", "development"), ("ONE_PASS_URL", "http://127.0.0.1:9090"), ("ONE_PASS_CLIENT_ID", "c")];
+        assert!(parse(&vars).unwrap().logi.unwrap().client_secret.is_none());
+    }
+
+    #[test]
+    fn unknown_app_env_is_rejected() {
+        assert_eq!(error_variable(&[("APP_ENV", "prod")]), "APP_ENV");
+    }
+
+    #[test]
+    fn host_and_port_override_the_site_address() {
+        let config = parse(&production(&[("LEPTOS_SITE_ADDR", "127.0.0.1:3000"), ("HOST", "0.0.0.0"), ("PORT", "8080")])).unwrap();
+        assert_eq!(config.listen_addr, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(error_variable(&production(&[("PORT", "eighty")])), "PORT");
+        assert_eq!(error_variable(&production(&[("LEPTOS_SITE_ADDR", "localhost")])), "LEPTOS_SITE_ADDR");
+    }
+
+    #[test]
+    fn session_timeouts_are_positive_minutes() {
+        let config = parse(&production(&[("SESSION_IDLE_MINUTES", "30")])).unwrap();
+        assert_eq!(config.session_idle_timeout, Duration::from_secs(1800));
+        assert_eq!(error_variable(&production(&[("SESSION_ABSOLUTE_MINUTES", "0")])), "SESSION_ABSOLUTE_MINUTES");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let vars = production(&[("ONE_PASS_URL", "https://logi.example"), ("ONE_PASS_CLIENT_ID", "c"), ("ONE_PASS_CLIENT_SECRET", "very-secret-client-value")]);
+        let printed = format!("{:?}", parse(&vars).unwrap());
+        assert!(!printed.contains(SECRET) && !printed.contains("very-secret-client-value"), "{printed}");
+    }
+}

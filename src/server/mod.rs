@@ -1,0 +1,130 @@
+//! Server-only machinery: configuration, database, sessions, embedded assets, errors.
+
+pub mod assets;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod sessions;
+
+pub use error::AppError;
+
+use crate::app::{shell, App};
+use axum::extract::{FromRef, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use config::Config;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use sqlx::SqlitePool;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_sessions::ExpiredDeletion;
+use tower_sessions_sqlx_store::SqliteStore;
+
+/// The one application state; server functions get it from context.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub pool: SqlitePool,
+    pub config: Arc<Config>,
+}
+
+/// Parses the configuration, opens the database and serves until Ctrl-C / SIGTERM.
+pub async fn run() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    init_tracing();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("logi-bff: configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match serve(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("logi-bff: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let pool = db::connect(&config.database_url).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
+    if config.logi.is_none() {
+        tracing::warn!("ONE_PASS_URL is not set: logi sign-in is not configured");
+    }
+    tracing::info!(addr = %listener.local_addr()?, app_url = %config.app_url, mode = ?config.mode, "logi-bff listening");
+    let app = router(config, pool);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// The whole application: pages, server functions, assets, sessions.
+pub fn router(config: Config, pool: SqlitePool) -> Router {
+    let store = SqliteStore::new(pool.clone());
+    tokio::spawn(store.clone().continuously_delete_expired(Duration::from_secs(300)));
+    let session_layer = sessions::layer(&config, store);
+    let state = AppState { leptos_options: leptos_options(&config), pool, config: Arc::new(config) };
+    let routes = generate_route_list(App);
+    Router::new()
+        .leptos_routes(&state, routes, {
+            let options = state.leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(asset_or_not_found)
+        .layer(session_layer)
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+fn leptos_options(config: &Config) -> LeptosOptions {
+    let reload_port = std::env::var("LEPTOS_RELOAD_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3001);
+    LeptosOptions::builder()
+        .output_name("logi-bff")
+        .site_root("target/site")
+        .site_pkg_dir("pkg")
+        .site_addr(config.listen_addr)
+        .reload_port(reload_port)
+        .build()
+}
+
+/// Serves an embedded file, or renders the app's "not found" page with status 404.
+async fn asset_or_not_found(State(state): State<AppState>, request: Request) -> Response {
+    if let Some(response) = assets::response(request.uri().path(), request.headers()) {
+        return response;
+    }
+    let options = state.leptos_options.clone();
+    let render = leptos_axum::render_app_to_stream_with_context(
+        move || provide_context(state.clone()),
+        move || shell(options.clone()),
+    );
+    render(request).await.into_response()
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async { tokio::signal::ctrl_c().await.ok() };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => signal.recv().await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}
