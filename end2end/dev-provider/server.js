@@ -118,6 +118,22 @@ function count(path) {
   hits.set(path, (hits.get(path) ?? 0) + 1);
 }
 
+// Every token this provider hands out, so tests can prove none of them reaches the browser.
+const issued = [];
+provider.on('grant.success', (ctx) => {
+  for (const key of ['access_token', 'refresh_token', 'id_token']) {
+    if (ctx.body?.[key]) issued.push(ctx.body[key]);
+  }
+});
+
+const devRoutes = {
+  '/__dev/hits': (req) => {
+    if (req.method === 'DELETE') hits.clear();
+    return Object.fromEntries(hits);
+  },
+  '/__dev/issued-tokens': () => issued,
+};
+
 async function handleInteraction(req, res, uid) {
   const details = await provider.interactionDetails(req, res);
   if (details.uid !== uid) throw new Error('interaction mismatch');
@@ -140,10 +156,9 @@ const callback = provider.callback();
 const server = http.createServer(async (req, res) => {
   const { pathname } = new URL(req.url, ISSUER);
   try {
-    if (pathname === '/__dev/hits') {
+    if (devRoutes[pathname]) {
       res.setHeader('content-type', 'application/json');
-      if (req.method === 'DELETE') hits.clear();
-      return res.end(JSON.stringify(Object.fromEntries(hits)));
+      return res.end(JSON.stringify(devRoutes[pathname](req)));
     }
     const interaction = pathname.match(/^\/interaction\/([\w-]+)$/);
     if (interaction) return await handleInteraction(req, res, interaction[1]);

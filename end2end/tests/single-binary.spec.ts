@@ -1,7 +1,7 @@
 import { expect, test } from '@playwright/test';
 import { readdirSync } from 'node:fs';
 import { AppProcess } from './support/app';
-import { appWorkDir } from './support/env';
+import { EXTRA_APP_PORTS, appWorkDir } from './support/env';
 
 test('the binary runs alone: its directory holds nothing else, yet it serves wasm, js and css', async ({ request }) => {
   // The app under test was started from this directory by the Playwright config.
@@ -28,7 +28,7 @@ test('assets are served precompressed when the client accepts it', async ({ requ
 });
 
 test('without ONE_PASS_URL the app starts and says logi sign-in is not configured', async ({ browser }) => {
-  const app = AppProcess.start(3191, { ONE_PASS_URL: undefined, ONE_PASS_CLIENT_ID: undefined, ONE_PASS_CLIENT_SECRET: undefined });
+  const app = AppProcess.start(EXTRA_APP_PORTS.notConfigured, { ONE_PASS_URL: undefined, ONE_PASS_CLIENT_ID: undefined, ONE_PASS_CLIENT_SECRET: undefined });
   try {
     await app.ready();
     const page = await browser.newPage();
@@ -47,7 +47,7 @@ for (const [variable, overrides] of [
   ['APP_URL', { APP_URL: 'http://app.example.com' }],
 ] as const) {
   test(`production refuses to start when ${variable} is unsafe (${JSON.stringify(overrides)})`, async () => {
-    const app = AppProcess.start(3192, overrides);
+    const app = AppProcess.start(EXTRA_APP_PORTS.failClosed, overrides);
     const { code, output } = await app.exited();
     expect(code).not.toBe(0);
     const lines = output.trim().split('\n');

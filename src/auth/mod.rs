@@ -3,6 +3,14 @@
 //! [`User`] is what the browser may know about the signed-in person: it has no
 //! token fields, so no token can travel to the page through it.
 
+pub mod errors;
+#[cfg(feature = "ssr")]
+pub mod oidc;
+#[cfg(feature = "ssr")]
+mod return_to;
+#[cfg(feature = "ssr")]
+pub mod routes;
+
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 

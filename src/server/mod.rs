@@ -2,6 +2,7 @@
 
 pub mod assets;
 pub mod config;
+pub mod csrf;
 pub mod db;
 pub mod error;
 pub mod sessions;
@@ -13,6 +14,7 @@ use axum::extract::{FromRef, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use crate::auth::oidc::Provider;
 use config::Config;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -29,6 +31,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub pool: SqlitePool,
     pub config: Arc<Config>,
+    /// The logi client; `None` when `ONE_PASS_URL` is not configured.
+    pub logi: Option<Arc<Provider>>,
 }
 
 /// Parses the configuration, opens the database and serves until Ctrl-C / SIGTERM.
@@ -63,19 +67,24 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tracing::warn!("ONE_PASS_URL is not set: logi sign-in is not configured");
     }
     tracing::info!(addr = %listener.local_addr()?, app_url = %config.app_url, mode = ?config.mode, "logi-bff listening");
-    let app = router(config, pool);
+    let app = router(config, pool)?;
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }
 
 /// The whole application: pages, server functions, assets, sessions.
-pub fn router(config: Config, pool: SqlitePool) -> Router {
+pub fn router(config: Config, pool: SqlitePool) -> Result<Router, String> {
     let store = SqliteStore::new(pool.clone());
     tokio::spawn(store.clone().continuously_delete_expired(Duration::from_secs(300)));
     let session_layer = sessions::layer(&config, store);
-    let state = AppState { leptos_options: leptos_options(&config), pool, config: Arc::new(config) };
+    let logi = match &config.logi {
+        Some(logi) => Some(Arc::new(Provider::new(logi, config.redirect_uri())?)),
+        None => None,
+    };
+    let state = AppState { leptos_options: leptos_options(&config), pool, config: Arc::new(config), logi };
     let routes = generate_route_list(App);
-    Router::new()
+    Ok(Router::new()
+        .merge(crate::auth::routes::routes())
         .leptos_routes(&state, routes, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
@@ -83,7 +92,7 @@ pub fn router(config: Config, pool: SqlitePool) -> Router {
         .fallback(asset_or_not_found)
         .layer(session_layer)
         .layer(axum::middleware::map_response(security_headers))
-        .with_state(state)
+        .with_state(state))
 }
 
 fn leptos_options(config: &Config) -> LeptosOptions {

@@ -8,6 +8,8 @@ export const PROVIDER_PORT = 9190;
 // Provider on 127.0.0.1 and app on localhost: two sites, as in production, and the
 // provider's cookies (per host, not per port) never collide with the app's.
 export const APP_URL = `http://localhost:${APP_PORT}`;
+/** Ports of extra app instances some tests start (all registered with the dev provider). */
+export const EXTRA_APP_PORTS = { notConfigured: 3191, failClosed: 3192, restart: 3193 };
 export const PROVIDER_URL = `http://127.0.0.1:${PROVIDER_PORT}`;
 export const CLIENT_ID = 'logi-bff-e2e';
 export const CLIENT_SECRET = 'logi-bff-e2e-secret';
@@ -25,7 +27,7 @@ export function providerEnv(): Record<string, string> {
     PROVIDER_PORT: String(PROVIDER_PORT),
     CLIENT_ID,
     CLIENT_SECRET,
-    APP_URLS: APP_URL,
+    APP_URLS: [APP_PORT, EXTRA_APP_PORTS.restart].map((port) => `http://localhost:${port}`).join(','),
     ACCESS_TOKEN_TTL: process.env.E2E_ACCESS_TOKEN_TTL || '600',
   };
 }

@@ -1,0 +1,109 @@
+//! Sign-in error codes: the only thing about a failed sign-in the browser is told.
+//! The server logs the detail; the page turns a code into a readable message.
+
+/// A failed sign-in, as `/?auth_error=<code>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthError {
+    /// The `state` returned by the provider is not one this browser started.
+    StateMismatch,
+    /// No sign-in was pending in this browser, or it is older than 10 minutes.
+    SessionExpired,
+    MissingCode,
+    /// The token endpoint answered with this HTTP status.
+    TokenExchange(u16),
+    NoSubjectInIdToken,
+    ServerMisconfiguredNoSecret,
+    InvalidClient,
+    IdTokenInvalid,
+    UserinfoSubMismatch,
+    UserinfoFailed,
+    ProviderUnreachable,
+    /// A malformed `/api/auth/login` request (e.g. an unsupported `prompt`).
+    InvalidRequest,
+    NotConfigured,
+    /// Our own failure (database, session store); details are in the server log.
+    Internal,
+    /// The provider's own `error` (e.g. `access_denied`), already sanitised.
+    Provider(String),
+}
+
+impl AuthError {
+    pub fn code(&self) -> String {
+        match self {
+            Self::StateMismatch => "state_mismatch".into(),
+            Self::SessionExpired => "session_expired".into(),
+            Self::MissingCode => "missing_code".into(),
+            Self::TokenExchange(status) => format!("token_exchange_{status}"),
+            Self::NoSubjectInIdToken => "no_subject_in_id_token".into(),
+            Self::ServerMisconfiguredNoSecret => "server_misconfigured_no_secret".into(),
+            Self::InvalidClient => "invalid_client".into(),
+            Self::IdTokenInvalid => "id_token_invalid".into(),
+            Self::UserinfoSubMismatch => "userinfo_sub_mismatch".into(),
+            Self::UserinfoFailed => "userinfo_failed".into(),
+            Self::ProviderUnreachable => "provider_unreachable".into(),
+            Self::InvalidRequest => "invalid_request".into(),
+            Self::NotConfigured => "logi_not_configured".into(),
+            Self::Internal => "internal_error".into(),
+            Self::Provider(code) => code.clone(),
+        }
+    }
+
+    /// Accepts a provider's `error` value only if it looks like an OAuth error code.
+    pub fn from_provider(code: &str) -> Self {
+        let well_formed = !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        Self::Provider(if well_formed { code.to_owned() } else { "provider_error".to_owned() })
+    }
+}
+
+/// What the home page says for an error code: a sentence on what happened and one on what to do.
+pub fn describe(code: &str) -> (&'static str, &'static str) {
+    match code {
+        "access_denied" => ("Sign-in was cancelled at logi.", "Sign in again and approve the request to continue."),
+        "state_mismatch" => (
+            "This sign-in response does not belong to a sign-in started in this browser.",
+            "Start again from this page. If it keeps happening, make sure cookies are allowed for this site.",
+        ),
+        "session_expired" => ("The sign-in took too long or was already used.", "Start again: a sign-in must finish within 10 minutes."),
+        "missing_code" => ("logi did not return an authorization code.", "Start the sign-in again."),
+        "no_subject_in_id_token" => (
+            "logi did not identify the account (no id_token subject).",
+            "The server must request the `openid` scope; check ONE_PASS_SCOPES.",
+        ),
+        "server_misconfigured_no_secret" => (
+            "This server is missing its logi client secret.",
+            "An administrator must set ONE_PASS_CLIENT_SECRET.",
+        ),
+        "invalid_client" => ("logi did not accept this server's client credentials.", "An administrator must check ONE_PASS_CLIENT_ID and ONE_PASS_CLIENT_SECRET."),
+        "id_token_invalid" => ("logi's answer failed our security checks, so you were not signed in.", "Try again; if it persists, contact the administrator."),
+        "userinfo_sub_mismatch" => ("logi's profile answer was for a different account, so you were not signed in.", "Try again; if it persists, contact the administrator."),
+        "userinfo_failed" => ("Your logi profile could not be read.", "Try again in a moment."),
+        "provider_unreachable" => ("logi could not be reached.", "Try again in a moment."),
+        "invalid_request" => ("The sign-in link was malformed.", "Use the “Sign in with logi” button on this page."),
+        "logi_not_configured" => ("logi sign-in is not configured on this server.", "An administrator must set ONE_PASS_URL."),
+        "internal_error" => ("Something went wrong on our side.", "Try again; the details are in the server log."),
+        code if code.starts_with("token_exchange_") => (
+            "logi refused to complete the sign-in.",
+            "Start again; an authorization code can be used only once and expires quickly.",
+        ),
+        _ => ("logi reported an error during sign-in.", "Try signing in again."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_error_codes_are_sanitised() {
+        assert_eq!(AuthError::from_provider("access_denied").code(), "access_denied");
+        for hostile in ["<script>", "Access_Denied", "", &"a".repeat(65), "a b"] {
+            assert_eq!(AuthError::from_provider(hostile).code(), "provider_error", "{hostile}");
+        }
+    }
+
+    #[test]
+    fn token_exchange_codes_carry_the_status() {
+        assert_eq!(AuthError::TokenExchange(400).code(), "token_exchange_400");
+        assert_eq!(describe("token_exchange_400").0, "logi refused to complete the sign-in.");
+    }
+}

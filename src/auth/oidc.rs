@@ -1,0 +1,396 @@
+//! logi as the backend sees it: discovery, the JWKS cache, the code exchange,
+//! the id_token checks and userinfo. Server only.
+//!
+//! Discovery (with the JWKS it points to) is fetched once and cached, so a login
+//! in steady state costs two provider calls: token and userinfo. An id_token
+//! signed with a key we do not know triggers one JWKS refetch, at most once a minute.
+
+use super::errors::AuthError;
+use openidconnect::core::{CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata};
+use openidconnect::{AccessToken, AccessTokenHash, ClientId, ClientSecret, IssuerUrl, Nonce};
+use openidconnect::{ClaimsVerificationError, SignatureVerificationError};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::RwLock;
+use url::Url;
+
+const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The endpoints and algorithms discovery advertised.
+#[derive(Debug)]
+pub struct Endpoints {
+    pub authorization: Url,
+    pub token: Url,
+    pub userinfo: Url,
+    jwks_uri: openidconnect::JsonWebKeySetUrl,
+    /// The id_token algorithms the provider advertises, never `none`.
+    id_token_algs: Vec<CoreJwsSigningAlgorithm>,
+}
+
+struct Discovered {
+    endpoints: Arc<Endpoints>,
+    fetched_at: Instant,
+}
+
+struct Keys {
+    set: CoreJsonWebKeySet,
+    last_refetch: Option<Instant>,
+}
+
+/// The tokens of one code exchange. Debug-printing it shows no token.
+#[derive(Deserialize)]
+pub struct TokenSet {
+    pub access_token: SecretString,
+    token_type: String,
+    pub id_token: Option<SecretString>,
+    pub refresh_token: Option<SecretString>,
+    pub expires_in: Option<u64>,
+}
+
+/// The userinfo claims logi-bff uses; absent or mistyped optional claims read as `None`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct UserInfo {
+    pub sub: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub nickname: Option<String>,
+    pub anonymous: bool,
+}
+
+/// The confidential client of one logi issuer.
+pub struct Provider {
+    http: reqwest::Client,
+    issuer: IssuerUrl,
+    client_id: ClientId,
+    client_secret: Option<SecretString>,
+    redirect_uri: Url,
+    scopes: String,
+    discovered: RwLock<Option<Discovered>>,
+    keys: RwLock<Keys>,
+}
+
+impl Provider {
+    pub fn new(config: &crate::server::config::LogiConfig, redirect_uri: Url) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(HTTP_TIMEOUT)
+            .user_agent(concat!("logi-bff/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let issuer = IssuerUrl::new(config.issuer_url.as_str().trim_end_matches('/').to_owned()).map_err(|e| format!("ONE_PASS_URL: {e}"))?;
+        Ok(Self {
+            http,
+            issuer,
+            client_id: ClientId::new(config.client_id.clone()),
+            client_secret: config.client_secret.clone(),
+            redirect_uri,
+            scopes: config.scopes.join(" "),
+            discovered: RwLock::new(None),
+            keys: RwLock::new(Keys { set: CoreJsonWebKeySet::new(Vec::new()), last_refetch: None }),
+        })
+    }
+
+    pub fn issuer(&self) -> &str {
+        self.issuer.as_str()
+    }
+
+    pub fn has_client_secret(&self) -> bool {
+        self.client_secret.is_some()
+    }
+
+    /// The cached discovery result, fetched (with the JWKS) when missing or stale.
+    pub async fn endpoints(&self) -> Result<Arc<Endpoints>, AuthError> {
+        if let Some(found) = self.discovered.read().await.as_ref().filter(|d| d.fetched_at.elapsed() < DISCOVERY_TTL) {
+            return Ok(found.endpoints.clone());
+        }
+        let mut discovered = self.discovered.write().await;
+        if let Some(found) = discovered.as_ref().filter(|d| d.fetched_at.elapsed() < DISCOVERY_TTL) {
+            return Ok(found.endpoints.clone());
+        }
+        match self.discover().await {
+            Ok((endpoints, jwks)) => {
+                self.keys.write().await.set = jwks;
+                let endpoints = Arc::new(endpoints);
+                *discovered = Some(Discovered { endpoints: endpoints.clone(), fetched_at: Instant::now() });
+                Ok(endpoints)
+            }
+            Err(error) => match discovered.as_ref() {
+                Some(stale) => {
+                    tracing::warn!(%error, "discovery refresh failed; using the cached endpoints");
+                    Ok(stale.endpoints.clone())
+                }
+                None => {
+                    tracing::error!(%error, issuer = %self.issuer.as_str(), "discovery failed");
+                    Err(AuthError::ProviderUnreachable)
+                }
+            },
+        }
+    }
+
+    async fn discover(&self) -> Result<(Endpoints, CoreJsonWebKeySet), String> {
+        let metadata = CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http).await.map_err(|e| error_chain(&e))?;
+        let token = metadata.token_endpoint().ok_or("discovery has no token_endpoint")?;
+        let userinfo = metadata.userinfo_endpoint().ok_or("discovery has no userinfo_endpoint")?;
+        let id_token_algs = metadata
+            .id_token_signing_alg_values_supported()
+            .iter()
+            .filter(|alg| **alg != CoreJwsSigningAlgorithm::None)
+            .cloned()
+            .collect();
+        let endpoints = Endpoints {
+            authorization: metadata.authorization_endpoint().url().clone(),
+            token: token.url().clone(),
+            userinfo: userinfo.url().clone(),
+            jwks_uri: metadata.jwks_uri().clone(),
+            id_token_algs,
+        };
+        Ok((endpoints, metadata.jwks().clone()))
+    }
+
+    /// The authorization request URL for one login transaction.
+    pub fn authorization_url(&self, endpoints: &Endpoints, request: &AuthorizationRequest<'_>) -> Url {
+        let mut url = endpoints.authorization.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", self.client_id.as_str())
+                .append_pair("redirect_uri", self.redirect_uri.as_str())
+                .append_pair("scope", &self.scopes)
+                .append_pair("state", request.state)
+                .append_pair("nonce", request.nonce)
+                .append_pair("code_challenge", request.code_challenge)
+                .append_pair("code_challenge_method", "S256");
+            if let Some(hint) = request.login_hint {
+                query.append_pair("login_hint", hint);
+            }
+            if let Some(prompt) = request.prompt {
+                query.append_pair("prompt", prompt);
+            }
+        }
+        url
+    }
+
+    /// Exchanges an authorization code at the token endpoint (client_secret_basic + PKCE verifier).
+    pub async fn exchange_code(&self, code: &str, code_verifier: &str) -> Result<TokenSet, AuthError> {
+        let secret = self.client_secret.as_ref().ok_or(AuthError::ServerMisconfiguredNoSecret)?;
+        let endpoints = self.endpoints().await?;
+        let response = self
+            .http
+            .post(endpoints.token.clone())
+            // RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
+            .basic_auth(form_encode(self.client_id.as_str()), Some(form_encode(secret.expose_secret())))
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", self.redirect_uri.as_str()),
+                ("code_verifier", code_verifier),
+            ])
+            .send()
+            .await
+            .map_err(|e| unreachable("token", &e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            let error = body.get("error").and_then(|e| e.as_str()).unwrap_or("");
+            tracing::warn!(status = status.as_u16(), error, description = ?body.get("error_description"), "token exchange refused");
+            return Err(if error == "invalid_client" { AuthError::InvalidClient } else { AuthError::TokenExchange(status.as_u16()) });
+        }
+        let tokens: TokenSet = response.json().await.map_err(|e| {
+            tracing::warn!(error = %e, "token response is not a valid token set");
+            AuthError::TokenExchange(status.as_u16())
+        })?;
+        if !tokens.token_type.eq_ignore_ascii_case("bearer") {
+            tracing::warn!(token_type = %tokens.token_type, "token response is not a bearer token");
+            return Err(AuthError::TokenExchange(status.as_u16()));
+        }
+        Ok(tokens)
+    }
+
+    /// Verifies the id_token and returns its subject. See [`IdTokenCheck`] for the checks.
+    pub async fn verify_id_token(&self, raw: &SecretString, nonce: &str, access_token: &SecretString) -> Result<String, AuthError> {
+        let endpoints = self.endpoints().await?;
+        let token: CoreIdToken = raw.expose_secret().parse().map_err(|e| rejected("malformed id_token", &e))?;
+        let check = IdTokenCheck { client_id: &self.client_id, client_secret: self.client_secret.as_ref(), issuer: &self.issuer, algs: &endpoints.id_token_algs };
+        let nonce = Nonce::new(nonce.to_owned());
+        let access_token = AccessToken::new(access_token.expose_secret().to_owned());
+        let first = check.subject(&token, &self.keys.read().await.set, &nonce, &access_token);
+        match first {
+            Err(IdTokenRejection::UnknownKey) if self.refetch_keys(&endpoints).await => {
+                check.subject(&token, &self.keys.read().await.set, &nonce, &access_token).map_err(IdTokenRejection::into_auth_error)
+            }
+            other => other.map_err(IdTokenRejection::into_auth_error),
+        }
+    }
+
+    /// Refetches the JWKS after an unknown `kid`; at most once per [`JWKS_REFETCH_INTERVAL`].
+    async fn refetch_keys(&self, endpoints: &Endpoints) -> bool {
+        let mut keys = self.keys.write().await;
+        if keys.last_refetch.is_some_and(|at| at.elapsed() < JWKS_REFETCH_INTERVAL) {
+            tracing::warn!("id_token signed with an unknown key; JWKS refetch is rate-limited");
+            return false;
+        }
+        keys.last_refetch = Some(Instant::now());
+        match CoreJsonWebKeySet::fetch_async(&endpoints.jwks_uri, &self.http).await {
+            Ok(set) => {
+                tracing::info!("JWKS refetched after an unknown key id");
+                keys.set = set;
+                true
+            }
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "JWKS refetch failed");
+                false
+            }
+        }
+    }
+
+    /// Reads userinfo with the access token; its `sub` must be the id_token's (OIDC Core 5.3.2).
+    pub async fn userinfo(&self, access_token: &SecretString, expected_sub: &str) -> Result<UserInfo, AuthError> {
+        let endpoints = self.endpoints().await?;
+        let response = self
+            .http
+            .get(endpoints.userinfo.clone())
+            .bearer_auth(access_token.expose_secret())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| unreachable("userinfo", &e))?;
+        if !response.status().is_success() {
+            tracing::warn!(status = response.status().as_u16(), "userinfo refused");
+            return Err(AuthError::UserinfoFailed);
+        }
+        let body: serde_json::Value = response.json().await.map_err(|e| {
+            tracing::warn!(error = %e, "userinfo is not JSON");
+            AuthError::UserinfoFailed
+        })?;
+        let info = UserInfo::from_json(&body).ok_or_else(|| {
+            tracing::warn!("userinfo has no string sub");
+            AuthError::UserinfoFailed
+        })?;
+        if info.sub != expected_sub {
+            tracing::warn!(userinfo_sub = %info.sub, id_token_sub = %expected_sub, "userinfo sub differs from the id_token's");
+            return Err(AuthError::UserinfoSubMismatch);
+        }
+        Ok(info)
+    }
+}
+
+/// What one login request asks the provider for.
+pub struct AuthorizationRequest<'a> {
+    pub state: &'a str,
+    pub nonce: &'a str,
+    pub code_challenge: &'a str,
+    pub login_hint: Option<&'a str>,
+    pub prompt: Option<&'a str>,
+}
+
+impl UserInfo {
+    fn from_json(body: &serde_json::Value) -> Option<Self> {
+        let text = |key: &str| body.get(key).and_then(|v| v.as_str()).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        Some(Self {
+            sub: body.get("sub")?.as_str().filter(|s| !s.is_empty())?.to_owned(),
+            email: text("email"),
+            name: text("name"),
+            nickname: text("nickname"),
+            anonymous: body.get("anonymous").and_then(|v| v.as_bool()) == Some(true),
+        })
+    }
+}
+
+/// The id_token checks: signature with a JWKS key and an advertised algorithm (never
+/// `none`), `iss` exact, `aud` only our client id, `azp` (when present) our client id,
+/// `exp` in the future, `iat` present (required to parse), `nonce` equal, a non-empty
+/// `sub`, and `at_hash` (when present) matching the access token.
+struct IdTokenCheck<'a> {
+    client_id: &'a ClientId,
+    client_secret: Option<&'a SecretString>,
+    issuer: &'a IssuerUrl,
+    algs: &'a [CoreJwsSigningAlgorithm],
+}
+
+#[derive(Debug)]
+enum IdTokenRejection {
+    UnknownKey,
+    Invalid(String),
+    NoSubject,
+}
+
+impl IdTokenRejection {
+    fn into_auth_error(self) -> AuthError {
+        match self {
+            Self::NoSubject => AuthError::NoSubjectInIdToken,
+            Self::UnknownKey => rejected("id_token signed with an unknown key", &"no matching JWK"),
+            Self::Invalid(reason) => rejected("id_token rejected", &reason),
+        }
+    }
+}
+
+impl IdTokenCheck<'_> {
+    fn subject(&self, token: &CoreIdToken, keys: &CoreJsonWebKeySet, nonce: &Nonce, access_token: &AccessToken) -> Result<String, IdTokenRejection> {
+        let verifier = match self.client_secret {
+            Some(secret) => CoreIdTokenVerifier::new_confidential_client(
+                self.client_id.clone(),
+                ClientSecret::new(secret.expose_secret().to_owned()),
+                self.issuer.clone(),
+                keys.clone(),
+            ),
+            None => CoreIdTokenVerifier::new_public_client(self.client_id.clone(), self.issuer.clone(), keys.clone()),
+        }
+        .set_allowed_algs(self.algs.iter().cloned());
+        let claims = token.claims(&verifier, nonce).map_err(|error| match error {
+            ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey) => IdTokenRejection::UnknownKey,
+            other => IdTokenRejection::Invalid(other.to_string()),
+        })?;
+        if claims.authorized_party().is_some_and(|azp| azp.as_str() != self.client_id.as_str()) {
+            return Err(IdTokenRejection::Invalid("azp is not our client id".into()));
+        }
+        if let Some(expected) = claims.access_token_hash() {
+            let alg = token.signing_alg().map_err(|e| IdTokenRejection::Invalid(e.to_string()))?;
+            let key = token.signing_key(&verifier).map_err(|e| IdTokenRejection::Invalid(e.to_string()))?;
+            let actual = AccessTokenHash::from_token(access_token, alg, key).map_err(|e| IdTokenRejection::Invalid(e.to_string()))?;
+            if actual != *expected {
+                return Err(IdTokenRejection::Invalid("at_hash does not match the access token".into()));
+            }
+        }
+        let subject = claims.subject().as_str();
+        if subject.is_empty() {
+            return Err(IdTokenRejection::NoSubject);
+        }
+        Ok(subject.to_owned())
+    }
+}
+
+fn rejected(what: &str, reason: &dyn std::fmt::Display) -> AuthError {
+    tracing::warn!(%reason, "{what}");
+    AuthError::IdTokenInvalid
+}
+
+fn unreachable(endpoint: &str, error: &reqwest::Error) -> AuthError {
+    tracing::warn!(endpoint, error = %error_chain(error), "provider unreachable");
+    AuthError::ProviderUnreachable
+}
+
+fn form_encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+#[path = "oidc_tests.rs"]
+mod tests;
