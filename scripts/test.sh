@@ -9,8 +9,10 @@ export PATH="$HOME/.cargo/bin:$PWD/end2end/node_modules/.bin:$PATH"
 echo "== cargo test (ssr)"
 cargo test --features ssr
 
-echo "== cargo leptos build --release"
-cargo leptos build --release
+# --precompress also orders the build: front end first (with .br/.gz copies), then the
+# server, which embeds target/site (src/server/assets.rs).
+echo "== cargo leptos build --release --precompress"
+cargo leptos build --release --precompress
 
 bin_dir=$(mktemp -d -t logi-bff-bin-XXXXXX)
 trap 'rm -rf "$bin_dir"' EXIT

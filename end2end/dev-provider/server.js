@@ -112,9 +112,11 @@ function readForm(req) {
   });
 }
 
-// Counts hits per provider endpoint, so tests can assert what a login costs.
+// Counts the app's back-channel calls per endpoint (recognised by its User-Agent),
+// so tests can assert what a login costs the provider.
 const hits = new Map();
-function count(path) {
+function count(req, path) {
+  if (!(req.headers['user-agent'] ?? '').startsWith('logi-bff/')) return;
   hits.set(path, (hits.get(path) ?? 0) + 1);
 }
 
@@ -162,7 +164,7 @@ const server = http.createServer(async (req, res) => {
     }
     const interaction = pathname.match(/^\/interaction\/([\w-]+)$/);
     if (interaction) return await handleInteraction(req, res, interaction[1]);
-    count(pathname);
+    count(req, pathname);
     return callback(req, res);
   } catch (error) {
     console.error('dev provider:', error);

@@ -40,13 +40,13 @@ test('without ONE_PASS_URL the app starts and says logi sign-in is not configure
   }
 });
 
-for (const [variable, overrides] of [
-  ['SESSION_SECRET', { SESSION_SECRET: undefined }],
-  ['SESSION_SECRET', { SESSION_SECRET: 'too-short' }],
-  ['ONE_PASS_CLIENT_SECRET', { ONE_PASS_CLIENT_SECRET: undefined }],
-  ['APP_URL', { APP_URL: 'http://app.example.com' }],
+for (const [variable, why, overrides] of [
+  ['SESSION_SECRET', 'missing', { SESSION_SECRET: undefined }],
+  ['SESSION_SECRET', 'shorter than 32 bytes', { SESSION_SECRET: 'too-short' }],
+  ['ONE_PASS_CLIENT_SECRET', 'missing while logi is configured', { ONE_PASS_CLIENT_SECRET: undefined }],
+  ['APP_URL', 'plain http on a public host', { APP_URL: 'http://app.example.com' }],
 ] as const) {
-  test(`production refuses to start when ${variable} is unsafe (${JSON.stringify(overrides)})`, async () => {
+  test(`production refuses to start: ${variable} ${why}`, async () => {
     const app = AppProcess.start(EXTRA_APP_PORTS.failClosed, overrides);
     const { code, output } = await app.exited();
     expect(code).not.toBe(0);

@@ -1,8 +1,9 @@
 //! Cross-site request defence for state-changing requests.
 //!
 //! A mutating request must come from our own origin: its `Origin` header must equal
-//! `APP_URL`'s origin, or, when a browser omits `Origin`, `Sec-Fetch-Site` must say
-//! `same-origin`. A request with neither is refused (fail closed). Together with the
+//! `APP_URL`'s origin, or, when a browser omits `Origin` or sends the opaque `null`,
+//! `Sec-Fetch-Site` (which pages cannot set) must say `same-origin`. A request with
+//! neither is refused (fail closed). Together with the
 //! SameSite=Lax session cookie this stops forged cross-site form posts.
 
 use axum::http::{header, HeaderMap, StatusCode};
@@ -19,7 +20,7 @@ impl IntoResponse for CrossSiteRejection {
 }
 
 pub fn require_same_origin(headers: &HeaderMap, app_url: &Url) -> Result<(), CrossSiteRejection> {
-    let same_origin = match headers.get(header::ORIGIN) {
+    let same_origin = match headers.get(header::ORIGIN).filter(|origin| origin.as_bytes() != b"null") {
         Some(origin) => origin.as_bytes() == app_url.origin().ascii_serialization().as_bytes(),
         None => fetch_site(headers) == Some("same-origin"),
     };
@@ -59,6 +60,7 @@ mod tests {
     fn same_origin_requests_pass() {
         assert!(require_same_origin(&headers(&[("origin", "https://app.example.com")]), &app()).is_ok());
         assert!(require_same_origin(&headers(&[("sec-fetch-site", "same-origin")]), &app()).is_ok());
+        assert!(require_same_origin(&headers(&[("origin", "null"), ("sec-fetch-site", "same-origin")]), &app()).is_ok());
     }
 
     #[test]

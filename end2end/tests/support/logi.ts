@@ -1,5 +1,5 @@
 import { expect, type Page } from '@playwright/test';
-import { PROVIDER_URL } from './env';
+import { APP_URL, PROVIDER_URL } from './env';
 
 export type Account = 'alice' | 'anon' | 'noemail';
 
@@ -25,4 +25,20 @@ export async function providerHits(reset = false): Promise<Record<string, number
 
 export async function issuedTokens(): Promise<string[]> {
   return (await fetch(`${PROVIDER_URL}/__dev/issued-tokens`)).json();
+}
+
+/**
+ * Runs a scripted login up to, but not including, the callback (following each redirect
+ * by hand with the context's cookies) and returns the callback URL logi sent back.
+ */
+export async function callbackUrl(page: Page, account: Account): Promise<URL> {
+  let url = new URL(`/api/auth/login?login_hint=${account}`, APP_URL);
+  for (let hop = 0; hop < 10; hop++) {
+    if (url.pathname === '/api/auth/callback') return url;
+    const response = await page.request.get(url.toString(), { maxRedirects: 0 });
+    const location = response.headers()['location'];
+    if (!location) throw new Error(`no redirect from ${url} (${response.status()})`);
+    url = new URL(location, url);
+  }
+  throw new Error('the login did not reach the callback');
 }

@@ -1,0 +1,178 @@
+import { expect, test, type BrowserContext, type Page } from '@playwright/test';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AppProcess } from './support/app';
+import { APP_URL, EXTRA_APP_PORTS } from './support/env';
+import { callbackUrl, issuedTokens, providerHits, signInThroughConsentPage, signInWithHint } from './support/logi';
+
+async function sessionCookie(context: BrowserContext) {
+  const cookies = await context.cookies(APP_URL);
+  const session = cookies.find((c) => c.name === 'logi_bff_session');
+  expect(session, JSON.stringify(cookies)).toBeDefined();
+  return session!;
+}
+
+async function me(page: Page, cookie?: string) {
+  const response = await page.request.get('/api/auth/me', cookie === undefined ? {} : { headers: { cookie } });
+  expect(response.headers()['cache-control']).toBe('no-store');
+  return (await response.json()).user;
+}
+
+test('a normal user signs in through the consent page and sees their profile', async ({ page, context }) => {
+  await page.goto('/');
+  await signInThroughConsentPage(page, 'alice');
+  await expect(page).toHaveURL(`${APP_URL}/`);
+  await expect(page.getByTestId('display-name')).toHaveText('Alice Example');
+  await expect(page.getByTestId('logi-sub')).toHaveText('logi-user-alice');
+  await expect(page.getByTestId('email')).toHaveText('alice@example.com');
+  const cookie = await sessionCookie(context);
+  expect(cookie.httpOnly).toBe(true);
+  expect(cookie.sameSite).toBe('Lax');
+  expect(await me(page)).toEqual({ sub: 'logi-user-alice', anonymous: false, email: 'alice@example.com', name: 'Alice Example' });
+});
+
+test('the first paint is already signed in: no signed-out flash before hydration', async ({ browser }) => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await signInWithHint(page, 'alice');
+  const html = await (await page.request.get('/')).text();
+  expect(html).toContain('data-testid="signed-in"');
+  expect(html).not.toContain('data-testid="signed-out"');
+  await context.close();
+});
+
+test('an anonymous user is shown as anonymous and its synthetic email is dropped', async ({ page }) => {
+  await page.goto('/');
+  await signInThroughConsentPage(page, 'anon');
+  await expect(page.getByTestId('display-name')).toHaveText('Anonymous user');
+  await expect(page.getByTestId('email')).toHaveCount(0);
+  expect(await me(page)).toEqual({ sub: 'logi-user-anon', anonymous: true, email: null, name: null });
+  expect(await page.content()).not.toContain('1pass.internal');
+});
+
+test('a user who grants no email signs in without one', async ({ page }) => {
+  await page.goto('/');
+  await signInThroughConsentPage(page, 'alice', ['email']);
+  await expect(page.getByTestId('display-name')).toHaveText('Alice Example');
+  await expect(page.getByTestId('email')).toHaveCount(0);
+  expect((await me(page)).email).toBeNull();
+});
+
+test('a user with no email and a withheld name falls back to the nickname', async ({ page }) => {
+  await page.goto('/');
+  await signInThroughConsentPage(page, 'noemail', ['name']);
+  await expect(page.getByTestId('display-name')).toHaveText('nora');
+  expect(await me(page)).toEqual({ sub: 'logi-user-noemail', anonymous: false, email: null, name: 'nora' });
+});
+
+test('sign out ends the server-side session: the old cookie no longer works', async ({ page, context }) => {
+  await signInWithHint(page, 'alice');
+  const old = await sessionCookie(context);
+  await page.getByTestId('sign-out').click();
+  await expect(page.getByTestId('signed-out')).toBeVisible();
+  expect(await context.cookies(APP_URL)).toEqual([]);
+  expect(await me(page, `${old.name}=${old.value}`)).toBeNull();
+});
+
+test('logout refuses a cross-site POST and keeps the session', async ({ page, context }) => {
+  await signInWithHint(page, 'alice');
+  const { name, value } = await sessionCookie(context);
+  const forged = await page.request.post('/api/auth/logout', { headers: { origin: 'https://evil.example', cookie: `${name}=${value}` } });
+  expect(forged.status()).toBe(403);
+  expect(await forged.json()).toEqual({ error: 'cross_site_request' });
+  expect((await me(page)).sub).toBe('logi-user-alice');
+  const api = await page.request.post('/api/auth/logout', { headers: { origin: APP_URL } });
+  expect(await api.json()).toEqual({ ok: true });
+  expect(await me(page)).toBeNull();
+});
+
+test('return_to is honoured for same-origin paths only', async ({ page }) => {
+  await page.goto('/api/auth/login?login_hint=alice&return_to=%2F%3Ffrom%3Dreturn_to');
+  await expect(page).toHaveURL(`${APP_URL}/?from=return_to`);
+  await expect(page.getByTestId('signed-in')).toBeVisible();
+  await page.goto('/api/auth/login?login_hint=alice&return_to=%2F%2Fevil.example%2F');
+  await expect(page).toHaveURL(`${APP_URL}/`);
+});
+
+test('cancelling at logi shows access_denied as a readable error and leaves no session', async ({ page, context }) => {
+  await page.goto('/');
+  await page.getByTestId('sign-in').click();
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await expect(page).toHaveURL(`${APP_URL}/?auth_error=access_denied`);
+  await expect(page.getByTestId('auth-error')).toContainText('Sign-in was cancelled at logi.');
+  await expect(page.getByTestId('signed-out')).toBeVisible();
+  expect(await context.cookies(APP_URL)).toEqual([]);
+});
+
+test('a tampered state is refused with a readable error', async ({ page }) => {
+  const callback = await callbackUrl(page, 'alice');
+  callback.searchParams.set('state', 'tampered');
+  await page.goto(callback.toString());
+  await expect(page).toHaveURL(`${APP_URL}/?auth_error=state_mismatch`);
+  await expect(page.getByTestId('auth-error')).toContainText('does not belong to a sign-in started in this browser');
+  await expect(page.getByTestId('signed-out')).toBeVisible();
+});
+
+test('a callback is single-use: replaying it does not sign in again', async ({ page, context }) => {
+  let callback = '';
+  page.on('request', (r) => { if (r.url().includes('/api/auth/callback?')) callback = r.url(); });
+  await signInWithHint(page, 'alice');
+  await page.getByTestId('sign-out').click();
+  await expect(page.getByTestId('signed-out')).toBeVisible();
+  await page.goto(callback);
+  await expect(page).toHaveURL(`${APP_URL}/?auth_error=session_expired`);
+  expect(await context.cookies(APP_URL)).toEqual([]);
+});
+
+test('a malformed login request gets a clear error code', async ({ page }) => {
+  await page.goto('/api/auth/login?prompt=everything');
+  await expect(page).toHaveURL(`${APP_URL}/?auth_error=invalid_request`);
+  await expect(page.getByTestId('auth-error')).toContainText('The sign-in link was malformed.');
+});
+
+test('in steady state a login costs exactly two provider calls: token and userinfo', async ({ page }) => {
+  await signInWithHint(page, 'alice'); // warms discovery and the JWKS cache
+  await page.getByTestId('sign-out').click();
+  await providerHits(true);
+  await signInWithHint(page, 'noemail');
+  expect(await providerHits()).toEqual({ '/token': 1, '/me': 1 });
+});
+
+test('no token the provider issued ever reaches the browser or the logs, and sign-in survives a restart', async ({ browser }) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'logi-bff-restart-'));
+  let app = AppProcess.start(EXTRA_APP_PORTS.restart, {}, dataDir);
+  await app.ready();
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const seen: string[] = [];
+  page.on('response', async (response) => {
+    seen.push(JSON.stringify(response.headers()));
+    try { seen.push(await response.text()); } catch { /* redirects have no body */ }
+  });
+  const before = new Set(await issuedTokens());
+  try {
+    await page.goto(app.url);
+    await signInWithHint(page, 'alice', app.url);
+    await page.reload();
+    await page.getByTestId('how-it-works').click();
+    seen.push(await (await page.request.get(`${app.url}/api/auth/me`)).text());
+    seen.push(await page.content());
+
+    await app.stop();
+    const logs = app.logs;
+    app = AppProcess.start(EXTRA_APP_PORTS.restart, {}, dataDir);
+    await app.ready();
+    await page.reload();
+    await expect(page.getByTestId('display-name')).toHaveText('Alice Example');
+
+    const tokens = (await issuedTokens()).filter((t) => !before.has(t));
+    expect(tokens.length).toBeGreaterThanOrEqual(3); // access, refresh and id token of this sign-in
+    const everything = [...seen, logs, app.logs].join('\n');
+    for (const token of tokens) expect(everything.includes(token), 'a provider token leaked').toBe(false);
+    expect(everything).toContain('Alice Example'); // the scan did see the pages
+  } finally {
+    await context.close();
+    await app.stop();
+  }
+});
