@@ -13,17 +13,25 @@ pub async fn signed_in_user(state: &AppState, session: &Session) -> Result<Optio
     }
 }
 
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    sub: Option<String>,
+    anonymous: bool,
+    email: Option<String>,
+    name: Option<String>,
+}
+
 /// Loads a user with the subject of its logi identity, if one is linked.
 pub async fn find(pool: &SqlitePool, user_id: i64) -> Result<Option<User>, AppError> {
-    let row: Option<(Option<String>, bool, Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT (SELECT subject FROM identities WHERE user_id = users.id ORDER BY linked_at LIMIT 1),
+    let row: Option<UserRow> = sqlx::query_as(
+        "SELECT (SELECT subject FROM identities WHERE user_id = users.id ORDER BY linked_at LIMIT 1) AS sub,
                 anonymous, email, name
            FROM users WHERE id = ?",
     )
     .bind(user_id)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(sub, anonymous, email, name)| User { sub, anonymous, email, name }))
+    Ok(row.map(|UserRow { sub, anonymous, email, name }| User { sub, anonymous, email, name }))
 }
 
 /// The profile logi-bff keeps from logi's userinfo, by logi's rules: an anonymous

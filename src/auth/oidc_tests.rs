@@ -137,7 +137,8 @@ async fn a_token_without_at_hash_is_accepted() {
 
 #[tokio::test]
 async fn each_claim_check_fails_closed() {
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>)> = vec![
+    type Edit = Box<dyn FnOnce(&mut Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
         ("wrong iss", Box::new(|c| c["iss"] = json!("https://evil.example"))),
         ("wrong aud", Box::new(|c| c["aud"] = json!("someone-else"))),
         ("several audiences, no azp", Box::new(|c| c["aud"] = json!([CLIENT_ID, "other"]))),
