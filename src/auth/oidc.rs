@@ -41,14 +41,13 @@ struct Keys {
     last_refetch: Option<Instant>,
 }
 
-/// The tokens of one code exchange. Debug-printing it shows no token.
+/// The tokens of one code exchange that sign-in needs, held as secrets (never printed).
+/// The refresh token is not read yet: nothing keeps logi's tokens after sign-in.
 #[derive(Deserialize)]
 pub struct TokenSet {
     pub access_token: SecretString,
     token_type: String,
     pub id_token: Option<SecretString>,
-    pub refresh_token: Option<SecretString>,
-    pub expires_in: Option<u64>,
 }
 
 /// The userinfo claims logi-bff uses; absent or mistyped optional claims read as `None`.
