@@ -98,10 +98,6 @@ impl Provider {
         self.issuer.as_str()
     }
 
-    pub fn has_client_secret(&self) -> bool {
-        self.client_secret.is_some()
-    }
-
     /// The cached discovery result, fetched (with the JWKS) when missing or stale.
     pub async fn endpoints(&self) -> Result<Arc<Endpoints>, AuthError> {
         if let Some(found) = self.discovered.read().await.as_ref().filter(|d| d.fetched_at.elapsed() < DISCOVERY_TTL) {

@@ -236,3 +236,12 @@ async fn an_unreachable_provider_is_reported_as_such() {
     let provider = Provider::new(&config, Url::parse("http://localhost/cb").unwrap()).unwrap();
     assert_eq!(provider.endpoints().await.err(), Some(AuthError::ProviderUnreachable));
 }
+
+#[tokio::test]
+async fn without_a_client_secret_no_code_is_sent_to_the_provider() {
+    let (double, _) = provider_double().await;
+    let config = LogiConfig { issuer_url: Url::parse(&double.issuer).unwrap(), client_id: CLIENT_ID.into(), client_secret: None, scopes: vec![] };
+    let provider = Provider::new(&config, Url::parse("http://localhost/cb").unwrap()).unwrap();
+    assert_eq!(provider.exchange_code("code", "verifier").await.err(), Some(AuthError::ServerMisconfiguredNoSecret));
+    assert_eq!(double.hits("discovery"), 0);
+}

@@ -150,9 +150,6 @@ async fn take_pending_login(session: &Session, state: Option<&str>) -> Result<Pe
 
 /// Code → tokens → verified `sub` → userinfo → local user (one transaction).
 async fn sign_in_with_code(state: &AppState, provider: &Provider, code: &str, pending: &PendingLogin) -> Result<i64, AuthError> {
-    if !provider.has_client_secret() {
-        return Err(AuthError::ServerMisconfiguredNoSecret);
-    }
     let tokens = provider.exchange_code(code, &pending.pkce_verifier).await?;
     let id_token = tokens.id_token.as_ref().ok_or(AuthError::NoSubjectInIdToken)?;
     let sub = provider.verify_id_token(id_token, &pending.nonce, &tokens.access_token).await?;

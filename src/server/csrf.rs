@@ -6,7 +6,7 @@
 //! neither is refused (fail closed). Together with the
 //! SameSite=Lax session cookie this stops forged cross-site form posts.
 
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use url::Url;
@@ -21,7 +21,7 @@ impl IntoResponse for CrossSiteRejection {
 
 pub fn require_same_origin(headers: &HeaderMap, app_url: &Url) -> Result<(), CrossSiteRejection> {
     let same_origin = match headers.get(header::ORIGIN).filter(|origin| origin.as_bytes() != b"null") {
-        Some(origin) => origin.as_bytes() == app_url.origin().ascii_serialization().as_bytes(),
+        Some(origin) => is_our_origin(origin, app_url),
         None => fetch_site(headers) == Some("same-origin"),
     };
     if same_origin {
@@ -36,8 +36,12 @@ pub fn require_same_origin(headers: &HeaderMap, app_url: &Url) -> Result<(), Cro
 pub fn is_cross_site_navigation(headers: &HeaderMap, app_url: &Url) -> bool {
     match fetch_site(headers) {
         Some(site) => !matches!(site, "same-origin" | "none"),
-        None => headers.get(header::ORIGIN).is_some_and(|origin| origin.as_bytes() != app_url.origin().ascii_serialization().as_bytes()),
+        None => headers.get(header::ORIGIN).is_some_and(|origin| !is_our_origin(origin, app_url)),
     }
+}
+
+fn is_our_origin(origin: &HeaderValue, app_url: &Url) -> bool {
+    origin.as_bytes() == app_url.origin().ascii_serialization().as_bytes()
 }
 
 fn fetch_site(headers: &HeaderMap) -> Option<&str> {
