@@ -7,6 +7,8 @@ WORKDIR /app
 # Tools first (cached layer): scripts/setup.sh pins cargo-leptos, wasm-bindgen and wasm-opt.
 COPY Cargo.toml Cargo.lock ./
 COPY scripts ./scripts
+# Cargo.toml names bench/ceiling.rs as an example target; cargo wants it to exist.
+COPY bench ./bench
 COPY end2end/package.json end2end/package-lock.json ./end2end/
 RUN scripts/setup.sh
 COPY . .

@@ -1,5 +1,8 @@
 //! The HTML shell, the root component and the routes.
 
+use crate::pages::account::AccountPage;
+use crate::pages::api_demo::ApiDemoPage;
+use crate::pages::sign_in::{SignInPage, SignUpPage};
 use crate::pages::{home::HomePage, not_found::NotFound};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -28,18 +31,26 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Effects run only in the browser: the attribute tells tests hydration is done.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
     view! {
         <Stylesheet id="leptos" href="/pkg/logi-bff.css"/>
         <Title text="logi-bff"/>
         <Router>
             <header class="topbar">
                 <a href="/" class="brand">"logi-bff"</a>
+                <nav><a href="/api-demo">"API demo"</a> " · " <a href="/account">"Account"</a></nav>
             </header>
-            <main>
+            <main data-hydrated=move || hydrated.get().to_string()>
                 // Async: the page waits for the session before it is sent, so the
                 // first paint is already right and works without JavaScript.
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async/>
+                    <Route path=StaticSegment("signin") view=SignInPage ssr=SsrMode::Async/>
+                    <Route path=StaticSegment("signup") view=SignUpPage ssr=SsrMode::Async/>
+                    <Route path=StaticSegment("account") view=AccountPage ssr=SsrMode::Async/>
+                    <Route path=StaticSegment("api-demo") view=ApiDemoPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -3,12 +3,12 @@
 //! One crate, two builds: `ssr` (the server binary) and `hydrate` (the wasm
 //! bundle). Server-only modules are compiled only with `ssr`.
 
+pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod pages;
+pub mod proxy;
 
-#[cfg(feature = "ssr")]
-pub mod accounts;
 #[cfg(feature = "ssr")]
 pub mod server;
 

@@ -6,10 +6,12 @@
 //   CLIENT_ID (logi-bff-dev)  CLIENT_SECRET (logi-bff-dev-secret)
 //   APP_URLS (http://localhost:3000): comma-separated app origins allowed as redirect targets
 //   ACCESS_TOKEN_TTL (600 seconds)
+//   UPSTREAM_PORT (unset): also serve the tiny upstream API (upstream.js) on this port
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import Provider, { interactionPolicy } from 'oidc-provider';
-import { CONSENTABLE_CLAIMS, USERS, userBySub } from './users.js';
+import { CONSENTABLE_CLAIMS, USERS, userByName, userBySub } from './users.js';
+import { startUpstream } from './upstream.js';
 import { consentPage } from './views.js';
 
 const PORT = Number(process.env.PROVIDER_PORT || 9090);
@@ -30,7 +32,7 @@ function signingKey() {
 function loginHintPolicy() {
   const policy = interactionPolicy.base();
   policy.get('login').checks.add(new interactionPolicy.Check('login_hint_mismatch', 'login_hint names another account', (ctx) => {
-    const hinted = USERS[ctx.oidc.params.login_hint];
+    const hinted = userByName(ctx.oidc.params.login_hint);
     return Boolean(hinted && ctx.oidc.session.accountId && ctx.oidc.session.accountId !== hinted.sub);
   }));
   return policy;
@@ -120,12 +122,15 @@ function count(req, path) {
   hits.set(path, (hits.get(path) ?? 0) + 1);
 }
 
-// Every token this provider hands out, so tests can prove none of them reaches the browser.
+// Every token this provider hands out, so tests can prove none of them reaches the
+// browser, and the last token response, so tests can replay a rotated refresh token.
 const issued = [];
+let lastGrant = null;
 provider.on('grant.success', (ctx) => {
   for (const key of ['access_token', 'refresh_token', 'id_token']) {
     if (ctx.body?.[key]) issued.push(ctx.body[key]);
   }
+  lastGrant = { access_token: ctx.body?.access_token, refresh_token: ctx.body?.refresh_token, id_token: ctx.body?.id_token };
 });
 
 const devRoutes = {
@@ -134,19 +139,20 @@ const devRoutes = {
     return Object.fromEntries(hits);
   },
   '/__dev/issued-tokens': () => issued,
+  '/__dev/last-grant': () => lastGrant,
 };
 
 async function handleInteraction(req, res, uid) {
   const details = await provider.interactionDetails(req, res);
   if (details.uid !== uid) throw new Error('interaction mismatch');
   if (req.method === 'GET') {
-    const hinted = USERS[details.params.login_hint];
+    const hinted = userByName(details.params.login_hint);
     if (hinted) return finish(req, res, details, { user: hinted, granted: CONSENTABLE_CLAIMS });
     res.setHeader('content-type', 'text/html; charset=utf-8');
     return res.end(consentPage({ uid, clientId: details.params.client_id, scope: details.params.scope, users: USERS, claims: CONSENTABLE_CLAIMS }));
   }
   const form = await readForm(req);
-  const user = USERS[form.get('user')];
+  const user = userByName(form.get('user'));
   if (!user && form.get('action') !== 'cancel') {
     res.statusCode = 400;
     return res.end('unknown user');
@@ -172,6 +178,8 @@ const server = http.createServer(async (req, res) => {
     return res.end('dev provider error');
   }
 });
+
+if (process.env.UPSTREAM_PORT) startUpstream(provider, { port: Number(process.env.UPSTREAM_PORT), host: HOST });
 
 server.listen(PORT, HOST, () => {
   console.log(`dev provider (logi look-alike) at ${ISSUER} for client ${CLIENT_ID}; redirect URIs: ${configuration.clients[0].redirect_uris.join(', ')}`);

@@ -21,6 +21,20 @@ export const USERS = {
 // The claims a user can grant or withhold on the consent screen (logi's per-claim consent).
 export const CONSENTABLE_CLAIMS = ['email', 'name', 'nickname'];
 
+// Throwaway accounts for tests that need a logi identity nobody else uses:
+// `login_hint=test-<id>` signs in as `logi-user-test-<id>`.
+const THROWAWAY = /^test-[a-z0-9-]{1,40}$/;
+
+function throwaway(name) {
+  return { sub: `logi-user-${name}`, label: name, claims: { email: `${name}@example.test`, email_verified: true, name: `Test ${name}` } };
+}
+
+/** The account a login_hint (or the consent form) names, if any. */
+export function userByName(name) {
+  if (Object.hasOwn(USERS, name)) return USERS[name];
+  return THROWAWAY.test(name ?? '') ? throwaway(name) : undefined;
+}
+
 export function userBySub(sub) {
-  return Object.values(USERS).find((user) => user.sub === sub);
+  return Object.values(USERS).find((user) => user.sub === sub) ?? userByName(sub.replace(/^logi-user-/, ''));
 }

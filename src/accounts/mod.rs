@@ -1,178 +1,284 @@
-//! Local users and the identities linked to them (server only).
+//! Local accounts: sign-up and sign-in with email and password, the account page's
+//! data, linking and unlinking logi, passwords, and the user's sessions.
+//!
+//! Shared by both builds: the browser-safe types, the error codes and the server
+//! functions (whose bodies exist only in the `ssr` build).
+
+mod errors;
+#[cfg(feature = "ssr")]
+pub mod passwords;
+#[cfg(feature = "ssr")]
+pub mod store;
+#[cfg(feature = "ssr")]
+pub(crate) mod throttle;
+
+pub use errors::AccountError;
 
 use crate::auth::User;
-use crate::server::{sessions, AppError, AppState};
-use sqlx::SqlitePool;
-use tower_sessions::Session;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
 
-/// The user signed in on this session, if any (enforcing the session's absolute lifetime).
-pub async fn signed_in_user(state: &AppState, session: &Session) -> Result<Option<User>, AppError> {
-    match sessions::signed_in_user(session, state.config.session_absolute_timeout).await? {
-        Some(user_id) => find(&state.pool, user_id).await,
-        None => Ok(None),
-    }
+/// Everything the account page shows. No token or hash fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub user: User,
+    /// The login email, when the account has a password.
+    pub password_email: Option<String>,
+    pub logi: Option<LinkedLogi>,
+    /// False when `ONE_PASS_URL` is not configured.
+    pub logi_enabled: bool,
+    pub sessions: Vec<ActiveSession>,
 }
 
-#[derive(sqlx::FromRow)]
-struct UserRow {
-    sub: Option<String>,
-    anonymous: bool,
-    email: Option<String>,
-    name: Option<String>,
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedLogi {
+    pub sub: String,
+    pub linked_at: String,
 }
 
-/// Loads a user with the subject of its logi identity, if one is linked.
-pub async fn find(pool: &SqlitePool, user_id: i64) -> Result<Option<User>, AppError> {
-    let row: Option<UserRow> = sqlx::query_as(
-        "SELECT (SELECT subject FROM identities WHERE user_id = users.id ORDER BY linked_at LIMIT 1) AS sub,
-                anonymous, email, name
-           FROM users WHERE id = ?",
-    )
-    .bind(user_id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|UserRow { sub, anonymous, email, name }| User { sub, anonymous, email, name }))
+/// One signed-in browser of the user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveSession {
+    pub id: String,
+    /// `password` or `logi`.
+    pub method: String,
+    pub user_agent: String,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub this_device: bool,
 }
 
-/// The profile logi-bff keeps from logi's userinfo, by logi's rules: an anonymous
-/// account keeps no email or name; a synthetic `@1pass.internal` email is dropped;
-/// `name` falls back to `nickname`. Identity is the id_token's `sub`, never the email.
-#[derive(Debug, PartialEq, Eq)]
-pub struct LogiProfile {
-    pub anonymous: bool,
-    pub email: Option<String>,
-    pub name: Option<String>,
+/// Creates a local account and signs it in.
+#[server(endpoint = "sign_up")]
+pub async fn sign_up(email: String, name: String, password: String, return_to: String) -> Result<(), AccountError> {
+    use ssr::*;
+    let (state, session) = request::context().await?;
+    let email = Email::parse(&email)?;
+    let name = parse_name(&name)?;
+    let password = NewPassword::parse(password, &email)?;
+    let hash = passwords::hash(password.secret()).await?;
+    let user_id = store::create_password_user(&state.pool, &email, name.as_deref(), &hash).await?;
+    finish_sign_in(&state, &session, user_id, &return_to).await
 }
 
-const SYNTHETIC_EMAIL_DOMAIN: &str = "@1pass.internal";
-
-impl LogiProfile {
-    pub fn from_userinfo(info: &crate::auth::oidc::UserInfo) -> Self {
-        if info.anonymous {
-            return Self { anonymous: true, email: None, name: None };
-        }
-        let email = info.email.clone().filter(|email| !email.to_ascii_lowercase().ends_with(SYNTHETIC_EMAIL_DOMAIN));
-        Self { anonymous: false, email, name: info.name.clone().or_else(|| info.nickname.clone()) }
-    }
+/// Signs in with email and password (throttled; one answer for unknown email and wrong password).
+#[server(endpoint = "sign_in")]
+pub async fn sign_in(email: String, password: String, return_to: String) -> Result<(), AccountError> {
+    use ssr::*;
+    let (state, session) = request::context().await?;
+    let email = Email::parse(&email).map_err(|_| AccountError::InvalidCredentials)?;
+    let user_id = check_password(&state, &email, password, AccountError::InvalidCredentials).await?;
+    finish_sign_in(&state, &session, user_id, &return_to).await
 }
 
-/// Finds the user linked to `(issuer, subject)` or creates one, refreshing the profile;
-/// all in one transaction, so a failure leaves no half-written rows.
-pub async fn sign_in_with_identity(pool: &SqlitePool, issuer: &str, subject: &str, profile: &LogiProfile) -> Result<i64, AppError> {
-    // IMMEDIATE takes the write lock up front: two first sign-ins of one subject serialise.
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let linked: Option<i64> = sqlx::query_scalar("SELECT user_id FROM identities WHERE issuer = ? AND subject = ?")
-        .bind(issuer)
-        .bind(subject)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let user_id = match linked {
-        Some(user_id) => {
-            sqlx::query("UPDATE users SET email = ?, name = ?, anonymous = ?, updated_at = unixepoch() WHERE id = ?")
-                .bind(&profile.email)
-                .bind(&profile.name)
-                .bind(profile.anonymous)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-            user_id
-        }
-        None => {
-            let user_id: i64 = sqlx::query_scalar("INSERT INTO users (email, name, anonymous) VALUES (?, ?, ?) RETURNING id")
-                .bind(&profile.email)
-                .bind(&profile.name)
-                .bind(profile.anonymous)
-                .fetch_one(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO identities (user_id, issuer, subject) VALUES (?, ?, ?)")
-                .bind(user_id)
-                .bind(issuer)
-                .bind(subject)
-                .execute(&mut *tx)
-                .await?;
-            user_id
-        }
+/// The account page's data; `None` when signed out.
+#[server(endpoint = "account")]
+pub async fn load_account() -> Result<Option<Account>, AccountError> {
+    use ssr::*;
+    let (state, session) = request::context().await?;
+    let Some(login) = sessions::current_login(&state.pool, &session, &state.config).await? else { return Ok(None) };
+    let user = store::find(&state.pool, login.user_id).await?.ok_or(AccountError::NotSignedIn)?;
+    let password_email = store::password_of_user(&state.pool, login.user_id).await?.map(|record| record.email);
+    let logi = match &state.logi {
+        Some(provider) => store::identity_of_user(&state.pool, login.user_id, provider.issuer()).await?,
+        None => None,
     };
-    tx.commit().await?;
-    Ok(user_id)
+    let sessions = sessions::list(&state.pool, login.user_id, &state.config).await?;
+    Ok(Some(Account {
+        user,
+        password_email,
+        logi: logi.map(|identity| LinkedLogi { sub: identity.subject, linked_at: format_utc(identity.linked_at) }),
+        logi_enabled: state.logi.is_some(),
+        sessions: sessions.into_iter().map(|record| active_session(record, &login.id)).collect(),
+    }))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::auth::oidc::UserInfo;
+/// Gives a logi-only account a password (and a login email).
+#[server(endpoint = "set_password")]
+pub async fn set_password(email: String, password: String) -> Result<(), AccountError> {
+    use ssr::*;
+    let (state, session) = request::context().await?;
+    let login = require_login(&state, &session).await?;
+    let email = Email::parse(&email)?;
+    let password = NewPassword::parse(password, &email)?;
+    let hash = passwords::hash(password.secret()).await?;
+    store::add_password(&state.pool, login.user_id, &email, &hash).await?;
+    leptos_axum::redirect("/account?notice=password_set");
+    Ok(())
+}
 
-    fn info(email: Option<&str>, name: Option<&str>, nickname: Option<&str>, anonymous: bool) -> UserInfo {
-        UserInfo { sub: "s".into(), email: email.map(Into::into), name: name.map(Into::into), nickname: nickname.map(Into::into), anonymous }
+/// Changes the password (the current one is required) and ends every other session.
+#[server(endpoint = "change_password")]
+pub async fn change_password(current_password: String, new_password: String) -> Result<(), AccountError> {
+    use ssr::*;
+    let (state, session) = request::context().await?;
+    let login = require_login(&state, &session).await?;
+    let record = store::password_of_user(&state.pool, login.user_id).await?.ok_or(AccountError::NoPassword)?;
+    let email = Email::parse(&record.email)?;
+    check_password(&state, &email, current_password, AccountError::WrongCurrentPassword).await?;
+    let password = NewPassword::parse(new_password, &email)?;
+    let hash = passwords::hash(password.secret()).await?;
+    store::replace_password_hash(&state.pool, login.user_id, &hash).await?;
+    let doomed = state.custody.refresh_tokens_of_user(&state.pool, login.user_id, Some(&login.id)).await?;
+    sessions::end_all_except(&state.pool, login.user_id, Some(&login.id)).await?;
+    revoke_at_logi(&state, doomed).await;
+    session.cycle_id().await.map_err(AppError::from)?;
+    leptos_axum::redirect("/account?notice=password_changed");
+    Ok(())
+}
+
+/// Unlinks logi, unless it is the account's only way to sign in.
+#[server(endpoint = "unlink_logi")]
+pub async fn unlink_logi() -> Result<(), AccountError> {
+    use ssr::*;
+    let (state, session) = request::context().await?;
+    let login = require_login(&state, &session).await?;
+    let provider = state.logi.as_ref().ok_or(AccountError::NotLinked)?;
+    store::unlink_identity(&state.pool, login.user_id, provider.issuer()).await?;
+    leptos_axum::redirect("/account?notice=logi_unlinked");
+    Ok(())
+}
+
+/// Ends one of the user's sessions (this one included: that is signing out).
+#[server(endpoint = "end_session")]
+pub async fn end_session(id: String) -> Result<(), AccountError> {
+    use ssr::*;
+    let (state, session) = request::context().await?;
+    let login = require_login(&state, &session).await?;
+    if id == login.id {
+        sessions::sign_out(&state.pool, &session).await?;
+        leptos_axum::redirect("/");
+        return Ok(());
     }
-
-    #[test]
-    fn a_normal_user_keeps_email_and_name() {
-        let profile = LogiProfile::from_userinfo(&info(Some("a@example.com"), Some("Alice"), Some("al"), false));
-        assert_eq!(profile, LogiProfile { anonymous: false, email: Some("a@example.com".into()), name: Some("Alice".into()) });
+    let doomed = state.custody.load(&state.pool, &id).await?.and_then(|held| held.refresh_token);
+    if !sessions::end(&state.pool, login.user_id, &id).await? {
+        return Err(AccountError::SessionNotFound);
     }
+    revoke_at_logi(&state, doomed.into_iter().collect()).await;
+    leptos_axum::redirect("/account?notice=session_ended");
+    Ok(())
+}
 
-    #[test]
-    fn an_anonymous_user_keeps_neither_email_nor_name() {
-        let profile = LogiProfile::from_userinfo(&info(Some("anon+1@1pass.internal"), Some("x"), None, true));
-        assert_eq!(profile, LogiProfile { anonymous: true, email: None, name: None });
-    }
+/// Ends every session of the user, this one included.
+#[server(endpoint = "sign_out_everywhere")]
+pub async fn sign_out_everywhere() -> Result<(), AccountError> {
+    use ssr::*;
+    let (state, session) = request::context().await?;
+    let login = require_login(&state, &session).await?;
+    let doomed = state.custody.refresh_tokens_of_user(&state.pool, login.user_id, None).await?;
+    sessions::end_all_except(&state.pool, login.user_id, None).await?;
+    sessions::sign_out(&state.pool, &session).await?;
+    revoke_at_logi(&state, doomed).await;
+    leptos_axum::redirect("/");
+    Ok(())
+}
 
-    #[test]
-    fn a_synthetic_email_is_dropped_even_without_the_anonymous_flag() {
-        let profile = LogiProfile::from_userinfo(&info(Some("anon+1@1PASS.internal"), None, Some("nick"), false));
-        assert_eq!(profile, LogiProfile { anonymous: false, email: None, name: Some("nick".into()) });
-    }
+/// The server side of the functions above.
+#[cfg(feature = "ssr")]
+pub(crate) mod ssr {
+    pub use super::passwords::{self, Email, NewPassword, Verification};
+    pub use super::store;
+    pub use crate::server::{request, sessions, AppError, AppState};
+    use super::throttle::{self, Admission, Keys};
+    use super::{AccountError, ActiveSession};
+    use crate::auth::User;
+    use secrecy::SecretString;
+    use sessions::{Login, LoginRecord, Method};
+    use tower_sessions::Session;
 
-    #[test]
-    fn consent_without_email_or_name_leaves_them_empty() {
-        assert_eq!(LogiProfile::from_userinfo(&info(None, None, None, false)), LogiProfile { anonymous: false, email: None, name: None });
-    }
+    const MAX_NAME_CHARS: usize = 100;
 
-    async fn pool() -> (tempfile::TempDir, SqlitePool) {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = crate::server::db::connect(&format!("sqlite://{}", dir.path().join("a.db").display())).await.unwrap();
-        (dir, pool)
-    }
-
-    fn profile(email: &str) -> LogiProfile {
-        LogiProfile { anonymous: false, email: Some(email.into()), name: None }
-    }
-
-    #[tokio::test]
-    async fn the_same_subject_signs_into_the_same_user_and_refreshes_the_profile() {
-        let (_dir, pool) = pool().await;
-        let first = sign_in_with_identity(&pool, "https://logi", "sub-1", &profile("old@example.com")).await.unwrap();
-        let again = sign_in_with_identity(&pool, "https://logi", "sub-1", &profile("new@example.com")).await.unwrap();
-        assert_eq!(first, again);
-        let user = find(&pool, first).await.unwrap().unwrap();
-        assert_eq!((user.sub.as_deref(), user.email.as_deref()), (Some("sub-1"), Some("new@example.com")));
-    }
-
-    #[tokio::test]
-    async fn users_are_never_linked_by_email() {
-        let (_dir, pool) = pool().await;
-        let a = sign_in_with_identity(&pool, "https://logi", "sub-a", &profile("same@example.com")).await.unwrap();
-        let b = sign_in_with_identity(&pool, "https://logi", "sub-b", &profile("same@example.com")).await.unwrap();
-        let other_issuer = sign_in_with_identity(&pool, "https://other", "sub-a", &profile("same@example.com")).await.unwrap();
-        assert!(a != b && a != other_issuer && b != other_issuer);
-    }
-
-    #[tokio::test]
-    async fn concurrent_first_sign_ins_of_one_subject_make_one_user() {
-        let (_dir, pool) = pool().await;
-        let handles: Vec<_> = (0..8)
-            .map(|_| {
-                let pool = pool.clone();
-                tokio::spawn(async move { sign_in_with_identity(&pool, "https://logi", "sub-race", &profile("r@example.com")).await.unwrap() })
-            })
-            .collect();
-        let mut ids = Vec::new();
-        for handle in handles {
-            ids.push(handle.await.unwrap());
+    /// The signed-in user of this session, if any.
+    pub async fn signed_in_user(state: &AppState, session: &Session) -> Result<Option<User>, AppError> {
+        match sessions::current_login(&state.pool, session, &state.config).await? {
+            Some(login) => store::find(&state.pool, login.user_id).await,
+            None => Ok(None),
         }
-        assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
-        let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&pool).await.unwrap();
-        assert_eq!(users, 1);
+    }
+
+    pub async fn require_login(state: &AppState, session: &Session) -> Result<Login, AccountError> {
+        sessions::current_login(&state.pool, session, &state.config).await?.ok_or(AccountError::NotSignedIn)
+    }
+
+    /// Revokes the refresh tokens of logins that just ended (best effort).
+    pub async fn revoke_at_logi(state: &AppState, refresh_tokens: Vec<SecretString>) {
+        if let Some(provider) = &state.logi {
+            crate::proxy::custody::revoke(provider, &refresh_tokens).await;
+        }
+    }
+
+    /// An optional display name: trimmed, empty means none.
+    pub fn parse_name(raw: &str) -> Result<Option<String>, AccountError> {
+        let name = raw.trim();
+        if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+            return Err(AccountError::InvalidName);
+        }
+        Ok(Some(name.to_owned()).filter(|name| !name.is_empty()))
+    }
+
+    /// Checks `password` for the account with this login email, throttled; a weak
+    /// stored hash is upgraded. Any failure is `wrong`, whether the account exists or not.
+    pub async fn check_password(state: &AppState, email: &Email, password: String, wrong: AccountError) -> Result<i64, AccountError> {
+        let keys = Keys::new(email.as_str(), &request::client_address());
+        let attempt = match throttle::admit(&state.pool, &keys).await? {
+            Admission::Allowed(attempt) => attempt,
+            Admission::Throttled { retry_after_minutes } => return Err(AccountError::Throttled { retry_after_minutes }),
+        };
+        let password = SecretString::from(password);
+        let record = store::password_by_email(&state.pool, email).await?;
+        let verified = passwords::verify(password.clone(), record.as_ref().map(|r| r.hash.clone())).await?;
+        let (Some(record), Verification::Valid { needs_rehash }) = (record, verified) else { return Err(wrong) };
+        throttle::succeeded(&state.pool, &keys, &attempt).await?;
+        if needs_rehash {
+            store::replace_password_hash(&state.pool, record.user_id, &passwords::hash(&password).await?).await?;
+        }
+        Ok(record.user_id)
+    }
+
+    /// A new login for this browser, then on to `return_to` (same-origin paths only).
+    pub async fn finish_sign_in(state: &AppState, session: &Session, user_id: i64, return_to: &str) -> Result<(), AccountError> {
+        sessions::sign_in(&state.pool, session, user_id, Method::Password, &request::user_agent()).await?;
+        leptos_axum::redirect(&crate::auth::return_to::sanitize_return_to(Some(return_to), &state.config.app_url));
+        Ok(())
+    }
+
+    pub fn active_session(record: LoginRecord, current_login_id: &str) -> ActiveSession {
+        ActiveSession {
+            this_device: record.id == current_login_id,
+            id: record.id,
+            method: record.method,
+            user_agent: record.user_agent,
+            created_at: format_utc(record.created_at),
+            last_seen_at: format_utc(record.last_seen_at),
+        }
+    }
+
+    /// `2026-11-22 18:04 UTC`.
+    pub fn format_utc(unix: i64) -> String {
+        match time::OffsetDateTime::from_unix_timestamp(unix) {
+            Ok(t) => format!("{}-{:02}-{:02} {:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute()),
+            Err(_) => "unknown".to_owned(),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn names_are_optional_trimmed_and_bounded() {
+            assert_eq!(parse_name("  Ada  "), Ok(Some("Ada".into())));
+            assert_eq!(parse_name("   "), Ok(None));
+            assert_eq!(parse_name(&"é".repeat(100)), Ok(Some("é".repeat(100))));
+            assert_eq!(parse_name(&"é".repeat(101)), Err(AccountError::InvalidName));
+            assert_eq!(parse_name("Ada\u{0}"), Err(AccountError::InvalidName));
+        }
+
+        #[test]
+        fn times_are_shown_in_utc() {
+            assert_eq!(format_utc(1_795_370_640), "2026-11-22 18:04 UTC");
+        }
     }
 }
+#[cfg(feature = "ssr")]
+pub use ssr::signed_in_user;

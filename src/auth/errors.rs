@@ -21,6 +21,12 @@ pub enum AuthError {
     /// A malformed `/api/auth/login` request (e.g. an unsupported `prompt`).
     InvalidRequest,
     NotConfigured,
+    /// Linking needs a signed-in account, and the same session that started the link.
+    NotSignedIn,
+    /// Linking: this logi account already belongs to another local account.
+    IdentityLinkedElsewhere,
+    /// Linking: this account already has a different logi account linked.
+    AnotherLogiAccountLinked,
     /// Our own failure (database, session store); details are in the server log.
     Internal,
     /// The provider's own `error` (e.g. `access_denied`), already sanitised.
@@ -43,6 +49,9 @@ impl AuthError {
             Self::ProviderUnreachable => "provider_unreachable".into(),
             Self::InvalidRequest => "invalid_request".into(),
             Self::NotConfigured => "logi_not_configured".into(),
+            Self::NotSignedIn => "not_signed_in".into(),
+            Self::IdentityLinkedElsewhere => "identity_linked_elsewhere".into(),
+            Self::AnotherLogiAccountLinked => "another_logi_account_linked".into(),
             Self::Internal => "internal_error".into(),
             Self::Provider(code) => code.clone(),
         }
@@ -76,6 +85,12 @@ pub fn describe(code: &str) -> (&'static str, &'static str) {
         "invalid_client" => ("logi did not accept this server's client credentials.", "An administrator must check ONE_PASS_CLIENT_ID and ONE_PASS_CLIENT_SECRET."),
         "id_token_invalid" => ("logi's answer failed our security checks, so you were not signed in.", "Try again; if it persists, contact the administrator."),
         "userinfo_sub_mismatch" => ("logi's profile answer was for a different account, so you were not signed in.", "Try again; if it persists, contact the administrator."),
+        "not_signed_in" => ("Linking a logi account needs the session that started it.", "Sign in, then link logi from your account page."),
+        "identity_linked_elsewhere" => (
+            "That logi account is already linked to another account here, so nothing was changed.",
+            "Sign in with logi to use that account, or unlink it there first.",
+        ),
+        "another_logi_account_linked" => ("Your account already has a logi account linked.", "Unlink it first to link a different one."),
         "userinfo_failed" => ("Your logi profile could not be read.", "Try again in a moment."),
         "provider_unreachable" => ("logi could not be reached.", "Try again in a moment."),
         "invalid_request" => ("The sign-in link was malformed.", "Use the “Sign in with logi” button on this page."),

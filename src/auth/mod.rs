@@ -7,7 +7,7 @@ pub mod errors;
 #[cfg(feature = "ssr")]
 pub mod oidc;
 #[cfg(feature = "ssr")]
-mod return_to;
+pub(crate) mod return_to;
 #[cfg(feature = "ssr")]
 pub mod routes;
 

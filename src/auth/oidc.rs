@@ -26,6 +26,10 @@ pub struct Endpoints {
     pub authorization: Url,
     pub token: Url,
     pub userinfo: Url,
+    /// RFC 7009 token revocation, when advertised.
+    pub revocation: Option<Url>,
+    /// RP-initiated logout, when advertised.
+    pub end_session: Option<Url>,
     jwks_uri: openidconnect::JsonWebKeySetUrl,
     /// The id_token algorithms the provider advertises, never `none`.
     id_token_algs: Vec<CoreJwsSigningAlgorithm>,
@@ -41,13 +45,37 @@ struct Keys {
     last_refetch: Option<Instant>,
 }
 
-/// The tokens of one code exchange that sign-in needs, held as secrets (never printed).
-/// The refresh token is not read yet: nothing keeps logi's tokens after sign-in.
+/// A token endpoint response, held as secrets (never printed or serialised).
 #[derive(Deserialize)]
 pub struct TokenSet {
     pub access_token: SecretString,
     token_type: String,
     pub id_token: Option<SecretString>,
+    pub refresh_token: Option<SecretString>,
+    /// Lifetime of the access token in seconds.
+    pub expires_in: Option<u64>,
+}
+
+/// Why a token request failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TokenError {
+    /// The provider answered with this status and OAuth `error` code.
+    Refused { status: u16, error: String },
+    /// The provider answered 2xx with something that is not a bearer token set.
+    Malformed(u16),
+    Unreachable,
+    NoClientSecret,
+}
+
+impl From<TokenError> for AuthError {
+    fn from(error: TokenError) -> Self {
+        match error {
+            TokenError::Refused { error, .. } if error == "invalid_client" => AuthError::InvalidClient,
+            TokenError::Refused { status, .. } | TokenError::Malformed(status) => AuthError::TokenExchange(status),
+            TokenError::Unreachable => AuthError::ProviderUnreachable,
+            TokenError::NoClientSecret => AuthError::ServerMisconfiguredNoSecret,
+        }
+    }
 }
 
 /// The userinfo claims logi-bff uses; absent or mistyped optional claims read as `None`.
@@ -127,8 +155,18 @@ impl Provider {
         }
     }
 
+    /// One discovery document (issuer checked), then the JWKS it points to.
     async fn discover(&self) -> Result<(Endpoints, CoreJsonWebKeySet), String> {
-        let metadata = CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http).await.map_err(|e| error_chain(&e))?;
+        let url = format!("{}/.well-known/openid-configuration", self.issuer.as_str().trim_end_matches('/'));
+        let fetched = async { self.http.get(url).header(reqwest::header::ACCEPT, "application/json").send().await?.error_for_status()?.json().await };
+        let document: serde_json::Value = fetched.await.map_err(|e: reqwest::Error| error_chain(&e))?;
+        let metadata: CoreProviderMetadata = serde_json::from_value(document.clone()).map_err(|e| format!("discovery document: {e}"))?;
+        if metadata.issuer() != &self.issuer {
+            return Err(format!("discovery names issuer {} instead of {}", metadata.issuer().as_str(), self.issuer.as_str()));
+        }
+        // Fields openidconnect's core metadata does not carry; absent means not supported.
+        let logout: LogoutEndpoints = serde_json::from_value(document).unwrap_or_default();
+        let jwks = CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &self.http).await.map_err(|e| error_chain(&e))?;
         let token = metadata.token_endpoint().ok_or("discovery has no token_endpoint")?;
         let userinfo = metadata.userinfo_endpoint().ok_or("discovery has no userinfo_endpoint")?;
         let id_token_algs = metadata
@@ -141,10 +179,12 @@ impl Provider {
             authorization: metadata.authorization_endpoint().url().clone(),
             token: token.url().clone(),
             userinfo: userinfo.url().clone(),
+            revocation: logout.revocation_endpoint,
+            end_session: logout.end_session_endpoint,
             jwks_uri: metadata.jwks_uri().clone(),
             id_token_algs,
         };
-        Ok((endpoints, metadata.jwks().clone()))
+        Ok((endpoints, jwks))
     }
 
     /// The authorization request URL for one login transaction.
@@ -173,39 +213,77 @@ impl Provider {
 
     /// Exchanges an authorization code at the token endpoint (client_secret_basic + PKCE verifier).
     pub async fn exchange_code(&self, code: &str, code_verifier: &str) -> Result<TokenSet, AuthError> {
-        let secret = self.client_secret.as_ref().ok_or(AuthError::ServerMisconfiguredNoSecret)?;
-        let endpoints = self.endpoints().await?;
+        let form = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", self.redirect_uri.as_str()), ("code_verifier", code_verifier)];
+        Ok(self.token_request(&form).await?)
+    }
+
+    /// Trades a refresh token for a new token set. logi rotates refresh tokens: the
+    /// answer carries a new one, and the old one must never be used again.
+    pub async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet, TokenError> {
+        self.token_request(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose_secret())]).await
+    }
+
+    async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenSet, TokenError> {
+        let secret = self.client_secret.as_ref().ok_or(TokenError::NoClientSecret)?;
+        let endpoints = self.endpoints().await.map_err(|_| TokenError::Unreachable)?;
         let response = self
             .http
             .post(endpoints.token.clone())
             // RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
             .basic_auth(form_encode(self.client_id.as_str()), Some(form_encode(secret.expose_secret())))
             .header(reqwest::header::ACCEPT, "application/json")
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", self.redirect_uri.as_str()),
-                ("code_verifier", code_verifier),
-            ])
+            .form(form)
             .send()
             .await
-            .map_err(|e| unreachable("token", &e))?;
+            .map_err(|e| {
+                tracing::warn!(endpoint = "token", error = %error_chain(&e), "provider unreachable");
+                TokenError::Unreachable
+            })?;
         let status = response.status();
         if !status.is_success() {
             let body: serde_json::Value = response.json().await.unwrap_or_default();
-            let error = body.get("error").and_then(|e| e.as_str()).unwrap_or("");
-            tracing::warn!(status = status.as_u16(), error, description = ?body.get("error_description"), "token exchange refused");
-            return Err(if error == "invalid_client" { AuthError::InvalidClient } else { AuthError::TokenExchange(status.as_u16()) });
+            let error = body.get("error").and_then(|e| e.as_str()).unwrap_or("").to_owned();
+            tracing::warn!(status = status.as_u16(), error, description = ?body.get("error_description"), "token request refused");
+            return Err(TokenError::Refused { status: status.as_u16(), error });
         }
         let tokens: TokenSet = response.json().await.map_err(|e| {
             tracing::warn!(error = %e, "token response is not a valid token set");
-            AuthError::TokenExchange(status.as_u16())
+            TokenError::Malformed(status.as_u16())
         })?;
         if !tokens.token_type.eq_ignore_ascii_case("bearer") {
             tracing::warn!(token_type = %tokens.token_type, "token response is not a bearer token");
-            return Err(AuthError::TokenExchange(status.as_u16()));
+            return Err(TokenError::Malformed(status.as_u16()));
         }
         Ok(tokens)
+    }
+
+    /// Revokes a refresh token (RFC 7009) if the provider advertises revocation; true when it did.
+    pub async fn revoke_refresh_token(&self, refresh_token: &SecretString) -> Result<bool, String> {
+        let secret = self.client_secret.as_ref().ok_or("no client secret")?;
+        let endpoints = self.endpoints().await.map_err(|e| e.code())?;
+        let Some(revocation) = endpoints.revocation.clone() else { return Ok(false) };
+        let response = self
+            .http
+            .post(revocation)
+            .basic_auth(form_encode(self.client_id.as_str()), Some(form_encode(secret.expose_secret())))
+            .form(&[("token", refresh_token.expose_secret()), ("token_type_hint", "refresh_token")])
+            .send()
+            .await
+            .map_err(|e| error_chain(&e))?;
+        match response.status().is_success() {
+            true => Ok(true),
+            false => Err(format!("revocation answered {}", response.status())),
+        }
+    }
+
+    /// The provider's RP-initiated logout URL for this id_token, if it advertises one.
+    pub async fn end_session_url(&self, id_token: &SecretString, post_logout_redirect_uri: &str) -> Option<Url> {
+        let mut url = self.endpoints().await.ok()?.end_session.clone()?;
+        url.query_pairs_mut()
+            .append_pair("id_token_hint", id_token.expose_secret())
+            .append_pair("post_logout_redirect_uri", post_logout_redirect_uri)
+            .append_pair("client_id", self.client_id.as_str());
+        Some(url)
     }
 
     /// Verifies the id_token and returns its subject. See [`IdTokenCheck`] for the checks.
@@ -274,6 +352,12 @@ impl Provider {
         }
         Ok(info)
     }
+}
+
+#[derive(Default, Deserialize)]
+struct LogoutEndpoints {
+    revocation_endpoint: Option<Url>,
+    end_session_endpoint: Option<Url>,
 }
 
 /// What one login request asks the provider for.
@@ -375,7 +459,7 @@ fn form_encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

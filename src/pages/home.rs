@@ -1,7 +1,6 @@
-use crate::auth::errors::describe;
+use super::notices::AuthErrorNotice;
 use crate::auth::{load_auth_state, AuthState, User};
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
 
 #[component]
 pub fn HomePage() -> impl IntoView {
@@ -23,24 +22,6 @@ pub fn HomePage() -> impl IntoView {
     }
 }
 
-/// The `?auth_error=<code>` a failed sign-in lands with, as a readable message.
-#[component]
-fn AuthErrorNotice() -> impl IntoView {
-    let query = use_query_map();
-    move || {
-        query.read().get("auth_error").map(|code| {
-            let (what, next) = describe(&code);
-            view! {
-                <section class="error" role="alert" data-testid="auth-error">
-                    <strong>{what}</strong>
-                    " " {next}
-                    <small class="code">" (code: " <code>{code}</code> ")"</small>
-                </section>
-            }
-        })
-    }
-}
-
 #[component]
 fn SignInState(state: AuthState) -> impl IntoView {
     match (state.user, state.logi_enabled) {
@@ -49,6 +30,7 @@ fn SignInState(state: AuthState) -> impl IntoView {
             <p data-testid="signed-out">"You are signed out."</p>
             // rel=external: a full navigation to the server, not a client-side route.
             <a class="button" href="/api/auth/login" rel="external" data-testid="sign-in">"Sign in with logi"</a>
+            <PasswordLinks/>
         }
         .into_any(),
         (None, false) => view! {
@@ -56,22 +38,42 @@ fn SignInState(state: AuthState) -> impl IntoView {
             <p class="notice" data-testid="logi-not-configured">
                 "logi sign-in is not configured on this server (ONE_PASS_URL is not set)."
             </p>
+            <PasswordLinks/>
         }
         .into_any(),
     }
 }
 
 #[component]
+fn PasswordLinks() -> impl IntoView {
+    view! {
+        <p>
+            <a href="/signin" data-testid="to-sign-in">"Sign in with email and password"</a>
+            " · "
+            <a href="/signup" data-testid="to-sign-up">"Create an account"</a>
+        </p>
+    }
+}
+
+#[component]
 fn SignedIn(user: User) -> impl IntoView {
+    let has_logi = user.sub.is_some();
     view! {
         <p data-testid="signed-in">"Signed in as " <strong data-testid="display-name">{user.display_name()}</strong></p>
         <dl>
             {user.sub.map(|sub| view! { <dt>"logi account id"</dt> <dd data-testid="logi-sub"><code>{sub}</code></dd> })}
             {user.email.map(|email| view! { <dt>"Email"</dt> <dd data-testid="email">{email}</dd> })}
         </dl>
+        <p><a href="/account" data-testid="to-account">"Your account, sign-in methods and sessions"</a></p>
         <form method="post" action="/api/auth/logout">
             <button type="submit" class="secondary" data-testid="sign-out">"Sign out"</button>
         </form>
+        {has_logi.then(|| view! {
+            // RP-initiated logout: also ends the session at logi.
+            <form method="post" action="/api/auth/logout?federated=1">
+                <button type="submit" class="secondary" data-testid="sign-out-federated">"Sign out of logi too"</button>
+            </form>
+        })}
     }
 }
 

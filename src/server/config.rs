@@ -34,6 +34,12 @@ pub struct Config {
     pub session_absolute_timeout: Duration,
     /// `None` when `ONE_PASS_URL` is unset: the app runs with logi sign-in disabled.
     pub logi: Option<LogiConfig>,
+    /// Where `/api/proxy/*` forwards to; `None` disables the proxy.
+    pub upstream_api_url: Option<Url>,
+    /// Bound on one proxied request, response body included.
+    pub upstream_timeout: Duration,
+    /// An access token this close to expiry is refreshed before use.
+    pub token_refresh_skew_secs: i64,
 }
 
 #[derive(Debug)]
@@ -83,6 +89,9 @@ impl Config {
             session_idle_timeout: minutes(var("SESSION_IDLE_MINUTES"), "SESSION_IDLE_MINUTES", 12 * 60)?,
             session_absolute_timeout: minutes(var("SESSION_ABSOLUTE_MINUTES"), "SESSION_ABSOLUTE_MINUTES", 7 * 24 * 60)?,
             logi: logi_config(mode, &var)?,
+            upstream_api_url: upstream_api_url(mode, var("UPSTREAM_API_URL"))?,
+            upstream_timeout: Duration::from_secs(bounded(var("UPSTREAM_TIMEOUT_SECS"), "UPSTREAM_TIMEOUT_SECS", 15, 1..=300)?),
+            token_refresh_skew_secs: bounded(var("TOKEN_REFRESH_SKEW_SECS"), "TOKEN_REFRESH_SKEW_SECS", 30, 0..=600)? as i64,
         })
     }
 
@@ -170,6 +179,32 @@ fn minutes(value: Option<String>, variable: &'static str, default: u64) -> Resul
         Some(v) => v.parse::<u64>().ok().filter(|m| *m > 0).ok_or_else(|| invalid(variable, format!("`{v}` is not a positive number of minutes")))?,
     };
     Ok(Duration::from_secs(minutes * 60))
+}
+
+/// A whole number within `range`, or `default` when unset.
+fn bounded(value: Option<String>, variable: &'static str, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<u64, ConfigError> {
+    let Some(v) = value else { return Ok(default) };
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| invalid(variable, format!("`{v}` is not a whole number from {} to {}", range.start(), range.end())))
+}
+
+/// The upstream API's base URL: http(s), no credentials, query or fragment; https in
+/// production unless on a loopback host (the access token travels to it).
+fn upstream_api_url(mode: Mode, value: Option<String>) -> Result<Option<Url>, ConfigError> {
+    let Some(value) = value else { return Ok(None) };
+    let url = Url::parse(&value).map_err(|e| invalid("UPSTREAM_API_URL", format!("`{value}` is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid("UPSTREAM_API_URL", "must be an http(s) URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("UPSTREAM_API_URL", "must be a base URL without credentials, query or fragment"));
+    }
+    if mode == Mode::Production && url.scheme() == "http" && !is_loopback(&url) {
+        return Err(invalid("UPSTREAM_API_URL", "must use https in production (plain http is allowed only on a loopback host)"));
+    }
+    Ok(Some(url))
 }
 
 fn logi_config(mode: Mode, var: &impl Fn(&str) -> Option<String>) -> Result<Option<LogiConfig>, ConfigError> {
@@ -351,5 +386,20 @@ mod tests {
         let vars = production(&[("ONE_PASS_URL", "https://logi.example"), ("ONE_PASS_CLIENT_ID", "c"), ("ONE_PASS_CLIENT_SECRET", "very-secret-client-value")]);
         let printed = format!("{:?}", parse(&vars).unwrap());
         assert!(!printed.contains(SECRET) && !printed.contains("very-secret-client-value"), "{printed}");
+    }
+
+    #[test]
+    fn the_proxy_is_off_by_default_and_its_upstream_is_checked() {
+        let config = parse(&production(&[])).unwrap();
+        assert_eq!((config.upstream_api_url, config.upstream_timeout, config.token_refresh_skew_secs), (None, Duration::from_secs(15), 30));
+        let config = parse(&production(&[("UPSTREAM_API_URL", "https://api.example.com/v1"), ("UPSTREAM_TIMEOUT_SECS", "3"), ("TOKEN_REFRESH_SKEW_SECS", "0")])).unwrap();
+        assert_eq!(config.upstream_api_url.unwrap().as_str(), "https://api.example.com/v1");
+        assert_eq!((config.upstream_timeout, config.token_refresh_skew_secs), (Duration::from_secs(3), 0));
+        assert!(parse(&production(&[("UPSTREAM_API_URL", "http://127.0.0.1:9191")])).is_ok());
+        for bad in ["http://api.example.com", "ftp://api.example.com", "https://user:pw@api.example.com", "https://api.example.com/?a=1", "not a url"] {
+            assert_eq!(error_variable(&production(&[("UPSTREAM_API_URL", bad)])), "UPSTREAM_API_URL", "{bad}");
+        }
+        assert_eq!(error_variable(&production(&[("UPSTREAM_TIMEOUT_SECS", "0")])), "UPSTREAM_TIMEOUT_SECS");
+        assert_eq!(error_variable(&production(&[("TOKEN_REFRESH_SKEW_SECS", "-1")])), "TOKEN_REFRESH_SKEW_SECS");
     }
 }

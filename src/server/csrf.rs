@@ -6,10 +6,27 @@
 //! neither is refused (fail closed). Together with the
 //! SameSite=Lax session cookie this stops forged cross-site form posts.
 
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use super::config::Config;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use std::sync::Arc;
 use url::Url;
+
+/// Middleware for the whole app: every request that may change state (anything but
+/// GET, HEAD and OPTIONS), server functions included, must be same-origin. One check
+/// in front of every route, so a new route cannot forget it.
+pub async fn reject_cross_site_mutations(State(config): State<Arc<Config>>, request: Request, next: Next) -> Response {
+    let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        if let Err(rejection) = require_same_origin(request.headers(), &config.app_url) {
+            return rejection.into_response();
+        }
+    }
+    next.run(request).await
+}
 
 pub struct CrossSiteRejection;
 

@@ -49,6 +49,14 @@ fn create_parent_directory(options: &SqliteConnectOptions) -> Result<(), DbError
     }
 }
 
+/// A migrated database in a fresh temporary directory (kept while the `TempDir` lives).
+#[cfg(test)]
+pub async fn temp_pool() -> (tempfile::TempDir, SqlitePool) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let pool = connect(&format!("sqlite://{}", dir.path().join("test.db").display())).await.expect("a migrated test database");
+    (dir, pool)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,7 +74,7 @@ mod tests {
         let path = dir.path().join("nested/dir/app.db");
         let pool = connect(&format!("sqlite://{}", path.display())).await.unwrap();
         assert!(path.exists());
-        assert_eq!(table_names(&pool).await, ["identities", "tower_sessions", "users"]);
+        assert_eq!(table_names(&pool).await, ["identities", "login_tokens", "logins", "passwords", "sign_in_attempts", "tower_sessions", "users"]);
         let journal: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&pool).await.unwrap();
         assert_eq!(journal, "wal");
     }

@@ -12,6 +12,9 @@ pub enum AppError {
     Database(#[from] sqlx::Error),
     #[error("internal_error")]
     Session(#[from] tower_sessions::session::Error),
+    /// Anything else that must not happen (a failed password hash, a panicked blocking task).
+    #[error("internal_error")]
+    Internal(String),
 }
 
 impl AppError {

@@ -5,6 +5,7 @@ pub mod config;
 pub mod csrf;
 pub mod db;
 pub mod error;
+pub mod request;
 pub mod sessions;
 
 pub use error::AppError;
@@ -15,6 +16,8 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use crate::auth::oidc::Provider;
+use crate::proxy::custody::Custody;
+use crate::proxy::routes::Upstream;
 use config::Config;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -33,6 +36,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The logi client; `None` when `ONE_PASS_URL` is not configured.
     pub logi: Option<Arc<Provider>>,
+    /// logi's tokens per login, sealed at rest.
+    pub custody: Arc<Custody>,
+    /// The API behind `/api/proxy/*`; `None` when `UPSTREAM_API_URL` is not configured.
+    pub upstream: Option<Arc<Upstream>>,
 }
 
 /// Parses the configuration, opens the database and serves until Ctrl-C / SIGTERM.
@@ -68,6 +75,8 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     tracing::info!(addr = %listener.local_addr()?, app_url = %config.app_url, mode = ?config.mode, "logi-bff listening");
     let app = router(config, pool)?;
+    // Connection info gives server functions the peer address (per-address throttling).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }
@@ -75,24 +84,47 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
 /// The whole application: pages, server functions, assets, sessions.
 pub fn router(config: Config, pool: SqlitePool) -> Result<Router, String> {
     let store = SqliteStore::new(pool.clone());
-    tokio::spawn(store.clone().continuously_delete_expired(Duration::from_secs(300)));
+    tokio::spawn(store.clone().continuously_delete_expired(SWEEP_INTERVAL));
     let session_layer = sessions::layer(&config, store);
     let logi = match &config.logi {
         Some(logi) => Some(Arc::new(Provider::new(logi, config.redirect_uri())?)),
         None => None,
     };
-    let state = AppState { leptos_options: leptos_options(&config), pool, config: Arc::new(config), logi };
+    let upstream = match &config.upstream_api_url {
+        Some(base) => Some(Arc::new(Upstream::new(base.clone(), config.upstream_timeout)?)),
+        None => None,
+    };
+    let custody = Arc::new(Custody::new(&config.session_secret));
+    let state = AppState { leptos_options: leptos_options(&config), pool, config: Arc::new(config), logi, custody, upstream };
+    tokio::spawn(sweep_expired_rows(state.pool.clone(), state.config.clone()));
     let routes = generate_route_list(App);
     Ok(Router::new()
         .merge(crate::auth::routes::routes())
+        .merge(crate::proxy::routes::routes())
         .leptos_routes(&state, routes, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
         })
         .fallback(asset_or_not_found)
         .layer(session_layer)
+        .layer(axum::middleware::from_fn_with_state(state.config.clone(), csrf::reject_cross_site_mutations))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state))
+}
+
+const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Deletes ended logins and old sign-in attempts every few minutes.
+async fn sweep_expired_rows(pool: SqlitePool, config: Arc<Config>) {
+    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        interval.tick().await;
+        let swept = sessions::delete_expired_logins(&pool, &config).await;
+        let attempts = crate::accounts::throttle::delete_old_attempts(&pool).await;
+        if let Err(error) = swept.and(attempts) {
+            error.logged();
+        }
+    }
 }
 
 fn leptos_options(config: &Config) -> LeptosOptions {

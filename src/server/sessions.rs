@@ -1,25 +1,29 @@
-//! Server-side sessions: tower-sessions over the SQLite store.
+//! Server-side sessions: tower-sessions over the SQLite store, plus one `logins` row
+//! per signed-in browser.
 //!
 //! The browser holds only an opaque random id in a signed, HttpOnly, SameSite=Lax
-//! cookie. Idle expiry is tower-sessions' inactivity expiry; absolute expiry is
-//! enforced by [`signed_in_user`], the one place a session is read.
+//! cookie. The session holds only the id of its `logins` row, and every read checks
+//! that row: deleting it (end this session, sign out everywhere, user deleted) signs
+//! that browser out at once. Idle and absolute lifetimes are enforced on the row.
 
 use super::config::Config;
+use super::AppError;
 use hkdf::Hkdf;
 use secrecy::ExposeSecret;
 use sha2::Sha256;
-use std::time::Duration;
-use time::OffsetDateTime;
+use sqlx::SqlitePool;
 use tower_sessions::cookie::{Key, SameSite};
 use tower_sessions::service::SignedCookie;
-use tower_sessions::session::Error as SessionError;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
 
 pub const COOKIE_NAME: &str = "logi_bff_session";
 /// `__Host-` requires Secure, Path=/ and no Domain, which pins the cookie to this origin.
 pub const SECURE_COOKIE_NAME: &str = "__Host-logi_bff_session";
-const STARTED_AT: &str = "started_at";
+const LOGIN_ID: &str = "login_id";
+/// `last_seen_at` is written at most this often: a read per request, a write per minute.
+const TOUCH_INTERVAL_SECS: i64 = 60;
+const MAX_USER_AGENT_CHARS: usize = 200;
 
 pub type SessionLayer = SessionManagerLayer<SqliteStore, SignedCookie>;
 
@@ -44,59 +48,182 @@ fn cookie_signing_key(config: &Config) -> Key {
     Key::from(&key)
 }
 
-const USER_ID: &str = "user_id";
-
-/// Signs `user_id` in: a fresh session id (no fixation), the start time for absolute expiry.
-pub async fn sign_in(session: &Session, user_id: i64) -> Result<(), SessionError> {
-    session.cycle_id().await?;
-    session.insert(USER_ID, user_id).await?;
-    session.insert(STARTED_AT, OffsetDateTime::now_utc().unix_timestamp()).await?;
-    Ok(())
+/// How a login was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Password,
+    Logi,
 }
 
-/// The signed-in user's id; a session past its absolute lifetime is deleted and reads as signed out.
-pub async fn signed_in_user(session: &Session, absolute: Duration) -> Result<Option<i64>, SessionError> {
-    let Some(user_id) = session.get::<i64>(USER_ID).await? else { return Ok(None) };
-    let started = session.get::<i64>(STARTED_AT).await?.unwrap_or(i64::MIN);
-    let age = OffsetDateTime::now_utc().unix_timestamp().saturating_sub(started);
-    if !(0..absolute.as_secs() as i64).contains(&age) {
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Password => "password",
+            Method::Logi => "logi",
+        }
+    }
+}
+
+/// The signed-in browser this request comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Login {
+    pub id: String,
+    pub user_id: i64,
+}
+
+/// A login as listed on the account page.
+#[derive(Debug, sqlx::FromRow)]
+pub struct LoginRecord {
+    pub id: String,
+    pub method: String,
+    pub user_agent: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+}
+
+/// The idle and absolute lifetimes, in seconds, for SQL.
+fn lifetimes(config: &Config) -> (i64, i64) {
+    (config.session_idle_timeout.as_secs() as i64, config.session_absolute_timeout.as_secs() as i64)
+}
+
+/// Signs `user_id` in: the browser's previous login ends, the session id is renewed
+/// (no fixation) and a new login row is written.
+pub async fn sign_in(pool: &SqlitePool, session: &Session, user_id: i64, method: Method, user_agent: &str) -> Result<Login, AppError> {
+    if let Some(previous) = session.get::<String>(LOGIN_ID).await? {
+        sqlx::query("DELETE FROM logins WHERE id = ?").bind(previous).execute(pool).await?;
+    }
+    session.cycle_id().await?;
+    let id = random_id();
+    let user_agent: String = user_agent.chars().filter(|c| !c.is_control()).take(MAX_USER_AGENT_CHARS).collect();
+    sqlx::query("INSERT INTO logins (id, user_id, method, user_agent) VALUES (?, ?, ?, ?)")
+        .bind(&id)
+        .bind(user_id)
+        .bind(method.as_str())
+        .bind(user_agent)
+        .execute(pool)
+        .await?;
+    session.insert(LOGIN_ID, &id).await?;
+    Ok(Login { id, user_id })
+}
+
+fn random_id() -> String {
+    rand::random::<[u8; 16]>().iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The live login of this session. A login that was ended or outlived its idle or
+/// absolute lifetime reads as signed out, and the session is deleted.
+pub async fn current_login(pool: &SqlitePool, session: &Session, config: &Config) -> Result<Option<Login>, AppError> {
+    let Some(id) = session.get::<String>(LOGIN_ID).await? else { return Ok(None) };
+    let (idle, absolute) = lifetimes(config);
+    let live: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT user_id, unixepoch() - last_seen_at FROM logins
+          WHERE id = ? AND created_at > unixepoch() - ? AND last_seen_at > unixepoch() - ?",
+    )
+    .bind(&id)
+    .bind(absolute)
+    .bind(idle)
+    .fetch_optional(pool)
+    .await?;
+    let Some((user_id, unseen_for)) = live else {
+        sqlx::query("DELETE FROM logins WHERE id = ?").bind(&id).execute(pool).await?;
         session.flush().await?;
         return Ok(None);
+    };
+    if unseen_for >= TOUCH_INTERVAL_SECS {
+        sqlx::query("UPDATE logins SET last_seen_at = unixepoch() WHERE id = ?").bind(&id).execute(pool).await?;
     }
-    Ok(Some(user_id))
+    Ok(Some(Login { id, user_id }))
 }
 
-/// Deletes the session server-side; the cookie is cleared and the old id stops working.
-pub async fn sign_out(session: &Session) -> Result<(), SessionError> {
-    session.flush().await
+/// Ends this browser's login and deletes its session; the old cookie stops working.
+pub async fn sign_out(pool: &SqlitePool, session: &Session) -> Result<(), AppError> {
+    if let Some(id) = session.get::<String>(LOGIN_ID).await? {
+        sqlx::query("DELETE FROM logins WHERE id = ?").bind(id).execute(pool).await?;
+    }
+    Ok(session.flush().await?)
+}
+
+/// Ends one of the user's logins; false when the user has no such login.
+pub async fn end(pool: &SqlitePool, user_id: i64, login_id: &str) -> Result<bool, AppError> {
+    let done = sqlx::query("DELETE FROM logins WHERE id = ? AND user_id = ?").bind(login_id).bind(user_id).execute(pool).await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends every login of the user except `keep`; returns how many ended.
+pub async fn end_all_except(pool: &SqlitePool, user_id: i64, keep: Option<&str>) -> Result<u64, AppError> {
+    let done = sqlx::query("DELETE FROM logins WHERE user_id = ? AND id IS NOT ?").bind(user_id).bind(keep).execute(pool).await?;
+    Ok(done.rows_affected())
+}
+
+/// The user's live logins, most recently used first.
+pub async fn list(pool: &SqlitePool, user_id: i64, config: &Config) -> Result<Vec<LoginRecord>, AppError> {
+    let (idle, absolute) = lifetimes(config);
+    Ok(sqlx::query_as(
+        "SELECT id, method, user_agent, created_at, last_seen_at FROM logins
+          WHERE user_id = ? AND created_at > unixepoch() - ? AND last_seen_at > unixepoch() - ?
+          ORDER BY last_seen_at DESC, created_at DESC",
+    )
+    .bind(user_id)
+    .bind(absolute)
+    .bind(idle)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Deletes logins past their idle or absolute lifetime (run periodically).
+pub async fn delete_expired_logins(pool: &SqlitePool, config: &Config) -> Result<u64, AppError> {
+    let (idle, absolute) = lifetimes(config);
+    let done = sqlx::query("DELETE FROM logins WHERE created_at <= unixepoch() - ? OR last_seen_at <= unixepoch() - ?")
+        .bind(absolute)
+        .bind(idle)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::server::config::Config;
-    use axum::{routing::get, Router};
+    use axum::{extract::State, routing::get, Router};
+    use std::sync::Arc;
+    use std::time::Duration;
 
     fn config(app_url: &str) -> Config {
         let vars = [("APP_URL", app_url), ("SESSION_SECRET", "0123456789abcdef0123456789abcdef")];
         Config::from_lookup(|k| vars.iter().find(|(key, _)| *key == k).map(|(_, v)| v.to_string())).unwrap()
     }
 
-    /// Serves `/login` (signs user 7 in) and `/whoami` on a random port; returns its base URL.
-    async fn serve(config: Config) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = crate::server::db::connect(&format!("sqlite://{}", dir.path().join("s.db").display())).await.unwrap();
+    type TestState = (SqlitePool, Arc<Config>);
+
+    async fn sign_in_user_7(State((pool, _)): State<TestState>, session: Session) -> String {
+        sign_in(&pool, &session, 7, Method::Password, "test\u{7}agent").await.unwrap().id
+    }
+
+    async fn whoami(State((pool, config)): State<TestState>, session: Session) -> String {
+        format!("{:?}", current_login(&pool, &session, &config).await.unwrap().map(|login| login.user_id))
+    }
+
+    async fn sign_out_here(State((pool, _)): State<TestState>, session: Session) {
+        sign_out(&pool, &session).await.unwrap()
+    }
+
+    /// Serves `/login` (signs user 7 in, answers the login id), `/whoami` and `/logout`
+    /// on a random port; returns its base URL and the database.
+    async fn serve(config: Config) -> (String, SqlitePool) {
+        let (dir, pool) = crate::server::db::temp_pool().await;
         std::mem::forget(dir);
-        let absolute = config.session_absolute_timeout;
+        sqlx::query("INSERT INTO users (id, name) VALUES (7, 'Seven')").execute(&pool).await.unwrap();
         let app = Router::new()
-            .route("/login", get(|session: Session| async move { sign_in(&session, 7).await.unwrap() }))
-            .route("/whoami", get(move |session: Session| async move { format!("{:?}", signed_in_user(&session, absolute).await.unwrap()) }))
-            .route("/logout", get(|session: Session| async move { sign_out(&session).await.unwrap() }))
-            .layer(layer(&config, SqliteStore::new(pool)));
+            .route("/login", get(sign_in_user_7))
+            .route("/whoami", get(whoami))
+            .route("/logout", get(sign_out_here))
+            .layer(layer(&config, SqliteStore::new(pool.clone())))
+            .with_state((pool.clone(), Arc::new(config)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        format!("http://{addr}")
+        (format!("http://{addr}"), pool)
     }
 
     async fn get_with_cookie(url: String, cookie: Option<&str>) -> reqwest::Response {
@@ -107,17 +234,24 @@ mod tests {
         request.send().await.unwrap()
     }
 
+    /// Signs in; returns the `name=value` cookie pair and the login id.
+    async fn sign_in_browser(base: &str) -> (String, String) {
+        let response = get_with_cookie(format!("{base}/login"), None).await;
+        let cookie = set_cookie(&response);
+        (cookie.split(';').next().unwrap().to_owned(), response.text().await.unwrap())
+    }
+
     fn set_cookie(response: &reqwest::Response) -> String {
         response.headers().get("set-cookie").expect("a session cookie").to_str().unwrap().to_owned()
     }
 
-    async fn whoami(base: &str, cookie: &str) -> String {
+    async fn who(base: &str, cookie: &str) -> String {
         get_with_cookie(format!("{base}/whoami"), Some(cookie)).await.text().await.unwrap()
     }
 
     #[tokio::test]
     async fn the_session_cookie_is_http_only_lax_and_host_wide() {
-        let base = serve(config("http://localhost:3000")).await;
+        let (base, _) = serve(config("http://localhost:3000")).await;
         let cookie = set_cookie(&get_with_cookie(format!("{base}/login"), None).await);
         assert!(cookie.starts_with("logi_bff_session="), "{cookie}");
         for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
@@ -128,7 +262,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_https_origin_gets_a_secure_host_prefixed_cookie() {
-        let base = serve(config("https://app.example.com")).await;
+        let (base, _) = serve(config("https://app.example.com")).await;
         let cookie = set_cookie(&get_with_cookie(format!("{base}/login"), None).await);
         assert!(cookie.starts_with("__Host-logi_bff_session="), "{cookie}");
         assert!(cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
@@ -136,29 +270,56 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_works_until_signed_out_and_a_tampered_id_never_works() {
-        let base = serve(config("http://localhost:3000")).await;
-        let cookie = set_cookie(&get_with_cookie(format!("{base}/login"), None).await);
-        let pair = cookie.split(';').next().unwrap().to_owned();
-        assert_eq!(whoami(&base, &pair).await, "Some(7)");
+        let (base, pool) = serve(config("http://localhost:3000")).await;
+        let (pair, login_id) = sign_in_browser(&base).await;
+        assert_eq!(who(&base, &pair).await, "Some(7)");
 
         let (name, value) = pair.split_once('=').unwrap();
         // Change one fully significant base64 character of the signature.
         let replacement = if value.starts_with('A') { 'B' } else { 'A' };
         let tampered = format!("{name}={replacement}{}", &value[1..]);
-        assert_eq!(whoami(&base, &tampered).await, "None");
+        assert_eq!(who(&base, &tampered).await, "None");
 
         get_with_cookie(format!("{base}/logout"), Some(&pair)).await;
-        assert_eq!(whoami(&base, &pair).await, "None", "the old cookie still works after sign-out");
+        assert_eq!(who(&base, &pair).await, "None", "the old cookie still works after sign-out");
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM logins WHERE id = ?").bind(login_id).fetch_one(&pool).await.unwrap();
+        assert_eq!(rows, 0, "sign-out left the login row");
     }
 
     #[tokio::test]
-    async fn sign_in_renews_the_session_id() {
-        let base = serve(config("http://localhost:3000")).await;
-        let first = set_cookie(&get_with_cookie(format!("{base}/login"), None).await);
-        let first = first.split(';').next().unwrap();
-        let second = set_cookie(&get_with_cookie(format!("{base}/login"), Some(first)).await);
+    async fn sign_in_renews_the_session_id_and_replaces_the_previous_login() {
+        let (base, pool) = serve(config("http://localhost:3000")).await;
+        let (first, _) = sign_in_browser(&base).await;
+        let second = set_cookie(&get_with_cookie(format!("{base}/login"), Some(&first)).await);
         assert_ne!(first, second.split(';').next().unwrap());
-        assert_eq!(whoami(&base, first).await, "None", "the pre-login id survived sign-in");
+        assert_eq!(who(&base, &first).await, "None", "the pre-login id survived sign-in");
+        let logins: i64 = sqlx::query_scalar("SELECT count(*) FROM logins").fetch_one(&pool).await.unwrap();
+        assert_eq!(logins, 1, "the replaced login was kept");
+    }
+
+    #[tokio::test]
+    async fn an_ended_login_signs_that_browser_out_at_once_and_spares_the_others() {
+        let (base, pool) = serve(config("http://localhost:3000")).await;
+        let (phone, phone_login) = sign_in_browser(&base).await;
+        let (laptop, laptop_login) = sign_in_browser(&base).await;
+        let (tablet, _) = sign_in_browser(&base).await;
+        assert!(!end(&pool, 8, &phone_login).await.unwrap(), "another user ended user 7's login");
+        assert!(end(&pool, 7, &phone_login).await.unwrap());
+        assert_eq!((who(&base, &phone).await, who(&base, &laptop).await), ("None".into(), "Some(7)".into()));
+
+        assert_eq!(end_all_except(&pool, 7, Some(&laptop_login)).await.unwrap(), 1);
+        assert_eq!((who(&base, &laptop).await, who(&base, &tablet).await), ("Some(7)".into(), "None".into()));
+        let listed = list(&pool, 7, &config("http://localhost:3000")).await.unwrap();
+        assert_eq!(listed.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), [laptop_login.as_str()]);
+        assert_eq!(listed[0].user_agent, "testagent", "control characters kept");
+    }
+
+    #[tokio::test]
+    async fn deleting_the_user_ends_its_sessions() {
+        let (base, pool) = serve(config("http://localhost:3000")).await;
+        let (pair, _) = sign_in_browser(&base).await;
+        sqlx::query("DELETE FROM users WHERE id = 7").execute(&pool).await.unwrap();
+        assert_eq!(who(&base, &pair).await, "None");
     }
 
     #[tokio::test]
@@ -166,11 +327,26 @@ mod tests {
         let mut config = config("http://localhost:3000");
         // Whole seconds: 2 s keeps the first check clear of a second boundary.
         config.session_absolute_timeout = Duration::from_secs(2);
-        let base = serve(config).await;
-        let cookie = set_cookie(&get_with_cookie(format!("{base}/login"), None).await);
-        let pair = cookie.split(';').next().unwrap();
-        assert_eq!(whoami(&base, pair).await, "Some(7)");
+        let (base, pool) = serve(config).await;
+        let (pair, _) = sign_in_browser(&base).await;
+        assert_eq!(who(&base, &pair).await, "Some(7)");
         tokio::time::sleep(Duration::from_millis(2100)).await;
-        assert_eq!(whoami(&base, pair).await, "None");
+        assert_eq!(who(&base, &pair).await, "None");
+        let logins: i64 = sqlx::query_scalar("SELECT count(*) FROM logins").fetch_one(&pool).await.unwrap();
+        assert_eq!(logins, 0, "the expired login row was kept");
+    }
+
+    #[tokio::test]
+    async fn an_idle_login_is_signed_out_and_swept() {
+        let idle_for_a_minute = || {
+            let mut config = config("http://localhost:3000");
+            config.session_idle_timeout = Duration::from_secs(60);
+            config
+        };
+        let (base, pool) = serve(idle_for_a_minute()).await;
+        let (pair, login_id) = sign_in_browser(&base).await;
+        sqlx::query("UPDATE logins SET last_seen_at = last_seen_at - 61 WHERE id = ?").bind(&login_id).execute(&pool).await.unwrap();
+        assert_eq!(delete_expired_logins(&pool, &idle_for_a_minute()).await.unwrap(), 1);
+        assert_eq!(who(&base, &pair).await, "None");
     }
 }

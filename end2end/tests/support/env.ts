@@ -9,8 +9,13 @@ export const PROVIDER_PORT = 9190;
 // provider's cookies (per host, not per port) never collide with the app's.
 export const APP_URL = `http://localhost:${APP_PORT}`;
 /** Ports of extra app instances some tests start (all registered with the dev provider). */
-export const EXTRA_APP_PORTS = { notConfigured: 3191, failClosed: 3192, restart: 3193 };
+export const EXTRA_APP_PORTS = { notConfigured: 3191, failClosed: 3192, restart: 3193, upstreamDown: 3194 };
 export const PROVIDER_URL = `http://127.0.0.1:${PROVIDER_PORT}`;
+/** The dev provider's tiny upstream API (accepts its access tokens). */
+export const UPSTREAM_PORT = 9191;
+export const UPSTREAM_URL = `http://127.0.0.1:${UPSTREAM_PORT}`;
+/** Short-lived access tokens, so tests see them expire and get refreshed. */
+export const ACCESS_TOKEN_TTL_SECS = 5;
 export const CLIENT_ID = 'logi-bff-e2e';
 export const CLIENT_SECRET = 'logi-bff-e2e-secret';
 export const SESSION_SECRET = 'e2e-session-secret-0123456789abcdef0123456789';
@@ -27,8 +32,9 @@ export function providerEnv(): Record<string, string> {
     PROVIDER_PORT: String(PROVIDER_PORT),
     CLIENT_ID,
     CLIENT_SECRET,
-    APP_URLS: [APP_PORT, EXTRA_APP_PORTS.restart].map((port) => `http://localhost:${port}`).join(','),
-    ACCESS_TOKEN_TTL: process.env.E2E_ACCESS_TOKEN_TTL || '600',
+    APP_URLS: [APP_PORT, EXTRA_APP_PORTS.restart, EXTRA_APP_PORTS.upstreamDown].map((port) => `http://localhost:${port}`).join(','),
+    ACCESS_TOKEN_TTL: String(ACCESS_TOKEN_TTL_SECS),
+    UPSTREAM_PORT: String(UPSTREAM_PORT),
   };
 }
 
@@ -44,6 +50,10 @@ export function appEnv(port = APP_PORT, overrides: Record<string, string | undef
     ONE_PASS_URL: PROVIDER_URL,
     ONE_PASS_CLIENT_ID: CLIENT_ID,
     ONE_PASS_CLIENT_SECRET: CLIENT_SECRET,
+    UPSTREAM_API_URL: UPSTREAM_URL,
+    UPSTREAM_TIMEOUT_SECS: '2',
+    // With 5 s tokens the default 30 s skew would refresh on every call.
+    TOKEN_REFRESH_SKEW_SECS: '1',
     RUST_LOG: 'info,logi_bff=debug',
   };
   for (const [key, value] of Object.entries(overrides)) {

@@ -1,5 +1,5 @@
 import { expect, type Page } from '@playwright/test';
-import { APP_URL, PROVIDER_URL } from './env';
+import { APP_URL, CLIENT_ID, CLIENT_SECRET, PROVIDER_URL } from './env';
 
 export type Account = 'alice' | 'anon' | 'noemail';
 
@@ -21,6 +21,33 @@ export async function signInWithHint(page: Page, account: Account, appUrl = '') 
 export async function providerHits(reset = false): Promise<Record<string, number>> {
   const response = await fetch(`${PROVIDER_URL}/__dev/hits`, { method: reset ? 'DELETE' : 'GET' });
   return response.json();
+}
+
+/** The provider's last token response (sign-in or refresh). */
+export async function lastGrant(): Promise<{ access_token: string; refresh_token?: string; id_token?: string }> {
+  return (await fetch(`${PROVIDER_URL}/__dev/last-grant`)).json();
+}
+
+const clientAuth = () => `Basic ${Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64')}`;
+
+/** Asks the provider, as the app's client, whether a token is still alive (RFC 7662). */
+export async function isActive(token: string): Promise<boolean> {
+  const response = await fetch(`${PROVIDER_URL}/token/introspection`, {
+    method: 'POST',
+    headers: { authorization: clientAuth(), 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token }),
+  });
+  return (await response.json()).active === true;
+}
+
+/** Uses a refresh token at the provider directly (what an attacker with a stolen, already rotated token would do). */
+export async function replayRefreshToken(refreshToken: string) {
+  const response = await fetch(`${PROVIDER_URL}/token`, {
+    method: 'POST',
+    headers: { authorization: clientAuth(), 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }),
+  });
+  return { status: response.status, body: await response.json() };
 }
 
 export async function issuedTokens(): Promise<string[]> {

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The benchmark, one command: bench/run.sh [seconds per wrk run, default 10]
+#
+# Builds the release app (cargo leptos) and the ceiling server, starts the dev provider,
+# the app and the ceiling, then measures with wrk (Debian's package):
+#   (a) the ceiling: a bare axum handler            (b) GET /api/auth/me with a session
+#   (c) GET /api/proxy/x with a session -> ceiling   (d) the ceiling's /x directly
+# plus p50/p99 of 100 full logins, the app's RSS idle and after load, and the wasm size.
+# Prints a markdown table with the ratios (b)/(a) and (c)/(d) and the targets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration="${1:-10}"
+scripts/setup.sh
+command -v wrk >/dev/null || { echo "bench: installing wrk"; sudo_apt=$([ "$(id -u)" = 0 ] && echo "" || echo sudo); $sudo_apt apt-get install -y wrk >/dev/null; }
+export PATH="$HOME/.cargo/bin:$PWD/end2end/node_modules/.bin:$PATH"
+
+cargo leptos build --release --precompress
+cargo build --release --example bench_ceiling --features ssr
+
+work=$(mktemp -d -t logi-bff-bench-XXXXXX)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+app_port=3300 provider_port=9290 ceiling_addr=127.0.0.1:3399
+(cd end2end && PROVIDER_PORT=$provider_port APP_URLS=http://localhost:$app_port ACCESS_TOKEN_TTL=3600 \
+  CLIENT_ID=bench CLIENT_SECRET=bench-secret exec node dev-provider/server.js >"$work/provider.log" 2>&1) &
+pids+=($!)
+target/release/examples/bench_ceiling "$ceiling_addr" & pids+=($!)
+cp target/release/logi-bff "$work/"
+(cd "$work" && APP_ENV=production APP_URL=http://localhost:$app_port LEPTOS_SITE_ADDR=127.0.0.1:$app_port \
+  SESSION_SECRET=bench-session-secret-0123456789abcdef0123456789 DATABASE_URL="sqlite://$work/bench.db" \
+  ONE_PASS_URL=http://127.0.0.1:$provider_port ONE_PASS_CLIENT_ID=bench ONE_PASS_CLIENT_SECRET=bench-secret \
+  UPSTREAM_API_URL=http://$ceiling_addr RUST_LOG=warn exec ./logi-bff >"$work/app.log" 2>&1) &
+app_pid=$!
+pids+=($app_pid)
+
+wait_for() { for _ in $(seq 1 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "bench: $1 did not come up" >&2; exit 1; }
+wait_for "http://127.0.0.1:$provider_port/.well-known/openid-configuration"
+wait_for "http://$ceiling_addr/x"
+wait_for "http://localhost:$app_port/"
+
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$app_pid/status"; }
+
+# One full login (app -> provider -> callback -> home, following every redirect) in a fresh jar.
+login() {
+  rm -f "$work/jar"
+  curl -s -o /dev/null -c "$work/jar" -b "$work/jar" -L -w '%{time_total}\n' \
+    "http://localhost:$app_port/api/auth/login?login_hint=alice"
+}
+login >/dev/null # warms discovery and the JWKS cache
+rss_idle=$(rss_kb)
+for _ in $(seq 1 100); do login; done | sort -n >"$work/logins"
+p50=$(awk 'NR == 50 { printf "%.1f", $1 * 1000 }' "$work/logins")
+p99=$(awk 'NR == 99 { printf "%.1f", $1 * 1000 }' "$work/logins")
+cookie=$(awk '$6 == "logi_bff_session" { print $6 "=" $7 }' "$work/jar")
+[ -n "$cookie" ] || { echo "bench: the login left no session cookie" >&2; exit 1; }
+curl -fs -H "Cookie: $cookie" "http://localhost:$app_port/api/auth/me" | grep -q '"sub"' || { echo "bench: the session is not signed in" >&2; exit 1; }
+curl -fs -H "Cookie: $cookie" -H "X-CSRF: 1" "http://localhost:$app_port/api/proxy/x" | grep -q bench-user || { echo "bench: the proxy does not reach the ceiling" >&2; exit 1; }
+
+rps() { # url [headers...]
+  local url=$1; shift
+  local args=()
+  for header in "$@"; do args+=(-H "$header"); done
+  wrk -t2 -c32 -d"${duration}s" "${args[@]}" "$url" | awk '/^Requests\/sec:/ { printf "%.0f", $2 }'
+}
+a=$(rps "http://$ceiling_addr/x")
+b=$(rps "http://localhost:$app_port/api/auth/me" "Cookie: $cookie")
+c=$(rps "http://localhost:$app_port/api/proxy/x" "Cookie: $cookie" "X-CSRF: 1")
+d=$(rps "http://$ceiling_addr/x")
+rss_load=$(rss_kb)
+
+wasm=target/site/pkg/logi-bff.wasm
+wasm_raw=$(stat -c %s "$wasm")
+wasm_gz=$(gzip -9 -c "$wasm" | wc -c)
+ratio() { awk -v x="$1" -v y="$2" 'BEGIN { printf "%.2f", x / y }'; }
+verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { ok = (dir == ">=") ? v >= t : v <= t; print ok ? "met" : "MISSED" }'; }
+rb=$(ratio "$b" "$a") rc=$(ratio "$c" "$d")
+rss_load_mb=$(awk -v k="$rss_load" 'BEGIN { printf "%.1f", k / 1024 }')
+
+cat <<TABLE
+| Measure | Result | Target |
+|---|---|---|
+| (a) ceiling: bare axum handler | $a req/s | |
+| (b) \`GET /api/auth/me\` with a session | $b req/s = **$rb× (a)** | ≥ 0.6× ($(verdict "$rb" 0.6 ">=")) |
+| (c) \`GET /api/proxy/x\` with a session → fast upstream | $c req/s = **$rc× (d)** | ≥ 0.35× ($(verdict "$rc" 0.35 ">=")) |
+| (d) that upstream directly | $d req/s | |
+| full login (app → logi → callback → home), 100 runs | p50 $p50 ms, p99 $p99 ms | |
+| server RSS idle / after load | $(awk -v k="$rss_idle" 'BEGIN { printf "%.1f", k / 1024 }') MB / $rss_load_mb MB | ≤ 60 MB after load ($(verdict "$rss_load_mb" 60 "<=")) |
+| release wasm raw / gzip -9 | $wasm_raw B / $wasm_gz B | |
+
+wrk -t2 -c32 -d${duration}s per row, all processes on this machine ($(nproc) cores).
+TABLE

@@ -1,0 +1,67 @@
+// A tiny upstream API for the BFF's proxy: it accepts only live access tokens of this
+// provider (looked up in-process, like token introspection), so the demo page and the
+// tests exercise real bearer-token checks.
+import http from 'node:http';
+
+// Every request the upstream saw (method, path, headers), so tests can prove what
+// reached it and what did not.
+const seen = [];
+
+async function bearerSubject(provider, req) {
+  const match = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+  if (!match) return undefined;
+  const token = await provider.AccessToken.find(match[1]);
+  if (!token?.isValid) return undefined;
+  // A revoked grant (e.g. refresh-token reuse) kills its access tokens too.
+  if (!(await provider.Grant.find(token.grantId))) return undefined;
+  return { sub: token.accountId, scope: token.scope, expiresAt: token.exp };
+}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+const routes = {
+  '/hello': async (_req, url, token) => ({ message: 'Hello from the upstream API', sub: token.sub, scope: token.scope, token_expires_at: token.expiresAt, query: url.search }),
+  '/echo': async (req, url, token, body) => ({ sub: token.sub, method: req.method, path: url.pathname, query: url.search, headers: req.headers, body_bytes: body.length }),
+  '/slow': async (_req, url) => {
+    await new Promise((resolve) => setTimeout(resolve, Number(url.searchParams.get('ms') ?? 5000)));
+    return { slow: true };
+  },
+};
+
+export function startUpstream(provider, { port, host }) {
+  const server = http.createServer(async (req, res) => {
+    const url = new URL(req.url, `http://${host}:${port}`);
+    if (url.pathname === '/__dev/seen') {
+      if (req.method === 'DELETE') seen.length = 0;
+      res.setHeader('content-type', 'application/json');
+      return res.end(JSON.stringify(seen));
+    }
+    seen.push({ method: req.method, path: url.pathname, query: url.search, headers: req.headers });
+    const body = await readBody(req);
+    const token = await bearerSubject(provider, req);
+    res.setHeader('content-type', 'application/json');
+    // Must never reach the browser through the proxy.
+    res.setHeader('set-cookie', 'upstream_tracker=1; Path=/');
+    if (!token) {
+      res.statusCode = 401;
+      res.setHeader('www-authenticate', 'Bearer error="invalid_token"');
+      return res.end(JSON.stringify({ error: 'invalid_token' }));
+    }
+    const route = routes[url.pathname.replace(/\/+$/, '')];
+    if (!route) {
+      res.statusCode = 404;
+      return res.end(JSON.stringify({ error: 'not_found', path: url.pathname }));
+    }
+    return res.end(JSON.stringify(await route(req, url, token, body)));
+  });
+  server.keepAliveTimeout = 65_000;
+  server.listen(port, host, () => console.log(`upstream API at http://${host}:${port} (accepts this provider's access tokens)`));
+  return server;
+}

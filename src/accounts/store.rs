@@ -1,0 +1,385 @@
+//! Users, their password and their linked logi identity, in SQLite (server only).
+//! Every change that checks something and then writes does both in one
+//! `BEGIN IMMEDIATE` transaction, so concurrent requests cannot interleave.
+
+use super::passwords::Email;
+use super::AccountError;
+use crate::auth::User;
+use crate::server::AppError;
+use sqlx::SqlitePool;
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    sub: Option<String>,
+    anonymous: bool,
+    email: Option<String>,
+    name: Option<String>,
+}
+
+/// Loads a user with the subject of its logi identity, if one is linked.
+pub async fn find(pool: &SqlitePool, user_id: i64) -> Result<Option<User>, AppError> {
+    let row: Option<UserRow> = sqlx::query_as(
+        "SELECT (SELECT subject FROM identities WHERE user_id = users.id ORDER BY linked_at LIMIT 1) AS sub,
+                anonymous, email, name
+           FROM users WHERE id = ?",
+    )
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|UserRow { sub, anonymous, email, name }| User { sub, anonymous, email, name }))
+}
+
+/// The profile logi-bff keeps from logi's userinfo, by logi's rules: an anonymous
+/// account keeps no email or name; a synthetic `@1pass.internal` email is dropped;
+/// `name` falls back to `nickname`. Identity is the id_token's `sub`, never the email.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LogiProfile {
+    pub anonymous: bool,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+const SYNTHETIC_EMAIL_DOMAIN: &str = "@1pass.internal";
+
+impl LogiProfile {
+    pub fn from_userinfo(info: &crate::auth::oidc::UserInfo) -> Self {
+        if info.anonymous {
+            return Self { anonymous: true, email: None, name: None };
+        }
+        let email = info.email.clone().filter(|email| !email.to_ascii_lowercase().ends_with(SYNTHETIC_EMAIL_DOMAIN));
+        Self { anonymous: false, email, name: info.name.clone().or_else(|| info.nickname.clone()) }
+    }
+}
+
+/// Finds the user linked to `(issuer, subject)` or creates one; all in one transaction,
+/// so a failure leaves no half-written rows. The profile is refreshed from logi unless
+/// the user has a password: a local account keeps the profile it was created with.
+pub async fn sign_in_with_identity(pool: &SqlitePool, issuer: &str, subject: &str, profile: &LogiProfile) -> Result<i64, AppError> {
+    // IMMEDIATE takes the write lock up front: two first sign-ins of one subject serialise.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let linked: Option<i64> = sqlx::query_scalar("SELECT user_id FROM identities WHERE issuer = ? AND subject = ?")
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let user_id = match linked {
+        Some(user_id) => {
+            sqlx::query(
+                "UPDATE users SET email = ?, name = ?, anonymous = ?, updated_at = unixepoch()
+                  WHERE id = ? AND NOT EXISTS (SELECT 1 FROM passwords WHERE user_id = users.id)",
+            )
+                .bind(&profile.email)
+                .bind(&profile.name)
+                .bind(profile.anonymous)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            user_id
+        }
+        None => {
+            let user_id: i64 = sqlx::query_scalar("INSERT INTO users (email, name, anonymous) VALUES (?, ?, ?) RETURNING id")
+                .bind(&profile.email)
+                .bind(&profile.name)
+                .bind(profile.anonymous)
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO identities (user_id, issuer, subject) VALUES (?, ?, ?)")
+                .bind(user_id)
+                .bind(issuer)
+                .bind(subject)
+                .execute(&mut *tx)
+                .await?;
+            user_id
+        }
+    };
+    tx.commit().await?;
+    Ok(user_id)
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// A user's password sign-in.
+#[derive(sqlx::FromRow)]
+pub struct PasswordRecord {
+    pub user_id: i64,
+    pub email: String,
+    pub hash: String,
+}
+
+pub async fn password_by_email(pool: &SqlitePool, email: &Email) -> Result<Option<PasswordRecord>, AppError> {
+    Ok(sqlx::query_as("SELECT user_id, email, hash FROM passwords WHERE email = ?").bind(email.as_str()).fetch_optional(pool).await?)
+}
+
+pub async fn password_of_user(pool: &SqlitePool, user_id: i64) -> Result<Option<PasswordRecord>, AppError> {
+    Ok(sqlx::query_as("SELECT user_id, email, hash FROM passwords WHERE user_id = ?").bind(user_id).fetch_optional(pool).await?)
+}
+
+/// Creates a local account: the user and its password, or neither.
+pub async fn create_password_user(pool: &SqlitePool, email: &Email, name: Option<&str>, hash: &str) -> Result<i64, AccountError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let user_id: i64 = sqlx::query_scalar("INSERT INTO users (email, name) VALUES (?, ?) RETURNING id")
+        .bind(email.as_str())
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+    insert_password(&mut tx, user_id, email, hash).await?;
+    tx.commit().await?;
+    Ok(user_id)
+}
+
+/// Gives an account without a password one (a logi-only user setting a password).
+pub async fn add_password(pool: &SqlitePool, user_id: i64, email: &Email, hash: &str) -> Result<(), AccountError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    if password_exists(&mut tx, user_id).await? {
+        return Err(AccountError::PasswordAlreadySet);
+    }
+    insert_password(&mut tx, user_id, email, hash).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_password(tx: &mut sqlx::SqliteConnection, user_id: i64, email: &Email, hash: &str) -> Result<(), AccountError> {
+    let inserted = sqlx::query("INSERT INTO passwords (user_id, email, hash) VALUES (?, ?, ?)")
+        .bind(user_id)
+        .bind(email.as_str())
+        .bind(hash)
+        .execute(tx)
+        .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(error) if is_unique_violation(&error) => Err(AccountError::EmailTaken),
+        Err(error) => Err(AppError::from(error).into()),
+    }
+}
+
+async fn password_exists(tx: &mut sqlx::SqliteConnection, user_id: i64) -> Result<bool, AppError> {
+    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM passwords WHERE user_id = ?)").bind(user_id).fetch_one(tx).await?)
+}
+
+pub async fn replace_password_hash(pool: &SqlitePool, user_id: i64, hash: &str) -> Result<(), AppError> {
+    sqlx::query("UPDATE passwords SET hash = ?, updated_at = unixepoch() WHERE user_id = ?").bind(hash).bind(user_id).execute(pool).await?;
+    Ok(())
+}
+
+/// A logi identity as the account page shows it.
+#[derive(sqlx::FromRow)]
+pub struct LinkedIdentity {
+    pub subject: String,
+    pub linked_at: i64,
+}
+
+pub async fn identity_of_user(pool: &SqlitePool, user_id: i64, issuer: &str) -> Result<Option<LinkedIdentity>, AppError> {
+    Ok(sqlx::query_as("SELECT subject, linked_at FROM identities WHERE user_id = ? AND issuer = ?")
+        .bind(user_id)
+        .bind(issuer)
+        .fetch_optional(pool)
+        .await?)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum LinkOutcome {
+    Linked,
+    /// This identity was already linked to this user: nothing to do.
+    AlreadyLinked,
+    /// The identity belongs to another user; nothing changed.
+    LinkedToAnotherUser,
+    /// The user already has a different identity from this issuer; nothing changed.
+    OtherIdentityLinked,
+}
+
+/// Links a verified `(issuer, subject)` to `user_id`, never moving it from another user.
+pub async fn link_identity(pool: &SqlitePool, user_id: i64, issuer: &str, subject: &str) -> Result<LinkOutcome, AppError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let owner: Option<i64> = sqlx::query_scalar("SELECT user_id FROM identities WHERE issuer = ? AND subject = ?")
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let outcome = match owner {
+        Some(owner) if owner == user_id => LinkOutcome::AlreadyLinked,
+        Some(_) => LinkOutcome::LinkedToAnotherUser,
+        None => {
+            let has_one: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM identities WHERE user_id = ? AND issuer = ?)")
+                .bind(user_id)
+                .bind(issuer)
+                .fetch_one(&mut *tx)
+                .await?;
+            if has_one {
+                LinkOutcome::OtherIdentityLinked
+            } else {
+                sqlx::query("INSERT INTO identities (user_id, issuer, subject) VALUES (?, ?, ?)")
+                    .bind(user_id)
+                    .bind(issuer)
+                    .bind(subject)
+                    .execute(&mut *tx)
+                    .await?;
+                LinkOutcome::Linked
+            }
+        }
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// Unlinks the user's identity from `issuer`, unless it is the last way to sign in.
+pub async fn unlink_identity(pool: &SqlitePool, user_id: i64, issuer: &str) -> Result<(), AccountError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    if !password_exists(&mut tx, user_id).await? {
+        let identities: i64 = sqlx::query_scalar("SELECT count(*) FROM identities WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if identities <= 1 {
+            return Err(AccountError::LastSignInMethod);
+        }
+    }
+    let removed = sqlx::query("DELETE FROM identities WHERE user_id = ? AND issuer = ?")
+        .bind(user_id)
+        .bind(issuer)
+        .execute(&mut *tx)
+        .await?;
+    if removed.rows_affected() == 0 {
+        return Err(AccountError::NotLinked);
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::oidc::UserInfo;
+
+    fn info(email: Option<&str>, name: Option<&str>, nickname: Option<&str>, anonymous: bool) -> UserInfo {
+        UserInfo { sub: "s".into(), email: email.map(Into::into), name: name.map(Into::into), nickname: nickname.map(Into::into), anonymous }
+    }
+
+    #[test]
+    fn a_normal_user_keeps_email_and_name() {
+        let profile = LogiProfile::from_userinfo(&info(Some("a@example.com"), Some("Alice"), Some("al"), false));
+        assert_eq!(profile, LogiProfile { anonymous: false, email: Some("a@example.com".into()), name: Some("Alice".into()) });
+    }
+
+    #[test]
+    fn an_anonymous_user_keeps_neither_email_nor_name() {
+        let profile = LogiProfile::from_userinfo(&info(Some("anon+1@1pass.internal"), Some("x"), None, true));
+        assert_eq!(profile, LogiProfile { anonymous: true, email: None, name: None });
+    }
+
+    #[test]
+    fn a_synthetic_email_is_dropped_even_without_the_anonymous_flag() {
+        let profile = LogiProfile::from_userinfo(&info(Some("anon+1@1PASS.internal"), None, Some("nick"), false));
+        assert_eq!(profile, LogiProfile { anonymous: false, email: None, name: Some("nick".into()) });
+    }
+
+    #[test]
+    fn consent_without_email_or_name_leaves_them_empty() {
+        assert_eq!(LogiProfile::from_userinfo(&info(None, None, None, false)), LogiProfile { anonymous: false, email: None, name: None });
+    }
+
+    use crate::server::db::temp_pool as pool;
+
+    fn profile(email: &str) -> LogiProfile {
+        LogiProfile { anonymous: false, email: Some(email.into()), name: None }
+    }
+
+    #[tokio::test]
+    async fn the_same_subject_signs_into_the_same_user_and_refreshes_the_profile() {
+        let (_dir, pool) = pool().await;
+        let first = sign_in_with_identity(&pool, "https://logi", "sub-1", &profile("old@example.com")).await.unwrap();
+        let again = sign_in_with_identity(&pool, "https://logi", "sub-1", &profile("new@example.com")).await.unwrap();
+        assert_eq!(first, again);
+        let user = find(&pool, first).await.unwrap().unwrap();
+        assert_eq!((user.sub.as_deref(), user.email.as_deref()), (Some("sub-1"), Some("new@example.com")));
+    }
+
+    #[tokio::test]
+    async fn users_are_never_linked_by_email() {
+        let (_dir, pool) = pool().await;
+        let a = sign_in_with_identity(&pool, "https://logi", "sub-a", &profile("same@example.com")).await.unwrap();
+        let b = sign_in_with_identity(&pool, "https://logi", "sub-b", &profile("same@example.com")).await.unwrap();
+        let other_issuer = sign_in_with_identity(&pool, "https://other", "sub-a", &profile("same@example.com")).await.unwrap();
+        assert!(a != b && a != other_issuer && b != other_issuer);
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_sign_ins_of_one_subject_make_one_user() {
+        let (_dir, pool) = pool().await;
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move { sign_in_with_identity(&pool, "https://logi", "sub-race", &profile("r@example.com")).await.unwrap() })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for handle in handles {
+            ids.push(handle.await.unwrap());
+        }
+        assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+        let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&pool).await.unwrap();
+        assert_eq!(users, 1);
+    }
+
+    async fn local_user(pool: &SqlitePool, email: &str) -> i64 {
+        create_password_user(pool, &Email::parse(email).unwrap(), Some("Local"), "$argon2id$test").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn emails_of_local_accounts_are_unique_regardless_of_case() {
+        let (_dir, pool) = pool().await;
+        local_user(&pool, "ada@example.com").await;
+        let again = create_password_user(&pool, &Email::parse("ADA@example.com").unwrap(), None, "h").await;
+        assert_eq!(again, Err(AccountError::EmailTaken));
+        let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&pool).await.unwrap();
+        assert_eq!(users, 1, "a half-written user was left behind");
+    }
+
+    #[tokio::test]
+    async fn linking_attaches_an_identity_once_and_never_steals_one() {
+        let (_dir, pool) = pool().await;
+        let local = local_user(&pool, "ada@example.com").await;
+        let other = sign_in_with_identity(&pool, "https://logi", "sub-other", &profile("ada@example.com")).await.unwrap();
+        assert_eq!(link_identity(&pool, local, "https://logi", "sub-other").await.unwrap(), LinkOutcome::LinkedToAnotherUser);
+        assert_eq!(link_identity(&pool, local, "https://logi", "sub-ada").await.unwrap(), LinkOutcome::Linked);
+        assert_eq!(link_identity(&pool, local, "https://logi", "sub-ada").await.unwrap(), LinkOutcome::AlreadyLinked);
+        assert_eq!(link_identity(&pool, local, "https://logi", "sub-second").await.unwrap(), LinkOutcome::OtherIdentityLinked);
+        let owners: Vec<(String, i64)> = sqlx::query_as("SELECT subject, user_id FROM identities ORDER BY subject").fetch_all(&pool).await.unwrap();
+        assert_eq!(owners, vec![("sub-ada".into(), local), ("sub-other".into(), other)]);
+        assert_eq!(sign_in_with_identity(&pool, "https://logi", "sub-ada", &profile("x@y.z")).await.unwrap(), local);
+    }
+
+    #[tokio::test]
+    async fn logi_does_not_overwrite_a_local_accounts_profile() {
+        let (_dir, pool) = pool().await;
+        let local = local_user(&pool, "ada@example.com").await;
+        link_identity(&pool, local, "https://logi", "sub-ada").await.unwrap();
+        sign_in_with_identity(&pool, "https://logi", "sub-ada", &profile("logi@example.com")).await.unwrap();
+        let user = find(&pool, local).await.unwrap().unwrap();
+        assert_eq!((user.email.as_deref(), user.name.as_deref()), (Some("ada@example.com"), Some("Local")));
+    }
+
+    #[tokio::test]
+    async fn the_last_way_to_sign_in_cannot_be_unlinked() {
+        let (_dir, pool) = pool().await;
+        let logi_only = sign_in_with_identity(&pool, "https://logi", "sub-1", &profile("a@example.com")).await.unwrap();
+        assert_eq!(unlink_identity(&pool, logi_only, "https://logi").await, Err(AccountError::LastSignInMethod));
+        assert!(identity_of_user(&pool, logi_only, "https://logi").await.unwrap().is_some());
+
+        add_password(&pool, logi_only, &Email::parse("a@example.com").unwrap(), "h").await.unwrap();
+        assert_eq!(add_password(&pool, logi_only, &Email::parse("b@example.com").unwrap(), "h").await, Err(AccountError::PasswordAlreadySet));
+        assert_eq!(unlink_identity(&pool, logi_only, "https://logi").await, Ok(()));
+        assert_eq!(unlink_identity(&pool, logi_only, "https://logi").await, Err(AccountError::NotLinked));
+    }
+
+    #[tokio::test]
+    async fn deleting_a_user_deletes_its_identities_and_password() {
+        let (_dir, pool) = pool().await;
+        let local = local_user(&pool, "ada@example.com").await;
+        link_identity(&pool, local, "https://logi", "sub-ada").await.unwrap();
+        sqlx::query("DELETE FROM users WHERE id = ?").bind(local).execute(&pool).await.unwrap();
+        let left: i64 = sqlx::query_scalar("SELECT (SELECT count(*) FROM identities) + (SELECT count(*) FROM passwords)").fetch_one(&pool).await.unwrap();
+        assert_eq!(left, 0);
+    }
+}

@@ -1,0 +1,187 @@
+//! `/account`: the profile, the sign-in methods (password, logi) and the sessions,
+//! with every change as a form that also works without JavaScript.
+
+use super::notices::{AccountNotice, AuthErrorNotice, FormError};
+use crate::accounts::{load_account, Account, ActiveSession, ChangePassword, EndSession, LinkedLogi, SetPassword, SignOutEverywhere, UnlinkLogi};
+use leptos::prelude::*;
+use leptos_router::components::Redirect;
+
+/// The page's actions, shared through context so the page reloads its data after any of them.
+#[derive(Clone, Copy)]
+struct Actions {
+    change_password: ServerAction<ChangePassword>,
+    set_password: ServerAction<SetPassword>,
+    unlink: ServerAction<UnlinkLogi>,
+    end_session: ServerAction<EndSession>,
+    everywhere: ServerAction<SignOutEverywhere>,
+}
+
+impl Actions {
+    fn new() -> Self {
+        Self {
+            change_password: ServerAction::new(),
+            set_password: ServerAction::new(),
+            unlink: ServerAction::new(),
+            end_session: ServerAction::new(),
+            everywhere: ServerAction::new(),
+        }
+    }
+
+    /// Changes whenever one of the actions completes.
+    fn completed(&self) -> usize {
+        self.change_password.version().get()
+            + self.set_password.version().get()
+            + self.unlink.version().get()
+            + self.end_session.version().get()
+            + self.everywhere.version().get()
+    }
+}
+
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let actions = Actions::new();
+    provide_context(actions);
+    // Reloaded after every action (the server's redirect to `?notice=` is a client-side
+    // navigation that keeps this page mounted).
+    let account = Resource::new(move || actions.completed(), |_| load_account());
+    view! {
+        <AuthErrorNotice/>
+        <AccountNotice/>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match account.await {
+                    Ok(Some(account)) => view! { <AccountDetails account/> }.into_any(),
+                    // Signed out: to the sign-in page, and back here afterwards.
+                    Ok(None) => view! { <Redirect path="/signin?return_to=%2Faccount"/> }.into_any(),
+                    Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn AccountDetails(account: Account) -> impl IntoView {
+    let Account { user, password_email, logi, logi_enabled, sessions } = account;
+    let has_password = password_email.is_some();
+    view! {
+        <section class="card">
+            <h1>"Your account"</h1>
+            <p>"Signed in as " <strong data-testid="display-name">{user.display_name()}</strong></p>
+        </section>
+        <section class="card">
+            <h2>"Sign-in methods"</h2>
+            {match password_email {
+                Some(email) => view! { <PasswordMethod email/> }.into_any(),
+                None => view! { <NoPassword/> }.into_any(),
+            }}
+            {logi_enabled.then(|| view! { <LogiMethod logi has_password/> })}
+        </section>
+        <Sessions sessions/>
+    }
+    // Erased: the nested view types otherwise exceed the compiler's type-depth limit.
+    .into_any()
+}
+
+#[component]
+fn PasswordMethod(email: String) -> impl IntoView {
+    let change = expect_context::<Actions>().change_password;
+    view! {
+        <h3>"Password"</h3>
+        <p data-testid="password-method">"Email and password: " <strong data-testid="password-email">{email}</strong></p>
+        <ActionForm action=change>
+            <label>"Current password" <input type="password" name="current_password" autocomplete="current-password" required data-testid="current-password"/></label>
+            <label>"New password" <input type="password" name="new_password" autocomplete="new-password" required data-testid="new-password"/></label>
+            <button type="submit" data-testid="change-password">"Change password"</button>
+        </ActionForm>
+        <FormError action=change/>
+    }
+}
+
+#[component]
+fn NoPassword() -> impl IntoView {
+    let set = expect_context::<Actions>().set_password;
+    view! {
+        <h3>"Password"</h3>
+        <p data-testid="no-password">"You have no password yet. Set one to sign in with your email as well."</p>
+        <ActionForm action=set>
+            <label>"Email" <input type="email" name="email" autocomplete="username" required data-testid="set-password-email"/></label>
+            <label>"Password" <input type="password" name="password" autocomplete="new-password" required data-testid="set-password-password"/></label>
+            <button type="submit" data-testid="set-password">"Set password"</button>
+        </ActionForm>
+        <FormError action=set/>
+    }
+}
+
+#[component]
+fn LogiMethod(logi: Option<LinkedLogi>, has_password: bool) -> impl IntoView {
+    let unlink = expect_context::<Actions>().unlink;
+    view! {
+        <h3>"logi"</h3>
+        {match logi {
+            Some(LinkedLogi { sub, linked_at }) => view! {
+                <p data-testid="logi-linked">
+                    "Linked logi account " <code data-testid="logi-sub">{sub}</code> ", since " {linked_at} "."
+                </p>
+                <ActionForm action=unlink>
+                    <button type="submit" class="secondary" data-testid="unlink-logi">"Unlink logi"</button>
+                </ActionForm>
+                {(!has_password).then(|| view! { <p class="hint">"logi is your only way to sign in: set a password before unlinking it."</p> })}
+                <FormError action=unlink/>
+            }
+            .into_any(),
+            None => view! {
+                <p data-testid="logi-not-linked">"No logi account is linked."</p>
+                // A plain form post: the server starts a logi login bound to this session.
+                <form method="post" action="/api/auth/link">
+                    <button type="submit" data-testid="link-logi">"Link logi"</button>
+                </form>
+            }
+            .into_any(),
+        }}
+    }
+}
+
+#[component]
+fn Sessions(sessions: Vec<ActiveSession>) -> impl IntoView {
+    let Actions { end_session: end, everywhere, .. } = expect_context::<Actions>();
+    view! {
+        <section class="card">
+            <h2>"Your sessions"</h2>
+            <table class="sessions">
+                <thead><tr><th>"Device"</th><th>"Signed in with"</th><th>"Started"</th><th>"Last seen"</th><th></th></tr></thead>
+                <tbody>
+                    {sessions.into_iter().map(|session| view! { <SessionRow session end/> }).collect_view()}
+                </tbody>
+            </table>
+            <FormError action=end/>
+            <ActionForm action=everywhere>
+                <button type="submit" class="secondary" data-testid="sign-out-everywhere">"Sign out everywhere"</button>
+            </ActionForm>
+            <FormError action=everywhere/>
+        </section>
+    }
+}
+
+#[component]
+fn SessionRow(session: ActiveSession, end: ServerAction<EndSession>) -> impl IntoView {
+    let ActiveSession { id, method, user_agent, created_at, last_seen_at, this_device } = session;
+    let device = if user_agent.is_empty() { "Unknown browser".to_owned() } else { user_agent };
+    view! {
+        <tr data-testid="session" data-this-device=this_device.to_string()>
+            <td>{device} {this_device.then(|| view! { " " <span class="badge" data-testid="this-device">"this device"</span> })}</td>
+            <td>{method}</td>
+            <td>{created_at}</td>
+            <td>{last_seen_at}</td>
+            <td>
+                <ActionForm action=end>
+                    <input type="hidden" name="id" value=id/>
+                    <button type="submit" class="secondary" data-testid="end-session">
+                        {if this_device { "Sign out" } else { "End session" }}
+                    </button>
+                </ActionForm>
+            </td>
+        </tr>
+    }
+    .into_any()
+}

@@ -1,0 +1,17 @@
+//! The API proxy: `ANY /api/proxy/{*path}` forwards to `UPSTREAM_API_URL` with the
+//! signed-in user's logi access token, which never leaves the server.
+//!
+//! Shared: the anti-CSRF header the browser must send (the demo page uses it).
+//! Server only: token custody with single-flight refresh, target resolution and
+//! header filtering, and the route.
+
+/// Every proxied request, GET included, must carry `X-CSRF: 1`. A cross-site page
+/// cannot add a custom header without a CORS preflight, which this app never grants.
+pub const CSRF_HEADER: &str = "x-csrf";
+
+#[cfg(feature = "ssr")]
+pub mod custody;
+#[cfg(feature = "ssr")]
+pub mod routes;
+#[cfg(feature = "ssr")]
+mod target;

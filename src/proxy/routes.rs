@@ -1,0 +1,180 @@
+//! `ANY /api/proxy/{*path}`: the browser's API calls, forwarded to `UPSTREAM_API_URL`
+//! with the login's access token (refreshed first when it is about to expire).
+//!
+//! Contract: the request must carry `X-CSRF: 1` (every method, GET included) and a
+//! session cookie. Errors are JSON `{"error": code}`: 403 `missing_csrf_header`,
+//! 401 `not_signed_in`, 401 `session_expired` (the refresh token was refused; the
+//! session is ended), 403 `logi_sign_in_required` (signed in without logi), 400
+//! `invalid_proxy_path`, 413 `body_too_large`, 502 `token_refresh_failed`, 502
+//! `upstream_unreachable`, 504 `upstream_timeout`, 503 `proxy_not_configured`.
+
+use super::custody::CustodyError;
+use super::{target, CSRF_HEADER};
+use crate::server::sessions::{self, Login};
+use crate::server::{AppError, AppState};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::{Json, Router};
+use secrecy::{ExposeSecret, SecretString};
+use std::time::Duration;
+use tower_sessions::Session;
+use url::Url;
+
+const PREFIX: &str = "/api/proxy/";
+/// Largest request body forwarded (checked against Content-Length and while streaming).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/proxy/{*path}", any(proxy))
+}
+
+/// The upstream API and its connection pool.
+pub struct Upstream {
+    base: Url,
+    http: reqwest::Client,
+}
+
+impl Upstream {
+    pub fn new(base: Url, timeout: Duration) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("logi-bff/", env!("CARGO_PKG_VERSION"), " (proxy)"))
+            .build()
+            .map_err(|e| format!("cannot build the upstream HTTP client: {e}"))?;
+        Ok(Self { base, http })
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum ProxyError {
+    MissingCsrfHeader,
+    NotConfigured,
+    NotSignedIn,
+    SessionExpired,
+    LogiSignInRequired,
+    InvalidPath,
+    BodyTooLarge,
+    TokenRefreshFailed,
+    UpstreamUnreachable,
+    UpstreamTimeout,
+    Internal,
+}
+
+impl ProxyError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::MissingCsrfHeader => (StatusCode::FORBIDDEN, "missing_csrf_header"),
+            Self::NotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "proxy_not_configured"),
+            Self::NotSignedIn => (StatusCode::UNAUTHORIZED, "not_signed_in"),
+            Self::SessionExpired => (StatusCode::UNAUTHORIZED, "session_expired"),
+            Self::LogiSignInRequired => (StatusCode::FORBIDDEN, "logi_sign_in_required"),
+            Self::InvalidPath => (StatusCode::BAD_REQUEST, "invalid_proxy_path"),
+            Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Self::TokenRefreshFailed => (StatusCode::BAD_GATEWAY, "token_refresh_failed"),
+            Self::UpstreamUnreachable => (StatusCode::BAD_GATEWAY, "upstream_unreachable"),
+            Self::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+            Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+}
+
+impl IntoResponse for ProxyError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let mut response = (status, Json(serde_json::json!({ "error": code }))).into_response();
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+impl From<AppError> for ProxyError {
+    fn from(error: AppError) -> Self {
+        error.logged();
+        Self::Internal
+    }
+}
+
+async fn proxy(State(state): State<AppState>, session: Session, request: Request) -> Response {
+    forward(&state, &session, request).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn forward(state: &AppState, session: &Session, request: Request) -> Result<Response, ProxyError> {
+    if request.headers().get(CSRF_HEADER).is_none_or(|value| value != "1") {
+        return Err(ProxyError::MissingCsrfHeader);
+    }
+    let upstream = state.upstream.as_ref().ok_or(ProxyError::NotConfigured)?;
+    let login = sessions::current_login(&state.pool, session, &state.config).await?.ok_or(ProxyError::NotSignedIn)?;
+    let raw_path = request.uri().path().strip_prefix(PREFIX).unwrap_or_default();
+    let url = target::resolve(&upstream.base, raw_path, request.uri().query()).ok_or(ProxyError::InvalidPath)?;
+    if declared_length(request.headers()).is_some_and(|length| length > MAX_BODY_BYTES) {
+        return Err(ProxyError::BodyTooLarge);
+    }
+    let access_token = access_token(state, session, &login).await?;
+    let (parts, body) = request.into_parts();
+    let mut outgoing = upstream
+        .http
+        .request(parts.method.clone(), url)
+        .headers(target::request_headers(&parts.headers))
+        .bearer_auth(access_token.expose_secret());
+    if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        outgoing = outgoing.body(limited(body));
+    }
+    let answer = outgoing.send().await.map_err(upstream_error)?;
+    let (status, headers) = (answer.status(), target::response_headers(answer.headers()));
+    let mut response = Response::new(Body::from_stream(answer.bytes_stream()));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
+/// The login's access token, refreshed if needed. A refused refresh ends the session.
+async fn access_token(state: &AppState, session: &Session, login: &Login) -> Result<SecretString, ProxyError> {
+    let provider = state.logi.as_ref().ok_or(ProxyError::LogiSignInRequired)?;
+    let skew = state.config.token_refresh_skew_secs;
+    match state.custody.access_token(&state.pool, provider, &login.id, skew).await {
+        Ok(token) => Ok(token),
+        Err(CustodyError::Expired) => {
+            tracing::info!("refresh token refused; ending the session");
+            sessions::sign_out(&state.pool, session).await?;
+            Err(ProxyError::SessionExpired)
+        }
+        // Tokens gone because a concurrent request ended this login: that is an expiry too.
+        Err(CustodyError::NoTokens) => match sessions::current_login(&state.pool, session, &state.config).await? {
+            Some(_) => Err(ProxyError::LogiSignInRequired),
+            None => Err(ProxyError::SessionExpired),
+        },
+        Err(CustodyError::ProviderUnavailable) => Err(ProxyError::TokenRefreshFailed),
+        Err(CustodyError::Internal) => Err(ProxyError::Internal),
+    }
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// The request body, streamed, failing once it passes [`MAX_BODY_BYTES`].
+fn limited(body: Body) -> reqwest::Body {
+    reqwest::Body::wrap_stream(http_body_util::BodyDataStream::new(http_body_util::Limited::new(body, MAX_BODY_BYTES)))
+}
+
+fn upstream_error(error: reqwest::Error) -> ProxyError {
+    let mut source: Option<&dyn std::error::Error> = Some(&error);
+    while let Some(cause) = source {
+        if cause.is::<http_body_util::LengthLimitError>() {
+            return ProxyError::BodyTooLarge;
+        }
+        source = cause.source();
+    }
+    tracing::warn!(error = %crate::auth::oidc::error_chain(&error), timeout = error.is_timeout(), "upstream request failed");
+    if error.is_timeout() {
+        ProxyError::UpstreamTimeout
+    } else {
+        ProxyError::UpstreamUnreachable
+    }
+}
