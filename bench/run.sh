@@ -15,7 +15,9 @@ command -v wrk >/dev/null || { echo "bench: installing wrk"; sudo_apt=$([ "$(id 
 export PATH="$HOME/.cargo/bin:$PWD/end2end/node_modules/.bin:$PATH"
 
 cargo leptos build --release --precompress
-cargo build --release --example bench_ceiling --features ssr
+# Its own target dir: examples build with dev-dependencies, whose features would
+# otherwise invalidate the app's release artifacts on every alternation.
+cargo build --release --example bench_ceiling --features ssr --target-dir target/bench
 
 work=$(mktemp -d -t logi-bff-bench-XXXXXX)
 pids=()
@@ -26,7 +28,7 @@ app_port=3300 provider_port=9290 ceiling_addr=127.0.0.1:3399
 (cd end2end && PROVIDER_PORT=$provider_port APP_URLS=http://localhost:$app_port ACCESS_TOKEN_TTL=3600 \
   CLIENT_ID=bench CLIENT_SECRET=bench-secret exec node dev-provider/server.js >"$work/provider.log" 2>&1) &
 pids+=($!)
-target/release/examples/bench_ceiling "$ceiling_addr" & pids+=($!)
+target/bench/release/examples/bench_ceiling "$ceiling_addr" & pids+=($!)
 cp target/release/logi-bff "$work/"
 (cd "$work" && APP_ENV=production APP_URL=http://localhost:$app_port LEPTOS_SITE_ADDR=127.0.0.1:$app_port \
   SESSION_SECRET=bench-session-secret-0123456789abcdef0123456789 DATABASE_URL="sqlite://$work/bench.db" \

@@ -135,6 +135,7 @@ pub async fn unlink_logi() -> Result<(), AccountError> {
     let login = require_login(&state, &session).await?;
     let provider = state.logi.as_ref().ok_or(AccountError::NotLinked)?;
     store::unlink_identity(&state.pool, login.user_id, provider.issuer()).await?;
+    forget_cached_user(login.user_id);
     leptos_axum::redirect("/account?notice=logi_unlinked");
     Ok(())
 }
@@ -182,18 +183,37 @@ pub(crate) mod ssr {
     use super::throttle::{self, Admission, Keys};
     use super::{AccountError, ActiveSession};
     use crate::auth::User;
+    use crate::server::cache::TtlCache;
     use secrecy::SecretString;
     use sessions::{Login, LoginRecord, Method};
+    use std::sync::LazyLock;
+    use std::time::Duration;
     use tower_sessions::Session;
 
     const MAX_NAME_CHARS: usize = 100;
 
+    /// The user each live login belongs to, for a second (every page asks): keyed by login
+    /// id, dropped for a user whenever its sign-in methods or profile change.
+    static USERS: LazyLock<TtlCache<String, (i64, User)>> = LazyLock::new(|| TtlCache::new(Duration::from_secs(1), 100_000));
+
     /// The signed-in user of this session, if any.
     pub async fn signed_in_user(state: &AppState, session: &Session) -> Result<Option<User>, AppError> {
-        match sessions::current_login(&state.pool, session, &state.config).await? {
-            Some(login) => store::find(&state.pool, login.user_id).await,
-            None => Ok(None),
+        let Some(login) = sessions::current_login(&state.pool, session, &state.config).await? else { return Ok(None) };
+        if let Some((user_id, user)) = USERS.get(&login.id) {
+            if user_id == login.user_id {
+                return Ok(Some(user));
+            }
         }
+        let user = store::find(&state.pool, login.user_id).await?;
+        if let Some(user) = &user {
+            USERS.insert(login.id, (login.user_id, user.clone()));
+        }
+        Ok(user)
+    }
+
+    /// Call after changing what [`signed_in_user`] returns for `user_id`.
+    pub fn forget_cached_user(user_id: i64) {
+        USERS.remove_where(|_, (cached, _)| *cached == user_id);
     }
 
     pub async fn require_login(state: &AppState, session: &Session) -> Result<Login, AccountError> {
@@ -281,4 +301,4 @@ pub(crate) mod ssr {
     }
 }
 #[cfg(feature = "ssr")]
-pub use ssr::signed_in_user;
+pub use ssr::{forget_cached_user, signed_in_user};

@@ -210,6 +210,8 @@ async fn sign_in_with_code(state: &AppState, provider: &Provider, code: &str, pe
     let info = provider.userinfo(&tokens.access_token, &sub).await?;
     let profile = LogiProfile::from_userinfo(&info);
     let user_id = accounts::store::sign_in_with_identity(&state.pool, provider.issuer(), &sub, &profile).await.map_err(internal)?;
+    // The profile may have changed for the user's other browsers too.
+    accounts::forget_cached_user(user_id);
     Ok((user_id, tokens))
 }
 
@@ -221,6 +223,7 @@ async fn link_with_code(state: &AppState, session: &Session, provider: &Provider
     let (tokens, sub) = verified_subject(provider, code, pending).await?;
     match accounts::store::link_identity(&state.pool, login.user_id, provider.issuer(), &sub).await.map_err(internal)? {
         LinkOutcome::Linked | LinkOutcome::AlreadyLinked => {
+            accounts::forget_cached_user(login.user_id);
             // This browser may now call the API with the linked identity.
             state.custody.keep(&state.pool, &login.id, &HeldTokens::from_login(tokens)).await.map_err(internal)?;
             Ok(format!("{ACCOUNT_PAGE}?notice=logi_linked"))

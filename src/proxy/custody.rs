@@ -11,6 +11,7 @@
 //! Requests that waited reread the row and use the fresh access token.
 
 use crate::auth::oidc::{Provider, TokenError, TokenSet};
+use crate::server::cache::TtlCache;
 use crate::server::AppError;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -27,7 +28,9 @@ const NONCE_LEN: usize = 24;
 /// Assumed access-token lifetime when the provider does not say (`expires_in`).
 const DEFAULT_LIFETIME_SECS: i64 = 300;
 
-/// The tokens of one login, in memory only while a request needs them.
+/// The tokens of one login, in memory while a request needs them (and for a second in
+/// the custody's cache, so a burst of API calls decrypts once).
+#[derive(Clone)]
 pub struct HeldTokens {
     pub access_token: SecretString,
     pub refresh_token: Option<SecretString>,
@@ -109,6 +112,9 @@ impl From<AppError> for CustodyError {
 pub struct Custody {
     cipher: XChaCha20Poly1305,
     refresh_locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    /// Opened rows by login id; written through by [`Custody::keep`]. An ended login is
+    /// refused before its tokens are looked up, so a stale entry is never used.
+    opened: TtlCache<String, HeldTokens>,
 }
 
 impl Custody {
@@ -117,7 +123,11 @@ impl Custody {
         Hkdf::<Sha256>::new(None, session_secret.expose_secret().as_bytes())
             .expand(b"logi-bff/token-custody/v1", key.expose_secret_mut())
             .expect("32 bytes is a valid HKDF-SHA256 output length");
-        Self { cipher: XChaCha20Poly1305::new(key.expose_secret().into()), refresh_locks: Mutex::default() }
+        Self {
+            cipher: XChaCha20Poly1305::new(key.expose_secret().into()),
+            refresh_locks: Mutex::default(),
+            opened: TtlCache::new(std::time::Duration::from_secs(1), 100_000),
+        }
     }
 
     /// Keeps the tokens of a new login (or replaces them).
@@ -131,19 +141,27 @@ impl Custody {
         .bind(sealed)
         .execute(pool)
         .await?;
+        self.opened.insert(login_id.to_owned(), tokens.clone());
         Ok(())
     }
 
     /// The login's tokens; `None` when there are none or they do not decrypt.
     pub async fn load(&self, pool: &SqlitePool, login_id: &str) -> Result<Option<HeldTokens>, AppError> {
+        if let Some(held) = self.opened.get(&login_id.to_owned()) {
+            return Ok(Some(held));
+        }
         let sealed: Option<Vec<u8>> = sqlx::query_scalar("SELECT sealed FROM login_tokens WHERE login_id = ?").bind(login_id).fetch_optional(pool).await?;
-        Ok(sealed.and_then(|sealed| {
+        let opened = sealed.and_then(|sealed| {
             let opened = self.open(login_id, &sealed);
             if opened.is_none() {
                 tracing::warn!("stored tokens do not decrypt (SESSION_SECRET rotated?); treating the login as signed out of logi");
             }
             opened
-        }))
+        });
+        if let Some(held) = &opened {
+            self.opened.insert(login_id.to_owned(), held.clone());
+        }
+        Ok(opened)
     }
 
     /// The refresh tokens of the user's logins (except `keep`), read before those logins end.

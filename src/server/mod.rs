@@ -1,6 +1,7 @@
 //! Server-only machinery: configuration, database, sessions, embedded assets, errors.
 
 pub mod assets;
+pub mod cache;
 pub mod config;
 pub mod csrf;
 pub mod db;

@@ -6,15 +6,19 @@
 //! that row: deleting it (end this session, sign out everywhere, user deleted) signs
 //! that browser out at once. Idle and absolute lifetimes are enforced on the row.
 
+use super::cache::{SessionCache, TtlCache};
 use super::config::Config;
 use super::AppError;
 use hkdf::Hkdf;
 use secrecy::ExposeSecret;
 use sha2::Sha256;
 use sqlx::SqlitePool;
+use std::sync::LazyLock;
+use std::time::Duration;
+use time::OffsetDateTime;
 use tower_sessions::cookie::{Key, SameSite};
 use tower_sessions::service::SignedCookie;
-use tower_sessions::{Expiry, Session, SessionManagerLayer};
+use tower_sessions::{CachingSessionStore, Expiry, Session, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
 
 pub const COOKIE_NAME: &str = "logi_bff_session";
@@ -25,11 +29,11 @@ const LOGIN_ID: &str = "login_id";
 const TOUCH_INTERVAL_SECS: i64 = 60;
 const MAX_USER_AGENT_CHARS: usize = 200;
 
-pub type SessionLayer = SessionManagerLayer<SqliteStore, SignedCookie>;
+pub type SessionLayer = SessionManagerLayer<CachingSessionStore<SessionCache, SqliteStore>, SignedCookie>;
 
 pub fn layer(config: &Config, store: SqliteStore) -> SessionLayer {
     let secure = config.secure_cookies();
-    SessionManagerLayer::new(store)
+    SessionManagerLayer::new(CachingSessionStore::new(SessionCache::default(), store))
         .with_name(if secure { SECURE_COOKIE_NAME } else { COOKIE_NAME })
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
@@ -81,6 +85,21 @@ pub struct LoginRecord {
     pub last_seen_at: i64,
 }
 
+/// A login row as last read; served for at most a second, dropped when the login ends.
+#[derive(Clone)]
+struct CachedLogin {
+    user_id: i64,
+    created_at: i64,
+    last_seen_at: i64,
+}
+
+/// Keyed by login id (random, so distinct databases in one process never collide).
+static LOGINS: LazyLock<TtlCache<String, CachedLogin>> = LazyLock::new(|| TtlCache::new(Duration::from_secs(1), 100_000));
+
+fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
 /// The idle and absolute lifetimes, in seconds, for SQL.
 fn lifetimes(config: &Config) -> (i64, i64) {
     (config.session_idle_timeout.as_secs() as i64, config.session_absolute_timeout.as_secs() as i64)
@@ -90,7 +109,7 @@ fn lifetimes(config: &Config) -> (i64, i64) {
 /// (no fixation) and a new login row is written.
 pub async fn sign_in(pool: &SqlitePool, session: &Session, user_id: i64, method: Method, user_agent: &str) -> Result<Login, AppError> {
     if let Some(previous) = session.get::<String>(LOGIN_ID).await? {
-        sqlx::query("DELETE FROM logins WHERE id = ?").bind(previous).execute(pool).await?;
+        forget(pool, &previous).await?;
     }
     session.cycle_id().await?;
     let id = random_id();
@@ -115,42 +134,58 @@ fn random_id() -> String {
 pub async fn current_login(pool: &SqlitePool, session: &Session, config: &Config) -> Result<Option<Login>, AppError> {
     let Some(id) = session.get::<String>(LOGIN_ID).await? else { return Ok(None) };
     let (idle, absolute) = lifetimes(config);
-    let live: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT user_id, unixepoch() - last_seen_at FROM logins
-          WHERE id = ? AND created_at > unixepoch() - ? AND last_seen_at > unixepoch() - ?",
-    )
-    .bind(&id)
-    .bind(absolute)
-    .bind(idle)
-    .fetch_optional(pool)
-    .await?;
-    let Some((user_id, unseen_for)) = live else {
-        sqlx::query("DELETE FROM logins WHERE id = ?").bind(&id).execute(pool).await?;
+    let now = now();
+    let live = cached_login(pool, &id).await?.filter(|login| login.created_at > now - absolute && login.last_seen_at > now - idle);
+    let Some(login) = live else {
+        forget(pool, &id).await?;
         session.flush().await?;
         return Ok(None);
     };
-    if unseen_for >= TOUCH_INTERVAL_SECS {
-        sqlx::query("UPDATE logins SET last_seen_at = unixepoch() WHERE id = ?").bind(&id).execute(pool).await?;
+    if now - login.last_seen_at >= TOUCH_INTERVAL_SECS {
+        sqlx::query("UPDATE logins SET last_seen_at = ? WHERE id = ?").bind(now).bind(&id).execute(pool).await?;
+        LOGINS.insert(id.clone(), CachedLogin { last_seen_at: now, ..login.clone() });
     }
-    Ok(Some(Login { id, user_id }))
+    Ok(Some(Login { id, user_id: login.user_id }))
+}
+
+async fn cached_login(pool: &SqlitePool, id: &str) -> Result<Option<CachedLogin>, AppError> {
+    if let Some(login) = LOGINS.get(&id.to_owned()) {
+        return Ok(Some(login));
+    }
+    let row: Option<(i64, i64, i64)> =
+        sqlx::query_as("SELECT user_id, created_at, last_seen_at FROM logins WHERE id = ?").bind(id).fetch_optional(pool).await?;
+    let login = row.map(|(user_id, created_at, last_seen_at)| CachedLogin { user_id, created_at, last_seen_at });
+    if let Some(login) = &login {
+        LOGINS.insert(id.to_owned(), login.clone());
+    }
+    Ok(login)
+}
+
+/// Deletes a login row (and its cached copy).
+async fn forget(pool: &SqlitePool, id: &str) -> Result<(), AppError> {
+    LOGINS.remove(&id.to_owned());
+    sqlx::query("DELETE FROM logins WHERE id = ?").bind(id).execute(pool).await?;
+    Ok(())
 }
 
 /// Ends this browser's login and deletes its session; the old cookie stops working.
 pub async fn sign_out(pool: &SqlitePool, session: &Session) -> Result<(), AppError> {
     if let Some(id) = session.get::<String>(LOGIN_ID).await? {
-        sqlx::query("DELETE FROM logins WHERE id = ?").bind(id).execute(pool).await?;
+        forget(pool, &id).await?;
     }
     Ok(session.flush().await?)
 }
 
 /// Ends one of the user's logins; false when the user has no such login.
 pub async fn end(pool: &SqlitePool, user_id: i64, login_id: &str) -> Result<bool, AppError> {
+    LOGINS.remove(&login_id.to_owned());
     let done = sqlx::query("DELETE FROM logins WHERE id = ? AND user_id = ?").bind(login_id).bind(user_id).execute(pool).await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Ends every login of the user except `keep`; returns how many ended.
 pub async fn end_all_except(pool: &SqlitePool, user_id: i64, keep: Option<&str>) -> Result<u64, AppError> {
+    LOGINS.remove_where(|id, login| login.user_id == user_id && Some(id.as_str()) != keep);
     let done = sqlx::query("DELETE FROM logins WHERE user_id = ? AND id IS NOT ?").bind(user_id).bind(keep).execute(pool).await?;
     Ok(done.rows_affected())
 }
@@ -318,7 +353,10 @@ mod tests {
     async fn deleting_the_user_ends_its_sessions() {
         let (base, pool) = serve(config("http://localhost:3000")).await;
         let (pair, _) = sign_in_browser(&base).await;
+        assert_eq!(who(&base, &pair).await, "Some(7)");
         sqlx::query("DELETE FROM users WHERE id = 7").execute(&pool).await.unwrap();
+        // An out-of-band deletion is seen once the one-second login cache entry expires.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         assert_eq!(who(&base, &pair).await, "None");
     }
 
