@@ -2,7 +2,7 @@ import { expect, test, type APIRequestContext, type Page } from '@playwright/tes
 import http from 'node:http';
 import { AppProcess } from './support/app';
 import { PASSWORD, hydrated, signedUp, unique, uniqueEmail } from './support/accounts';
-import { ACCESS_TOKEN_TTL_SECS, APP_URL, EXTRA_APP_PORTS, PROVIDER_URL, UPSTREAM_URL } from './support/env';
+import { ACCESS_TOKEN_TTL_SECS, APP_URL, CLIENT_ID, EXTRA_APP_PORTS, PROVIDER_URL, UPSTREAM_URL } from './support/env';
 import { isActive, issuedTokens, lastGrant, providerHits, replayRefreshToken } from './support/logi';
 
 const CSRF = { 'x-csrf': '1' };
@@ -196,7 +196,7 @@ test('sign-out revokes the refresh token at logi', async ({ page }) => {
   expect(await isActive(refreshToken)).toBe(false);
 });
 
-test('"sign out of logi too" ends the logi session through its end-session endpoint', async ({ page }) => {
+test('"sign out of logi too" goes to logi\'s end-session endpoint without putting a token in the URL', async ({ page }) => {
   await signInWithLogi(page);
   const idToken = (await lastGrant()).id_token!;
   const [request] = await Promise.all([
@@ -204,7 +204,13 @@ test('"sign out of logi too" ends the logi session through its end-session endpo
     page.getByTestId('sign-out-federated').click(),
   ]);
   const url = new URL(request.url());
-  expect(url.searchParams.get('id_token_hint')).toBe(idToken);
+  expect(url.searchParams.get('client_id')).toBe(CLIENT_ID);
   expect(url.searchParams.get('post_logout_redirect_uri')).toBe(`${APP_URL}/`);
+  expect(url.searchParams.has('id_token_hint')).toBe(false);
+  expect(request.url()).not.toContain(idToken);
   expect((await (await page.request.get(`${APP_URL}/api/auth/me`)).json()).user).toBeNull();
+  // logi asks the user to confirm; confirming lands back on the app, signed out.
+  await page.getByRole('button', { name: /yes/i }).click();
+  await expect(page).toHaveURL(`${APP_URL}/`);
+  await expect(page.getByTestId('signed-out')).toBeVisible();
 });

@@ -119,9 +119,7 @@ pub async fn change_password(current_password: String, new_password: String) -> 
     let password = NewPassword::parse(new_password, &email)?;
     let hash = passwords::hash(password.secret()).await?;
     store::replace_password_hash(&state.pool, login.user_id, &hash).await?;
-    let doomed = state.custody.refresh_tokens_of_user(&state.pool, login.user_id, Some(&login.id)).await?;
-    sessions::end_all_except(&state.pool, login.user_id, Some(&login.id)).await?;
-    revoke_at_logi(&state, doomed).await;
+    end_logins(&state, login.user_id, Some(&login.id)).await?;
     session.cycle_id().await.map_err(AppError::from)?;
     leptos_axum::redirect("/account?notice=password_changed");
     Ok(())
@@ -146,17 +144,15 @@ pub async fn end_session(id: String) -> Result<(), AccountError> {
     use ssr::*;
     let (state, session) = request::context().await?;
     let login = require_login(&state, &session).await?;
-    if id == login.id {
-        sessions::sign_out(&state.pool, &session).await?;
-        leptos_axum::redirect("/");
-        return Ok(());
-    }
+    let this_device = id == login.id;
     let doomed = state.custody.load(&state.pool, &id).await?.and_then(|held| held.refresh_token);
-    if !sessions::end(&state.pool, login.user_id, &id).await? {
+    if this_device {
+        sessions::sign_out(&state.pool, &session).await?;
+    } else if !sessions::end(&state.pool, login.user_id, &id).await? {
         return Err(AccountError::SessionNotFound);
     }
     revoke_at_logi(&state, doomed.into_iter().collect()).await;
-    leptos_axum::redirect("/account?notice=session_ended");
+    leptos_axum::redirect(if this_device { "/" } else { "/account?notice=session_ended" });
     Ok(())
 }
 
@@ -166,10 +162,8 @@ pub async fn sign_out_everywhere() -> Result<(), AccountError> {
     use ssr::*;
     let (state, session) = request::context().await?;
     let login = require_login(&state, &session).await?;
-    let doomed = state.custody.refresh_tokens_of_user(&state.pool, login.user_id, None).await?;
-    sessions::end_all_except(&state.pool, login.user_id, None).await?;
+    end_logins(&state, login.user_id, None).await?;
     sessions::sign_out(&state.pool, &session).await?;
-    revoke_at_logi(&state, doomed).await;
     leptos_axum::redirect("/");
     Ok(())
 }
@@ -218,6 +212,14 @@ pub(crate) mod ssr {
 
     pub async fn require_login(state: &AppState, session: &Session) -> Result<Login, AccountError> {
         sessions::current_login(&state.pool, session, &state.config).await?.ok_or(AccountError::NotSignedIn)
+    }
+
+    /// Ends the user's logins (all but `keep`), revoking their refresh tokens at logi.
+    pub async fn end_logins(state: &AppState, user_id: i64, keep: Option<&str>) -> Result<(), AppError> {
+        let doomed = state.custody.refresh_tokens_of_user(&state.pool, user_id, keep).await?;
+        sessions::end_all_except(&state.pool, user_id, keep).await?;
+        revoke_at_logi(state, doomed).await;
+        Ok(())
     }
 
     /// Revokes the refresh tokens of logins that just ended (best effort).

@@ -276,13 +276,15 @@ impl Provider {
         }
     }
 
-    /// The provider's RP-initiated logout URL for this id_token, if it advertises one.
-    pub async fn end_session_url(&self, id_token: &SecretString, post_logout_redirect_uri: &str) -> Option<Url> {
+    /// The provider's RP-initiated logout URL, if it advertises one. Identified by
+    /// `client_id` only: an `id_token_hint` would put the id_token in the browser's
+    /// address bar and history, and no token ever goes to the browser. The provider
+    /// then asks the user to confirm.
+    pub async fn end_session_url(&self, post_logout_redirect_uri: &str) -> Option<Url> {
         let mut url = self.endpoints().await.ok()?.end_session.clone()?;
         url.query_pairs_mut()
-            .append_pair("id_token_hint", id_token.expose_secret())
-            .append_pair("post_logout_redirect_uri", post_logout_redirect_uri)
-            .append_pair("client_id", self.client_id.as_str());
+            .append_pair("client_id", self.client_id.as_str())
+            .append_pair("post_logout_redirect_uri", post_logout_redirect_uri);
         Some(url)
     }
 

@@ -21,7 +21,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge};
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -261,12 +260,12 @@ async fn me(State(state): State<AppState>, session: Session) -> Result<Response,
 /// `POST /api/auth/logout` (same-origin only, like every POST). Form posts are sent home,
 /// or with `?federated=1` on to logi's end-session endpoint; API calls get JSON.
 async fn logout(State(state): State<AppState>, session: Session, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, AppError> {
-    let id_token = end_this_login(&state, &session).await?;
+    let had_logi = end_this_login(&state, &session).await?;
     let is_form = headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"));
     if !is_form {
         return Ok(no_store((StatusCode::OK, Json(serde_json::json!({ "ok": true }))).into_response()));
     }
-    Ok(after_logout(&state, id_token, query).await)
+    Ok(after_logout(&state, had_logi, query).await)
 }
 
 /// `GET /api/auth/logout`: signs out and goes home (or to logi with `?federated=1`),
@@ -276,32 +275,33 @@ async fn logout_and_redirect(State(state): State<AppState>, session: Session, he
         tracing::warn!("ignored a cross-site GET /api/auth/logout");
         return Ok(no_store(Redirect::to("/").into_response()));
     }
-    let id_token = end_this_login(&state, &session).await?;
-    Ok(after_logout(&state, id_token, query).await)
+    let had_logi = end_this_login(&state, &session).await?;
+    Ok(after_logout(&state, had_logi, query).await)
 }
 
 /// Ends this browser's login: its refresh token is revoked at logi (best effort), the
-/// login and the session are deleted. Returns the id_token for RP-initiated logout.
-async fn end_this_login(state: &AppState, session: &Session) -> Result<Option<SecretString>, AppError> {
+/// login and the session are deleted. True when the login held logi tokens.
+async fn end_this_login(state: &AppState, session: &Session) -> Result<bool, AppError> {
     let held = match sessions::current_login(&state.pool, session, &state.config).await? {
         Some(login) => state.custody.load(&state.pool, &login.id).await?,
         None => None,
     };
     sessions::sign_out(&state.pool, session).await?;
-    let Some(held) = held else { return Ok(None) };
+    let Some(held) = held else { return Ok(false) };
     if let (Some(provider), Some(refresh_token)) = (&state.logi, held.refresh_token) {
         custody::revoke(provider, &[refresh_token]).await;
     }
-    Ok(held.id_token)
+    Ok(true)
 }
 
-/// Home, or logi's end-session endpoint when `federated=1` was asked for and logi advertises one.
-async fn after_logout(state: &AppState, id_token: Option<SecretString>, query: Option<String>) -> Response {
-    let federated = query_map(query).get("federated").is_some_and(|v| v == "1");
-    let end_session = match (federated, &state.logi, id_token) {
-        (true, Some(provider), Some(id_token)) => {
+/// Home, or logi's end-session endpoint when `federated=1` was asked for, the login was
+/// a logi one and logi advertises the endpoint.
+async fn after_logout(state: &AppState, had_logi: bool, query: Option<String>) -> Response {
+    let federated = had_logi && query_map(query).get("federated").is_some_and(|v| v == "1");
+    let end_session = match (federated, &state.logi) {
+        (true, Some(provider)) => {
             let home = state.config.app_url.join("/").expect("a path joins onto an origin");
-            provider.end_session_url(&id_token, home.as_str()).await
+            provider.end_session_url(home.as_str()).await
         }
         _ => None,
     };
