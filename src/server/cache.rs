@@ -84,6 +84,11 @@ impl std::fmt::Debug for SessionCache {
 
 #[async_trait]
 impl SessionStore for SessionCache {
+    /// The SQLite store has already created the record with a unique id; keep a copy.
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        self.save(record).await
+    }
+
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         self.0.insert(record.id, record.clone());
         Ok(())
