@@ -89,6 +89,8 @@ test('the account page needs a signed-in user and comes back after sign-in', asy
   await signedUp(page, email, PASSWORD, 'Grace');
   await page.goto('/account');
   await expect(page.getByTestId('display-name')).toHaveText('Grace');
+  await expect(page.getByTestId('profile-name')).toHaveText('Grace');
+  await expect(page.getByTestId('profile-email')).toHaveText(email);
   await expect(page.getByTestId('logi-not-linked')).toBeVisible();
   await expect(page.getByTestId('session')).toHaveCount(1);
   await expect(page.getByTestId('this-device')).toBeVisible();

@@ -68,6 +68,10 @@ fn AccountDetails(account: Account) -> impl IntoView {
         <section class="card">
             <h1>"Your account"</h1>
             <p>"Signed in as " <strong data-testid="display-name">{user.display_name()}</strong></p>
+            <dl>
+                <dt>"Name"</dt> <dd data-testid="profile-name">{user.name.unwrap_or_else(|| "—".to_owned())}</dd>
+                <dt>"Email"</dt> <dd data-testid="profile-email">{user.email.unwrap_or_else(|| "—".to_owned())}</dd>
+            </dl>
         </section>
         <section class="card">
             <h2>"Sign-in methods"</h2>
