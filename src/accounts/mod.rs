@@ -144,15 +144,17 @@ pub async fn end_session(id: String) -> Result<(), AccountError> {
     use ssr::*;
     let (state, session) = request::context().await?;
     let login = require_login(&state, &session).await?;
-    let this_device = id == login.id;
+    if id == login.id {
+        sign_out_and_revoke(&state, &session).await?;
+        leptos_axum::redirect("/");
+        return Ok(());
+    }
     let doomed = state.custody.load(&state.pool, &id).await?.and_then(|held| held.refresh_token);
-    if this_device {
-        sessions::sign_out(&state.pool, &session).await?;
-    } else if !sessions::end(&state.pool, login.user_id, &id).await? {
+    if !sessions::end(&state.pool, login.user_id, &id).await? {
         return Err(AccountError::SessionNotFound);
     }
     revoke_at_logi(&state, doomed.into_iter().collect()).await;
-    leptos_axum::redirect(if this_device { "/" } else { "/account?notice=session_ended" });
+    leptos_axum::redirect("/account?notice=session_ended");
     Ok(())
 }
 
@@ -220,6 +222,19 @@ pub(crate) mod ssr {
         sessions::end_all_except(&state.pool, user_id, keep).await?;
         revoke_at_logi(state, doomed).await;
         Ok(())
+    }
+
+    /// Signs this browser out: the login and the session are deleted and the login's
+    /// refresh token is revoked at logi. True when the login held logi tokens.
+    pub async fn sign_out_and_revoke(state: &AppState, session: &Session) -> Result<bool, AppError> {
+        let held = match sessions::current_login(&state.pool, session, &state.config).await? {
+            Some(login) => state.custody.load(&state.pool, &login.id).await?,
+            None => None,
+        };
+        sessions::sign_out(&state.pool, session).await?;
+        let Some(held) = held else { return Ok(false) };
+        revoke_at_logi(state, held.refresh_token.into_iter().collect()).await;
+        Ok(true)
     }
 
     /// Revokes the refresh tokens of logins that just ended (best effort).
@@ -303,4 +318,4 @@ pub(crate) mod ssr {
     }
 }
 #[cfg(feature = "ssr")]
-pub use ssr::{forget_cached_user, signed_in_user};
+pub use ssr::{forget_cached_user, sign_out_and_revoke, signed_in_user};

@@ -224,13 +224,12 @@ impl Provider {
     }
 
     async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenSet, TokenError> {
-        let secret = self.client_secret.as_ref().ok_or(TokenError::NoClientSecret)?;
+        let (user, password) = self.basic_credentials().ok_or(TokenError::NoClientSecret)?;
         let endpoints = self.endpoints().await.map_err(|_| TokenError::Unreachable)?;
         let response = self
             .http
             .post(endpoints.token.clone())
-            // RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
-            .basic_auth(form_encode(self.client_id.as_str()), Some(form_encode(secret.expose_secret())))
+            .basic_auth(user, Some(password))
             .header(reqwest::header::ACCEPT, "application/json")
             .form(form)
             .send()
@@ -257,15 +256,22 @@ impl Provider {
         Ok(tokens)
     }
 
+    /// The client_secret_basic user and password; `None` without a client secret.
+    /// RFC 6749 §2.3.1: both are form-encoded before Basic encoding.
+    fn basic_credentials(&self) -> Option<(String, String)> {
+        let secret = self.client_secret.as_ref()?;
+        Some((form_encode(self.client_id.as_str()), form_encode(secret.expose_secret())))
+    }
+
     /// Revokes a refresh token (RFC 7009) if the provider advertises revocation; true when it did.
     pub async fn revoke_refresh_token(&self, refresh_token: &SecretString) -> Result<bool, String> {
-        let secret = self.client_secret.as_ref().ok_or("no client secret")?;
+        let (user, password) = self.basic_credentials().ok_or("no client secret")?;
         let endpoints = self.endpoints().await.map_err(|e| e.code())?;
         let Some(revocation) = endpoints.revocation.clone() else { return Ok(false) };
         let response = self
             .http
             .post(revocation)
-            .basic_auth(form_encode(self.client_id.as_str()), Some(form_encode(secret.expose_secret())))
+            .basic_auth(user, Some(password))
             .form(&[("token", refresh_token.expose_secret()), ("token_type_hint", "refresh_token")])
             .send()
             .await

@@ -11,8 +11,9 @@ use super::oidc::{AuthorizationRequest, Provider, TokenSet};
 use super::return_to::sanitize_return_to;
 use crate::accounts;
 use crate::accounts::store::{LinkOutcome, LogiProfile};
-use crate::proxy::custody::{self, HeldTokens};
+use crate::proxy::custody::HeldTokens;
 use crate::server::sessions::{self, Method};
+use crate::server::request::user_agent_of;
 use crate::server::{csrf, AppError, AppState};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -169,8 +170,7 @@ async fn finish_login(state: &AppState, session: &Session, headers: &HeaderMap, 
         Some(login_id) => link_with_code(state, session, provider, code, &pending, login_id).await,
         None => {
             let (user_id, tokens) = sign_in_with_code(state, provider, code, &pending).await?;
-            let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
-            let login = sessions::sign_in(&state.pool, session, user_id, Method::Logi, user_agent).await.map_err(internal)?;
+            let login = sessions::sign_in(&state.pool, session, user_id, Method::Logi, user_agent_of(headers)).await.map_err(internal)?;
             state.custody.keep(&state.pool, &login.id, &HeldTokens::from_login(tokens)).await.map_err(internal)?;
             Ok(pending.return_to)
         }
@@ -260,7 +260,7 @@ async fn me(State(state): State<AppState>, session: Session) -> Result<Response,
 /// `POST /api/auth/logout` (same-origin only, like every POST). Form posts are sent home,
 /// or with `?federated=1` on to logi's end-session endpoint; API calls get JSON.
 async fn logout(State(state): State<AppState>, session: Session, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, AppError> {
-    let had_logi = end_this_login(&state, &session).await?;
+    let had_logi = accounts::sign_out_and_revoke(&state, &session).await?;
     let is_form = headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"));
     if !is_form {
         return Ok(no_store((StatusCode::OK, Json(serde_json::json!({ "ok": true }))).into_response()));
@@ -275,23 +275,8 @@ async fn logout_and_redirect(State(state): State<AppState>, session: Session, he
         tracing::warn!("ignored a cross-site GET /api/auth/logout");
         return Ok(no_store(Redirect::to("/").into_response()));
     }
-    let had_logi = end_this_login(&state, &session).await?;
+    let had_logi = accounts::sign_out_and_revoke(&state, &session).await?;
     Ok(after_logout(&state, had_logi, query).await)
-}
-
-/// Ends this browser's login: its refresh token is revoked at logi (best effort), the
-/// login and the session are deleted. True when the login held logi tokens.
-async fn end_this_login(state: &AppState, session: &Session) -> Result<bool, AppError> {
-    let held = match sessions::current_login(&state.pool, session, &state.config).await? {
-        Some(login) => state.custody.load(&state.pool, &login.id).await?,
-        None => None,
-    };
-    sessions::sign_out(&state.pool, session).await?;
-    let Some(held) = held else { return Ok(false) };
-    if let (Some(provider), Some(refresh_token)) = (&state.logi, held.refresh_token) {
-        custody::revoke(provider, &[refresh_token]).await;
-    }
-    Ok(true)
 }
 
 /// Home, or logi's end-session endpoint when `federated=1` was asked for, the login was

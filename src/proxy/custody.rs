@@ -147,7 +147,7 @@ impl Custody {
 
     /// The login's tokens; `None` when there are none or they do not decrypt.
     pub async fn load(&self, pool: &SqlitePool, login_id: &str) -> Result<Option<HeldTokens>, AppError> {
-        if let Some(held) = self.opened.get(&login_id.to_owned()) {
+        if let Some(held) = self.opened.get(login_id) {
             return Ok(Some(held));
         }
         let sealed: Option<Vec<u8>> = sqlx::query_scalar("SELECT sealed FROM login_tokens WHERE login_id = ?").bind(login_id).fetch_optional(pool).await?;

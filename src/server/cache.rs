@@ -8,6 +8,7 @@
 //! `capacity` entries; when full, expired entries go, and if that is not enough, all.
 
 use async_trait::async_trait;
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
@@ -31,7 +32,10 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn get(&self, key: &K) -> Option<V> {
+    pub fn get<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
         let mut entries = self.entries();
         match entries.get(key) {
             Some((stored, value)) if stored.elapsed() < self.ttl => Some(value.clone()),
@@ -55,7 +59,10 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         entries.insert(key, (Instant::now(), value));
     }
 
-    pub fn remove(&self, key: &K) {
+    pub fn remove<Q: Hash + Eq + ?Sized>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+    {
         self.entries().remove(key);
     }
 

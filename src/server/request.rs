@@ -2,7 +2,7 @@
 
 use super::{AppError, AppState};
 use axum::extract::ConnectInfo;
-use axum::http::{header, request::Parts};
+use axum::http::{header, request::Parts, HeaderMap};
 use leptos::prelude::{expect_context, use_context};
 use std::net::SocketAddr;
 use tower_sessions::Session;
@@ -20,9 +20,12 @@ pub fn client_address() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// The browser's User-Agent, as shown in the list of sessions.
+/// The browser's User-Agent (of this server function's request), as shown in the list of sessions.
 pub fn user_agent() -> String {
-    use_context::<Parts>()
-        .and_then(|parts| parts.headers.get(header::USER_AGENT).and_then(|value| value.to_str().ok()).map(str::to_owned))
-        .unwrap_or_default()
+    use_context::<Parts>().map(|parts| user_agent_of(&parts.headers).to_owned()).unwrap_or_default()
+}
+
+/// The User-Agent in these headers; empty when absent or not text.
+pub fn user_agent_of(headers: &HeaderMap) -> &str {
+    headers.get(header::USER_AGENT).and_then(|value| value.to_str().ok()).unwrap_or_default()
 }

@@ -149,7 +149,7 @@ pub async fn current_login(pool: &SqlitePool, session: &Session, config: &Config
 }
 
 async fn cached_login(pool: &SqlitePool, id: &str) -> Result<Option<CachedLogin>, AppError> {
-    if let Some(login) = LOGINS.get(&id.to_owned()) {
+    if let Some(login) = LOGINS.get(id) {
         return Ok(Some(login));
     }
     let row: Option<(i64, i64, i64)> =
@@ -163,7 +163,7 @@ async fn cached_login(pool: &SqlitePool, id: &str) -> Result<Option<CachedLogin>
 
 /// Deletes a login row (and its cached copy).
 async fn forget(pool: &SqlitePool, id: &str) -> Result<(), AppError> {
-    LOGINS.remove(&id.to_owned());
+    LOGINS.remove(id);
     sqlx::query("DELETE FROM logins WHERE id = ?").bind(id).execute(pool).await?;
     Ok(())
 }
@@ -178,7 +178,7 @@ pub async fn sign_out(pool: &SqlitePool, session: &Session) -> Result<(), AppErr
 
 /// Ends one of the user's logins; false when the user has no such login.
 pub async fn end(pool: &SqlitePool, user_id: i64, login_id: &str) -> Result<bool, AppError> {
-    LOGINS.remove(&login_id.to_owned());
+    LOGINS.remove(login_id);
     let done = sqlx::query("DELETE FROM logins WHERE id = ? AND user_id = ?").bind(login_id).bind(user_id).execute(pool).await?;
     Ok(done.rows_affected() == 1)
 }
