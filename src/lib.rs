@@ -6,11 +6,16 @@
 pub mod accounts;
 pub mod app;
 pub mod auth;
+#[cfg(feature = "ssr")]
+pub mod ids;
+pub mod login;
 pub mod pages;
 pub mod proxy;
 
 #[cfg(feature = "ssr")]
 pub mod server;
+#[cfg(feature = "ssr")]
+pub mod startup;
 
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]

@@ -1,7 +1,7 @@
 #[cfg(feature = "ssr")]
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    logi_bff::server::run().await
+    logi_bff::startup::run().await
 }
 
 #[cfg(not(feature = "ssr"))]

@@ -60,6 +60,27 @@ impl AccountError {
     }
 }
 
+impl AccountError {
+    /// The HTTP status a server function answers this error with (see `startup`).
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::InvalidEmail
+            | Self::InvalidName
+            | Self::PasswordTooShort
+            | Self::PasswordTooLong
+            | Self::PasswordIsEmail
+            | Self::PasswordTooCommon
+            | Self::InvalidRequest => 400,
+            Self::InvalidCredentials | Self::NotSignedIn => 401,
+            Self::WrongCurrentPassword => 403,
+            Self::SessionNotFound => 404,
+            Self::EmailTaken | Self::LastSignInMethod | Self::NotLinked | Self::PasswordAlreadySet | Self::NoPassword => 409,
+            Self::Throttled { .. } => 429,
+            Self::ServerUnreachable | Self::Internal => 500,
+        }
+    }
+}
+
 impl fmt::Display for AccountError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -14,7 +14,7 @@ pub(crate) mod throttle;
 
 pub use errors::AccountError;
 
-use crate::auth::User;
+use crate::login::User;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -52,43 +52,43 @@ pub struct ActiveSession {
 #[server(endpoint = "sign_up")]
 pub async fn sign_up(email: String, name: String, password: String, return_to: String) -> Result<(), AccountError> {
     use ssr::*;
-    let (state, session) = request::context().await?;
+    let (pool, logins, found) = context().await?;
     let email = Email::parse(&email)?;
     let name = parse_name(&name)?;
     let password = NewPassword::parse(password, &email)?;
     let hash = passwords::hash(password.secret()).await?;
-    let user_id = store::create_password_user(&state.pool, &email, name.as_deref(), &hash).await?;
-    finish_sign_in(&state, &session, user_id, &return_to).await
+    let user_id = store::create_password_user(&pool, &email, name.as_deref(), &hash).await?;
+    finish_sign_in(&logins, &found.session, user_id, &return_to).await
 }
 
 /// Signs in with email and password (throttled; one answer for unknown email and wrong password).
 #[server(endpoint = "sign_in")]
 pub async fn sign_in(email: String, password: String, return_to: String) -> Result<(), AccountError> {
     use ssr::*;
-    let (state, session) = request::context().await?;
+    let (pool, logins, found) = context().await?;
     let email = Email::parse(&email).map_err(|_| AccountError::InvalidCredentials)?;
-    let user_id = check_password(&state, &email, password, AccountError::InvalidCredentials).await?;
-    finish_sign_in(&state, &session, user_id, &return_to).await
+    let user_id = check_password(&pool, &email, password, AccountError::InvalidCredentials).await?;
+    finish_sign_in(&logins, &found.session, user_id, &return_to).await
 }
 
 /// The account page's data; `None` when signed out.
 #[server(endpoint = "account")]
 pub async fn load_account() -> Result<Option<Account>, AccountError> {
     use ssr::*;
-    let (state, session) = request::context().await?;
-    let Some(login) = sessions::current_login(&state.pool, &session, &state.config).await? else { return Ok(None) };
-    let user = store::find(&state.pool, login.user_id).await?.ok_or(AccountError::NotSignedIn)?;
-    let password_email = store::password_of_user(&state.pool, login.user_id).await?.map(|record| record.email);
-    let logi = match &state.logi {
-        Some(provider) => store::identity_of_user(&state.pool, login.user_id, provider.issuer()).await?,
+    let (pool, logins, found) = context().await?;
+    let Some(login) = found.login else { return Ok(None) };
+    let user = logins.user(&login).await?.ok_or(AccountError::NotSignedIn)?;
+    let password_email = store::password_of_user(&pool, login.user_id).await?.map(|record| record.email);
+    let logi = match logi_issuer() {
+        Some(issuer) => store::identity_of_user(&pool, login.user_id, &issuer).await?,
         None => None,
     };
-    let sessions = sessions::list(&state.pool, login.user_id, &state.config).await?;
+    let sessions = logins.list(login.user_id).await?;
     Ok(Some(Account {
         user,
         password_email,
         logi: logi.map(|identity| LinkedLogi { sub: identity.subject, linked_at: format_utc(identity.linked_at) }),
-        logi_enabled: state.logi.is_some(),
+        logi_enabled: logi_issuer().is_some(),
         sessions: sessions.into_iter().map(|record| active_session(record, &login.id)).collect(),
     }))
 }
@@ -97,12 +97,12 @@ pub async fn load_account() -> Result<Option<Account>, AccountError> {
 #[server(endpoint = "set_password")]
 pub async fn set_password(email: String, password: String) -> Result<(), AccountError> {
     use ssr::*;
-    let (state, session) = request::context().await?;
-    let login = require_login(&state, &session).await?;
+    let (pool, _, found) = context().await?;
+    let login = found.login.ok_or(AccountError::NotSignedIn)?;
     let email = Email::parse(&email)?;
     let password = NewPassword::parse(password, &email)?;
     let hash = passwords::hash(password.secret()).await?;
-    store::add_password(&state.pool, login.user_id, &email, &hash).await?;
+    store::add_password(&pool, login.user_id, &email, &hash).await?;
     leptos_axum::redirect("/account?notice=password_set");
     Ok(())
 }
@@ -111,16 +111,16 @@ pub async fn set_password(email: String, password: String) -> Result<(), Account
 #[server(endpoint = "change_password")]
 pub async fn change_password(current_password: String, new_password: String) -> Result<(), AccountError> {
     use ssr::*;
-    let (state, session) = request::context().await?;
-    let login = require_login(&state, &session).await?;
-    let record = store::password_of_user(&state.pool, login.user_id).await?.ok_or(AccountError::NoPassword)?;
+    let (pool, logins, found) = context().await?;
+    let login = found.login.ok_or(AccountError::NotSignedIn)?;
+    let record = store::password_of_user(&pool, login.user_id).await?.ok_or(AccountError::NoPassword)?;
     let email = Email::parse(&record.email)?;
-    check_password(&state, &email, current_password, AccountError::WrongCurrentPassword).await?;
+    check_password(&pool, &email, current_password, AccountError::WrongCurrentPassword).await?;
     let password = NewPassword::parse(new_password, &email)?;
     let hash = passwords::hash(password.secret()).await?;
-    store::replace_password_hash(&state.pool, login.user_id, &hash).await?;
-    end_logins(&state, login.user_id, Some(&login.id)).await?;
-    session.cycle_id().await.map_err(AppError::from)?;
+    store::replace_password_hash(&pool, login.user_id, &hash).await?;
+    logins.end_all(login.user_id, Some(&login.id)).await?;
+    found.session.renew_id().await?;
     leptos_axum::redirect("/account?notice=password_changed");
     Ok(())
 }
@@ -129,11 +129,11 @@ pub async fn change_password(current_password: String, new_password: String) -> 
 #[server(endpoint = "unlink_logi")]
 pub async fn unlink_logi() -> Result<(), AccountError> {
     use ssr::*;
-    let (state, session) = request::context().await?;
-    let login = require_login(&state, &session).await?;
-    let provider = state.logi.as_ref().ok_or(AccountError::NotLinked)?;
-    store::unlink_identity(&state.pool, login.user_id, provider.issuer()).await?;
-    forget_cached_user(login.user_id);
+    let (pool, logins, found) = context().await?;
+    let login = found.login.ok_or(AccountError::NotSignedIn)?;
+    let issuer = logi_issuer().ok_or(AccountError::NotLinked)?;
+    store::unlink_identity(&pool, login.user_id, &issuer).await?;
+    logins.forget_user(login.user_id);
     leptos_axum::redirect("/account?notice=logi_unlinked");
     Ok(())
 }
@@ -142,18 +142,16 @@ pub async fn unlink_logi() -> Result<(), AccountError> {
 #[server(endpoint = "end_session")]
 pub async fn end_session(id: String) -> Result<(), AccountError> {
     use ssr::*;
-    let (state, session) = request::context().await?;
-    let login = require_login(&state, &session).await?;
-    if id == login.id {
-        sign_out_and_revoke(&state, &session).await?;
+    let (_, logins, found) = context().await?;
+    let login = found.login.ok_or(AccountError::NotSignedIn)?;
+    if id == login.id.as_str() {
+        logins.sign_out_and_revoke(&found.session).await?;
         leptos_axum::redirect("/");
         return Ok(());
     }
-    let doomed = state.custody.load(&state.pool, &id).await?.and_then(|held| held.refresh_token);
-    if !sessions::end(&state.pool, login.user_id, &id).await? {
+    if !logins.end(login.user_id, &LoginId::from_untrusted(&id)).await? {
         return Err(AccountError::SessionNotFound);
     }
-    revoke_at_logi(&state, doomed.into_iter().collect()).await;
     leptos_axum::redirect("/account?notice=session_ended");
     Ok(())
 }
@@ -162,10 +160,10 @@ pub async fn end_session(id: String) -> Result<(), AccountError> {
 #[server(endpoint = "sign_out_everywhere")]
 pub async fn sign_out_everywhere() -> Result<(), AccountError> {
     use ssr::*;
-    let (state, session) = request::context().await?;
-    let login = require_login(&state, &session).await?;
-    end_logins(&state, login.user_id, None).await?;
-    sessions::sign_out(&state.pool, &session).await?;
+    let (_, logins, found) = context().await?;
+    let login = found.login.ok_or(AccountError::NotSignedIn)?;
+    logins.end_all(login.user_id, None).await?;
+    logins.sign_out(&found.session).await?;
     leptos_axum::redirect("/");
     Ok(())
 }
@@ -175,73 +173,29 @@ pub async fn sign_out_everywhere() -> Result<(), AccountError> {
 pub(crate) mod ssr {
     pub use super::passwords::{self, Email, NewPassword, Verification};
     pub use super::store;
-    pub use crate::server::{request, sessions, AppError, AppState};
+    pub use crate::ids::{Issuer, LoginId, UserId};
     use super::throttle::{self, Admission, Keys};
     use super::{AccountError, ActiveSession};
-    use crate::auth::User;
-    use crate::server::cache::TtlCache;
+    use crate::login::store::LoginRecord;
+    use crate::login::{BrowserSession, Logins, MaybeLogin, Method};
+    use crate::server::config::Config;
+    use crate::server::request;
+    use leptos::prelude::expect_context;
     use secrecy::SecretString;
-    use sessions::{Login, LoginRecord, Method};
-    use std::sync::LazyLock;
-    use std::time::Duration;
-    use tower_sessions::Session;
+    use sqlx::SqlitePool;
+    use std::sync::Arc;
 
     const MAX_NAME_CHARS: usize = 100;
 
-    /// The user each live login belongs to, for a second (every page asks): keyed by login
-    /// id, dropped for a user whenever its sign-in methods or profile change.
-    static USERS: LazyLock<TtlCache<String, (i64, User)>> = LazyLock::new(|| TtlCache::new(Duration::from_secs(1), 100_000));
-
-    /// The signed-in user of this session, if any.
-    pub async fn signed_in_user(state: &AppState, session: &Session) -> Result<Option<User>, AppError> {
-        let Some(login) = sessions::current_login(&state.pool, session, &state.config).await? else { return Ok(None) };
-        if let Some((user_id, user)) = USERS.get(&login.id) {
-            if user_id == login.user_id {
-                return Ok(Some(user));
-            }
-        }
-        let user = store::find(&state.pool, login.user_id).await?;
-        if let Some(user) = &user {
-            USERS.insert(login.id, (login.user_id, user.clone()));
-        }
-        Ok(user)
+    /// The database, the login service and this request's login.
+    pub async fn context() -> Result<(SqlitePool, Arc<Logins>, MaybeLogin), AccountError> {
+        let (logins, found) = crate::login::from_server_fn().await?;
+        Ok((expect_context::<SqlitePool>(), logins, found))
     }
 
-    /// Call after changing what [`signed_in_user`] returns for `user_id`.
-    pub fn forget_cached_user(user_id: i64) {
-        USERS.remove_where(|_, (cached, _)| *cached == user_id);
-    }
-
-    pub async fn require_login(state: &AppState, session: &Session) -> Result<Login, AccountError> {
-        sessions::current_login(&state.pool, session, &state.config).await?.ok_or(AccountError::NotSignedIn)
-    }
-
-    /// Ends the user's logins (all but `keep`), revoking their refresh tokens at logi.
-    pub async fn end_logins(state: &AppState, user_id: i64, keep: Option<&str>) -> Result<(), AppError> {
-        let doomed = state.custody.refresh_tokens_of_user(&state.pool, user_id, keep).await?;
-        sessions::end_all_except(&state.pool, user_id, keep).await?;
-        revoke_at_logi(state, doomed).await;
-        Ok(())
-    }
-
-    /// Signs this browser out: the login and the session are deleted and the login's
-    /// refresh token is revoked at logi. True when the login held logi tokens.
-    pub async fn sign_out_and_revoke(state: &AppState, session: &Session) -> Result<bool, AppError> {
-        let held = match sessions::current_login(&state.pool, session, &state.config).await? {
-            Some(login) => state.custody.load(&state.pool, &login.id).await?,
-            None => None,
-        };
-        sessions::sign_out(&state.pool, session).await?;
-        let Some(held) = held else { return Ok(false) };
-        revoke_at_logi(state, held.refresh_token.into_iter().collect()).await;
-        Ok(true)
-    }
-
-    /// Revokes the refresh tokens of logins that just ended (best effort).
-    pub async fn revoke_at_logi(state: &AppState, refresh_tokens: Vec<SecretString>) {
-        if let Some(provider) = &state.logi {
-            crate::proxy::custody::revoke(provider, &refresh_tokens).await;
-        }
+    /// logi's issuer, when logi sign-in is configured.
+    pub fn logi_issuer() -> Option<Issuer> {
+        expect_context::<Arc<Config>>().logi.as_ref().map(|logi| logi.issuer())
     }
 
     /// An optional display name: trimmed, empty means none.
@@ -255,34 +209,35 @@ pub(crate) mod ssr {
 
     /// Checks `password` for the account with this login email, throttled; a weak
     /// stored hash is upgraded. Any failure is `wrong`, whether the account exists or not.
-    pub async fn check_password(state: &AppState, email: &Email, password: String, wrong: AccountError) -> Result<i64, AccountError> {
+    pub async fn check_password(pool: &SqlitePool, email: &Email, password: String, wrong: AccountError) -> Result<UserId, AccountError> {
         let keys = Keys::new(email.as_str(), &request::client_address());
-        let attempt = match throttle::admit(&state.pool, &keys).await? {
+        let attempt = match throttle::admit(pool, &keys).await? {
             Admission::Allowed(attempt) => attempt,
             Admission::Throttled { retry_after_minutes } => return Err(AccountError::Throttled { retry_after_minutes }),
         };
         let password = SecretString::from(password);
-        let record = store::password_by_email(&state.pool, email).await?;
+        let record = store::password_by_email(pool, email).await?;
         let verified = passwords::verify(password.clone(), record.as_ref().map(|r| r.hash.clone())).await?;
         let (Some(record), Verification::Valid { needs_rehash }) = (record, verified) else { return Err(wrong) };
-        throttle::succeeded(&state.pool, &keys, &attempt).await?;
+        throttle::succeeded(pool, &keys, &attempt).await?;
         if needs_rehash {
-            store::replace_password_hash(&state.pool, record.user_id, &passwords::hash(&password).await?).await?;
+            store::replace_password_hash(pool, record.user_id, &passwords::hash(&password).await?).await?;
         }
         Ok(record.user_id)
     }
 
     /// A new login for this browser, then on to `return_to` (same-origin paths only).
-    pub async fn finish_sign_in(state: &AppState, session: &Session, user_id: i64, return_to: &str) -> Result<(), AccountError> {
-        sessions::sign_in(&state.pool, session, user_id, Method::Password, &request::user_agent()).await?;
-        leptos_axum::redirect(&crate::auth::return_to::sanitize_return_to(Some(return_to), &state.config.app_url));
+    pub async fn finish_sign_in(logins: &Logins, session: &BrowserSession, user_id: UserId, return_to: &str) -> Result<(), AccountError> {
+        logins.sign_in(session, user_id, Method::Password, &request::user_agent()).await?;
+        let config = expect_context::<Arc<Config>>();
+        leptos_axum::redirect(&crate::login::return_to::sanitize_return_to(Some(return_to), &config.app_url));
         Ok(())
     }
 
-    pub fn active_session(record: LoginRecord, current_login_id: &str) -> ActiveSession {
+    pub fn active_session(record: LoginRecord, current_login_id: &LoginId) -> ActiveSession {
         ActiveSession {
-            this_device: record.id == current_login_id,
-            id: record.id,
+            this_device: &record.id == current_login_id,
+            id: record.id.as_str().to_owned(),
             method: record.method,
             user_agent: record.user_agent,
             created_at: format_utc(record.created_at),
@@ -317,5 +272,3 @@ pub(crate) mod ssr {
         }
     }
 }
-#[cfg(feature = "ssr")]
-pub use ssr::{forget_cached_user, sign_out_and_revoke, signed_in_user};

@@ -4,60 +4,25 @@
 
 use super::passwords::Email;
 use super::AccountError;
-use crate::auth::User;
+use crate::ids::{Issuer, Subject, UserId};
 use crate::server::AppError;
 use sqlx::SqlitePool;
 
-#[derive(sqlx::FromRow)]
-struct UserRow {
-    sub: Option<String>,
-    anonymous: bool,
-    email: Option<String>,
-    name: Option<String>,
-}
-
-/// Loads a user with the subject of its logi identity, if one is linked.
-pub async fn find(pool: &SqlitePool, user_id: i64) -> Result<Option<User>, AppError> {
-    let row: Option<UserRow> = sqlx::query_as(
-        "SELECT (SELECT subject FROM identities WHERE user_id = users.id ORDER BY linked_at LIMIT 1) AS sub,
-                anonymous, email, name
-           FROM users WHERE id = ?",
-    )
-    .bind(user_id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|UserRow { sub, anonymous, email, name }| User { sub, anonymous, email, name }))
-}
-
-/// The profile logi-bff keeps from logi's userinfo, by logi's rules: an anonymous
-/// account keeps no email or name; a synthetic `@1pass.internal` email is dropped;
-/// `name` falls back to `nickname`. Identity is the id_token's `sub`, never the email.
+/// The profile kept from logi for a user signed in with it (see `auth::profile` for logi's rules).
 #[derive(Debug, PartialEq, Eq)]
-pub struct LogiProfile {
+pub struct Profile {
     pub anonymous: bool,
     pub email: Option<String>,
     pub name: Option<String>,
 }
 
-const SYNTHETIC_EMAIL_DOMAIN: &str = "@1pass.internal";
-
-impl LogiProfile {
-    pub fn from_userinfo(info: &crate::auth::oidc::UserInfo) -> Self {
-        if info.anonymous {
-            return Self { anonymous: true, email: None, name: None };
-        }
-        let email = info.email.clone().filter(|email| !email.to_ascii_lowercase().ends_with(SYNTHETIC_EMAIL_DOMAIN));
-        Self { anonymous: false, email, name: info.name.clone().or_else(|| info.nickname.clone()) }
-    }
-}
-
 /// Finds the user linked to `(issuer, subject)` or creates one; all in one transaction,
 /// so a failure leaves no half-written rows. The profile is refreshed from logi unless
 /// the user has a password: a local account keeps the profile it was created with.
-pub async fn sign_in_with_identity(pool: &SqlitePool, issuer: &str, subject: &str, profile: &LogiProfile) -> Result<i64, AppError> {
+pub async fn sign_in_with_identity(pool: &SqlitePool, issuer: &Issuer, subject: &Subject, profile: &Profile) -> Result<UserId, AppError> {
     // IMMEDIATE takes the write lock up front: two first sign-ins of one subject serialise.
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let linked: Option<i64> = sqlx::query_scalar("SELECT user_id FROM identities WHERE issuer = ? AND subject = ?")
+    let linked: Option<UserId> = sqlx::query_scalar("SELECT user_id FROM identities WHERE issuer = ? AND subject = ?")
         .bind(issuer)
         .bind(subject)
         .fetch_optional(&mut *tx)
@@ -77,7 +42,7 @@ pub async fn sign_in_with_identity(pool: &SqlitePool, issuer: &str, subject: &st
             user_id
         }
         None => {
-            let user_id: i64 = sqlx::query_scalar("INSERT INTO users (email, name, anonymous) VALUES (?, ?, ?) RETURNING id")
+            let user_id: UserId = sqlx::query_scalar("INSERT INTO users (email, name, anonymous) VALUES (?, ?, ?) RETURNING id")
                 .bind(&profile.email)
                 .bind(&profile.name)
                 .bind(profile.anonymous)
@@ -103,7 +68,7 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
 /// A user's password sign-in.
 #[derive(sqlx::FromRow)]
 pub struct PasswordRecord {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub email: String,
     pub hash: String,
 }
@@ -112,14 +77,14 @@ pub async fn password_by_email(pool: &SqlitePool, email: &Email) -> Result<Optio
     Ok(sqlx::query_as("SELECT user_id, email, hash FROM passwords WHERE email = ?").bind(email.as_str()).fetch_optional(pool).await?)
 }
 
-pub async fn password_of_user(pool: &SqlitePool, user_id: i64) -> Result<Option<PasswordRecord>, AppError> {
+pub async fn password_of_user(pool: &SqlitePool, user_id: UserId) -> Result<Option<PasswordRecord>, AppError> {
     Ok(sqlx::query_as("SELECT user_id, email, hash FROM passwords WHERE user_id = ?").bind(user_id).fetch_optional(pool).await?)
 }
 
 /// Creates a local account: the user and its password, or neither.
-pub async fn create_password_user(pool: &SqlitePool, email: &Email, name: Option<&str>, hash: &str) -> Result<i64, AccountError> {
+pub async fn create_password_user(pool: &SqlitePool, email: &Email, name: Option<&str>, hash: &str) -> Result<UserId, AccountError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let user_id: i64 = sqlx::query_scalar("INSERT INTO users (email, name) VALUES (?, ?) RETURNING id")
+    let user_id: UserId = sqlx::query_scalar("INSERT INTO users (email, name) VALUES (?, ?) RETURNING id")
         .bind(email.as_str())
         .bind(name)
         .fetch_one(&mut *tx)
@@ -130,7 +95,7 @@ pub async fn create_password_user(pool: &SqlitePool, email: &Email, name: Option
 }
 
 /// Gives an account without a password one (a logi-only user setting a password).
-pub async fn add_password(pool: &SqlitePool, user_id: i64, email: &Email, hash: &str) -> Result<(), AccountError> {
+pub async fn add_password(pool: &SqlitePool, user_id: UserId, email: &Email, hash: &str) -> Result<(), AccountError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     if password_exists(&mut tx, user_id).await? {
         return Err(AccountError::PasswordAlreadySet);
@@ -140,7 +105,7 @@ pub async fn add_password(pool: &SqlitePool, user_id: i64, email: &Email, hash: 
     Ok(())
 }
 
-async fn insert_password(tx: &mut sqlx::SqliteConnection, user_id: i64, email: &Email, hash: &str) -> Result<(), AccountError> {
+async fn insert_password(tx: &mut sqlx::SqliteConnection, user_id: UserId, email: &Email, hash: &str) -> Result<(), AccountError> {
     let inserted = sqlx::query("INSERT INTO passwords (user_id, email, hash) VALUES (?, ?, ?)")
         .bind(user_id)
         .bind(email.as_str())
@@ -154,11 +119,11 @@ async fn insert_password(tx: &mut sqlx::SqliteConnection, user_id: i64, email: &
     }
 }
 
-async fn password_exists(tx: &mut sqlx::SqliteConnection, user_id: i64) -> Result<bool, AppError> {
+async fn password_exists(tx: &mut sqlx::SqliteConnection, user_id: UserId) -> Result<bool, AppError> {
     Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM passwords WHERE user_id = ?)").bind(user_id).fetch_one(tx).await?)
 }
 
-pub async fn replace_password_hash(pool: &SqlitePool, user_id: i64, hash: &str) -> Result<(), AppError> {
+pub async fn replace_password_hash(pool: &SqlitePool, user_id: UserId, hash: &str) -> Result<(), AppError> {
     sqlx::query("UPDATE passwords SET hash = ?, updated_at = unixepoch() WHERE user_id = ?").bind(hash).bind(user_id).execute(pool).await?;
     Ok(())
 }
@@ -170,7 +135,7 @@ pub struct LinkedIdentity {
     pub linked_at: i64,
 }
 
-pub async fn identity_of_user(pool: &SqlitePool, user_id: i64, issuer: &str) -> Result<Option<LinkedIdentity>, AppError> {
+pub async fn identity_of_user(pool: &SqlitePool, user_id: UserId, issuer: &Issuer) -> Result<Option<LinkedIdentity>, AppError> {
     Ok(sqlx::query_as("SELECT subject, linked_at FROM identities WHERE user_id = ? AND issuer = ?")
         .bind(user_id)
         .bind(issuer)
@@ -190,9 +155,9 @@ pub enum LinkOutcome {
 }
 
 /// Links a verified `(issuer, subject)` to `user_id`, never moving it from another user.
-pub async fn link_identity(pool: &SqlitePool, user_id: i64, issuer: &str, subject: &str) -> Result<LinkOutcome, AppError> {
+pub async fn link_identity(pool: &SqlitePool, user_id: UserId, issuer: &Issuer, subject: &Subject) -> Result<LinkOutcome, AppError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let owner: Option<i64> = sqlx::query_scalar("SELECT user_id FROM identities WHERE issuer = ? AND subject = ?")
+    let owner: Option<UserId> = sqlx::query_scalar("SELECT user_id FROM identities WHERE issuer = ? AND subject = ?")
         .bind(issuer)
         .bind(subject)
         .fetch_optional(&mut *tx)
@@ -224,7 +189,7 @@ pub async fn link_identity(pool: &SqlitePool, user_id: i64, issuer: &str, subjec
 }
 
 /// Unlinks the user's identity from `issuer`, unless it is the last way to sign in.
-pub async fn unlink_identity(pool: &SqlitePool, user_id: i64, issuer: &str) -> Result<(), AccountError> {
+pub async fn unlink_identity(pool: &SqlitePool, user_id: UserId, issuer: &Issuer) -> Result<(), AccountError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     if !password_exists(&mut tx, user_id).await? {
         let identities: i64 = sqlx::query_scalar("SELECT count(*) FROM identities WHERE user_id = ?")
@@ -250,46 +215,27 @@ pub async fn unlink_identity(pool: &SqlitePool, user_id: i64, issuer: &str) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::oidc::UserInfo;
+    use crate::login::store::find_user as find;
 
-    fn info(email: Option<&str>, name: Option<&str>, nickname: Option<&str>, anonymous: bool) -> UserInfo {
-        UserInfo { sub: "s".into(), email: email.map(Into::into), name: name.map(Into::into), nickname: nickname.map(Into::into), anonymous }
+    fn logi() -> Issuer {
+        Issuer::new("https://logi")
     }
 
-    #[test]
-    fn a_normal_user_keeps_email_and_name() {
-        let profile = LogiProfile::from_userinfo(&info(Some("a@example.com"), Some("Alice"), Some("al"), false));
-        assert_eq!(profile, LogiProfile { anonymous: false, email: Some("a@example.com".into()), name: Some("Alice".into()) });
-    }
-
-    #[test]
-    fn an_anonymous_user_keeps_neither_email_nor_name() {
-        let profile = LogiProfile::from_userinfo(&info(Some("anon+1@1pass.internal"), Some("x"), None, true));
-        assert_eq!(profile, LogiProfile { anonymous: true, email: None, name: None });
-    }
-
-    #[test]
-    fn a_synthetic_email_is_dropped_even_without_the_anonymous_flag() {
-        let profile = LogiProfile::from_userinfo(&info(Some("anon+1@1PASS.internal"), None, Some("nick"), false));
-        assert_eq!(profile, LogiProfile { anonymous: false, email: None, name: Some("nick".into()) });
-    }
-
-    #[test]
-    fn consent_without_email_or_name_leaves_them_empty() {
-        assert_eq!(LogiProfile::from_userinfo(&info(None, None, None, false)), LogiProfile { anonymous: false, email: None, name: None });
+    fn sub(subject: &str) -> Subject {
+        Subject::new(subject)
     }
 
     use crate::server::db::temp_pool as pool;
 
-    fn profile(email: &str) -> LogiProfile {
-        LogiProfile { anonymous: false, email: Some(email.into()), name: None }
+    fn profile(email: &str) -> Profile {
+        Profile { anonymous: false, email: Some(email.into()), name: None }
     }
 
     #[tokio::test]
     async fn the_same_subject_signs_into_the_same_user_and_refreshes_the_profile() {
         let (_dir, pool) = pool().await;
-        let first = sign_in_with_identity(&pool, "https://logi", "sub-1", &profile("old@example.com")).await.unwrap();
-        let again = sign_in_with_identity(&pool, "https://logi", "sub-1", &profile("new@example.com")).await.unwrap();
+        let first = sign_in_with_identity(&pool, &logi(), &sub("sub-1"), &profile("old@example.com")).await.unwrap();
+        let again = sign_in_with_identity(&pool, &logi(), &sub("sub-1"), &profile("new@example.com")).await.unwrap();
         assert_eq!(first, again);
         let user = find(&pool, first).await.unwrap().unwrap();
         assert_eq!((user.sub.as_deref(), user.email.as_deref()), (Some("sub-1"), Some("new@example.com")));
@@ -298,9 +244,9 @@ mod tests {
     #[tokio::test]
     async fn users_are_never_linked_by_email() {
         let (_dir, pool) = pool().await;
-        let a = sign_in_with_identity(&pool, "https://logi", "sub-a", &profile("same@example.com")).await.unwrap();
-        let b = sign_in_with_identity(&pool, "https://logi", "sub-b", &profile("same@example.com")).await.unwrap();
-        let other_issuer = sign_in_with_identity(&pool, "https://other", "sub-a", &profile("same@example.com")).await.unwrap();
+        let a = sign_in_with_identity(&pool, &logi(), &sub("sub-a"), &profile("same@example.com")).await.unwrap();
+        let b = sign_in_with_identity(&pool, &logi(), &sub("sub-b"), &profile("same@example.com")).await.unwrap();
+        let other_issuer = sign_in_with_identity(&pool, &Issuer::new("https://other"), &sub("sub-a"), &profile("same@example.com")).await.unwrap();
         assert!(a != b && a != other_issuer && b != other_issuer);
     }
 
@@ -310,7 +256,7 @@ mod tests {
         let handles: Vec<_> = (0..8)
             .map(|_| {
                 let pool = pool.clone();
-                tokio::spawn(async move { sign_in_with_identity(&pool, "https://logi", "sub-race", &profile("r@example.com")).await.unwrap() })
+                tokio::spawn(async move { sign_in_with_identity(&pool, &logi(), &sub("sub-race"), &profile("r@example.com")).await.unwrap() })
             })
             .collect();
         let mut ids = Vec::new();
@@ -322,7 +268,7 @@ mod tests {
         assert_eq!(users, 1);
     }
 
-    async fn local_user(pool: &SqlitePool, email: &str) -> i64 {
+    async fn local_user(pool: &SqlitePool, email: &str) -> UserId {
         create_password_user(pool, &Email::parse(email).unwrap(), Some("Local"), "$argon2id$test").await.unwrap()
     }
 
@@ -340,22 +286,22 @@ mod tests {
     async fn linking_attaches_an_identity_once_and_never_steals_one() {
         let (_dir, pool) = pool().await;
         let local = local_user(&pool, "ada@example.com").await;
-        let other = sign_in_with_identity(&pool, "https://logi", "sub-other", &profile("ada@example.com")).await.unwrap();
-        assert_eq!(link_identity(&pool, local, "https://logi", "sub-other").await.unwrap(), LinkOutcome::LinkedToAnotherUser);
-        assert_eq!(link_identity(&pool, local, "https://logi", "sub-ada").await.unwrap(), LinkOutcome::Linked);
-        assert_eq!(link_identity(&pool, local, "https://logi", "sub-ada").await.unwrap(), LinkOutcome::AlreadyLinked);
-        assert_eq!(link_identity(&pool, local, "https://logi", "sub-second").await.unwrap(), LinkOutcome::OtherIdentityLinked);
-        let owners: Vec<(String, i64)> = sqlx::query_as("SELECT subject, user_id FROM identities ORDER BY subject").fetch_all(&pool).await.unwrap();
+        let other = sign_in_with_identity(&pool, &logi(), &sub("sub-other"), &profile("ada@example.com")).await.unwrap();
+        assert_eq!(link_identity(&pool, local, &logi(), &sub("sub-other")).await.unwrap(), LinkOutcome::LinkedToAnotherUser);
+        assert_eq!(link_identity(&pool, local, &logi(), &sub("sub-ada")).await.unwrap(), LinkOutcome::Linked);
+        assert_eq!(link_identity(&pool, local, &logi(), &sub("sub-ada")).await.unwrap(), LinkOutcome::AlreadyLinked);
+        assert_eq!(link_identity(&pool, local, &logi(), &sub("sub-second")).await.unwrap(), LinkOutcome::OtherIdentityLinked);
+        let owners: Vec<(String, UserId)> = sqlx::query_as("SELECT subject, user_id FROM identities ORDER BY subject").fetch_all(&pool).await.unwrap();
         assert_eq!(owners, vec![("sub-ada".into(), local), ("sub-other".into(), other)]);
-        assert_eq!(sign_in_with_identity(&pool, "https://logi", "sub-ada", &profile("x@y.z")).await.unwrap(), local);
+        assert_eq!(sign_in_with_identity(&pool, &logi(), &sub("sub-ada"), &profile("x@y.z")).await.unwrap(), local);
     }
 
     #[tokio::test]
     async fn logi_does_not_overwrite_a_local_accounts_profile() {
         let (_dir, pool) = pool().await;
         let local = local_user(&pool, "ada@example.com").await;
-        link_identity(&pool, local, "https://logi", "sub-ada").await.unwrap();
-        sign_in_with_identity(&pool, "https://logi", "sub-ada", &profile("logi@example.com")).await.unwrap();
+        link_identity(&pool, local, &logi(), &sub("sub-ada")).await.unwrap();
+        sign_in_with_identity(&pool, &logi(), &sub("sub-ada"), &profile("logi@example.com")).await.unwrap();
         let user = find(&pool, local).await.unwrap().unwrap();
         assert_eq!((user.email.as_deref(), user.name.as_deref()), (Some("ada@example.com"), Some("Local")));
     }
@@ -363,21 +309,21 @@ mod tests {
     #[tokio::test]
     async fn the_last_way_to_sign_in_cannot_be_unlinked() {
         let (_dir, pool) = pool().await;
-        let logi_only = sign_in_with_identity(&pool, "https://logi", "sub-1", &profile("a@example.com")).await.unwrap();
-        assert_eq!(unlink_identity(&pool, logi_only, "https://logi").await, Err(AccountError::LastSignInMethod));
-        assert!(identity_of_user(&pool, logi_only, "https://logi").await.unwrap().is_some());
+        let logi_only = sign_in_with_identity(&pool, &logi(), &sub("sub-1"), &profile("a@example.com")).await.unwrap();
+        assert_eq!(unlink_identity(&pool, logi_only, &logi()).await, Err(AccountError::LastSignInMethod));
+        assert!(identity_of_user(&pool, logi_only, &logi()).await.unwrap().is_some());
 
         add_password(&pool, logi_only, &Email::parse("a@example.com").unwrap(), "h").await.unwrap();
         assert_eq!(add_password(&pool, logi_only, &Email::parse("b@example.com").unwrap(), "h").await, Err(AccountError::PasswordAlreadySet));
-        assert_eq!(unlink_identity(&pool, logi_only, "https://logi").await, Ok(()));
-        assert_eq!(unlink_identity(&pool, logi_only, "https://logi").await, Err(AccountError::NotLinked));
+        assert_eq!(unlink_identity(&pool, logi_only, &logi()).await, Ok(()));
+        assert_eq!(unlink_identity(&pool, logi_only, &logi()).await, Err(AccountError::NotLinked));
     }
 
     #[tokio::test]
     async fn deleting_a_user_deletes_its_identities_and_password() {
         let (_dir, pool) = pool().await;
         let local = local_user(&pool, "ada@example.com").await;
-        link_identity(&pool, local, "https://logi", "sub-ada").await.unwrap();
+        link_identity(&pool, local, &logi(), &sub("sub-ada")).await.unwrap();
         sqlx::query("DELETE FROM users WHERE id = ?").bind(local).execute(&pool).await.unwrap();
         let left: i64 = sqlx::query_scalar("SELECT (SELECT count(*) FROM identities) + (SELECT count(*) FROM passwords)").fetch_one(&pool).await.unwrap();
         assert_eq!(left, 0);

@@ -1,40 +1,24 @@
-//! Sign-in state shared by the server and the browser.
-//!
-//! [`User`] is what the browser may know about the signed-in person: it has no
-//! token fields, so no token can travel to the page through it.
+//! Signing in with logi: the sign-in state pages read, and the server functions that
+//! start a sign-in (`GET /api/auth/login`) and finish it (`GET /api/auth/callback`).
+//! Server only: the OIDC protocol client, logi's profile rules, the flow and the
+//! plain routes (link, me, logout).
 
 pub mod errors;
 #[cfg(feature = "ssr")]
+pub mod flow;
+#[cfg(feature = "ssr")]
 pub mod oidc;
 #[cfg(feature = "ssr")]
-pub(crate) mod return_to;
+pub mod profile;
+pub(crate) mod query;
 #[cfg(feature = "ssr")]
 pub mod routes;
 
+use crate::accounts::AccountError;
+use crate::login::User;
 use leptos::prelude::*;
+use query::{first_value_query, FirstValueQuery};
 use serde::{Deserialize, Serialize};
-
-/// The signed-in user as the browser sees it (also the body of `GET /api/auth/me`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct User {
-    /// The logi account id (`sub`), when a logi identity is linked.
-    pub sub: Option<String>,
-    pub anonymous: bool,
-    pub email: Option<String>,
-    pub name: Option<String>,
-}
-
-impl User {
-    /// What to call the user: name, else email, else a neutral label.
-    pub fn display_name(&self) -> String {
-        match (&self.name, &self.email) {
-            _ if self.anonymous => "Anonymous user".to_owned(),
-            (Some(name), _) => name.clone(),
-            (None, Some(email)) => email.clone(),
-            (None, None) => "Signed-in user".to_owned(),
-        }
-    }
-}
 
 /// Everything a page needs to render the sign-in state on first paint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,27 +30,39 @@ pub struct AuthState {
 
 /// The session's sign-in state, read server-side (during SSR through context, after hydration over HTTP).
 #[server]
-pub async fn load_auth_state() -> Result<AuthState, ServerFnError> {
-    use crate::server::AppState;
-    let state = expect_context::<AppState>();
-    let session: tower_sessions::Session = leptos_axum::extract().await?;
-    let user = crate::accounts::signed_in_user(&state, &session).await.map_err(|e| e.logged())?;
-    Ok(AuthState { user, logi_enabled: state.config.logi.is_some() })
+pub async fn load_auth_state() -> Result<AuthState, AccountError> {
+    let (logins, found) = crate::login::from_server_fn().await?;
+    let user = match &found.login {
+        Some(login) => logins.user(login).await?,
+        None => None,
+    };
+    let logi = expect_context::<Option<std::sync::Arc<oidc::Provider>>>();
+    Ok(AuthState { user, logi_enabled: logi.is_some() })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn user(name: Option<&str>, email: Option<&str>, anonymous: bool) -> User {
-        User { sub: Some("s".into()), anonymous, email: email.map(Into::into), name: name.map(Into::into) }
-    }
-
-    #[test]
-    fn display_name_prefers_name_then_email() {
-        assert_eq!(user(Some("Ada"), Some("a@x"), false).display_name(), "Ada");
-        assert_eq!(user(None, Some("a@x"), false).display_name(), "a@x");
-        assert_eq!(user(None, None, false).display_name(), "Signed-in user");
-        assert_eq!(user(Some("Ada"), None, true).display_name(), "Anonymous user");
-    }
+/// `GET /api/auth/login`: on to logi's authorization endpoint, the login in progress
+/// kept in a sealed cookie. Reached by a plain navigation (the sign-in link). Never
+/// `Err`: failures are redirects to `/?auth_error=<code>`.
+#[server(prefix = "/api", endpoint = "auth/login", input = FirstValueQuery, name = StartLogin)]
+pub async fn login(login_hint: Option<String>, prompt: Option<String>, return_to: Option<String>) -> Result<(), ServerFnError> {
+    let auth = flow::Auth::from_context();
+    let params = flow::LoginParams { login_hint, prompt, return_to };
+    flow::start(&auth, &flow::request_headers(), params, None).await.send_from_server_fn();
+    Ok(())
 }
+first_value_query!(StartLogin { login_hint, prompt, return_to });
+
+/// `GET /api/auth/callback`: logi's answer. Checks it and signs in (or links), then on
+/// to where the login asked to return. Never `Err`, for the same reason.
+#[server(prefix = "/api", endpoint = "auth/callback", input = FirstValueQuery, name = FinishLogin)]
+pub async fn callback(code: Option<String>, state: Option<String>, error: Option<String>, error_description: Option<String>) -> Result<(), ServerFnError> {
+    let auth = flow::Auth::from_context();
+    let params = flow::CallbackParams { code, state, error, error_description };
+    let outcome = match leptos_axum::extract::<crate::login::BrowserSession>().await {
+        Ok(session) => flow::finish(&auth, &flow::request_headers(), &session, params).await,
+        Err(error) => flow::failed_internally(&format!("session: {error}")),
+    };
+    outcome.send_from_server_fn();
+    Ok(())
+}
+first_value_query!(FinishLogin { code, state, error, error_description });

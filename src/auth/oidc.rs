@@ -6,6 +6,11 @@
 //! signed with a key we do not know triggers one JWKS refetch, at most once a minute.
 
 use super::errors::AuthError;
+use crate::ids::{Issuer, Subject};
+use crate::login::tokens::{TokenAuthority, TokenError, TokenSet};
+use crate::server::config::LogiConfig;
+use crate::server::http::{self, error_chain};
+use async_trait::async_trait;
 use openidconnect::core::{CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata};
 use openidconnect::{AccessToken, AccessTokenHash, ClientId, ClientSecret, IssuerUrl, Nonce};
 use openidconnect::{ClaimsVerificationError, SignatureVerificationError};
@@ -45,28 +50,6 @@ struct Keys {
     last_refetch: Option<Instant>,
 }
 
-/// A token endpoint response, held as secrets (never printed or serialised).
-#[derive(Deserialize)]
-pub struct TokenSet {
-    pub access_token: SecretString,
-    token_type: String,
-    pub id_token: Option<SecretString>,
-    pub refresh_token: Option<SecretString>,
-    /// Lifetime of the access token in seconds.
-    pub expires_in: Option<u64>,
-}
-
-/// Why a token request failed.
-#[derive(Debug, PartialEq, Eq)]
-pub enum TokenError {
-    /// The provider answered with this status and OAuth `error` code.
-    Refused { status: u16, error: String },
-    /// The provider answered 2xx with something that is not a bearer token set.
-    Malformed(u16),
-    Unreachable,
-    NoClientSecret,
-}
-
 impl From<TokenError> for AuthError {
     fn from(error: TokenError) -> Self {
         match error {
@@ -92,6 +75,7 @@ pub struct UserInfo {
 pub struct Provider {
     http: reqwest::Client,
     issuer: IssuerUrl,
+    issuer_id: Issuer,
     client_id: ClientId,
     client_secret: Option<SecretString>,
     redirect_uri: Url,
@@ -101,17 +85,13 @@ pub struct Provider {
 }
 
 impl Provider {
-    pub fn new(config: &crate::server::config::LogiConfig, redirect_uri: Url) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(HTTP_TIMEOUT)
-            .user_agent(concat!("logi-bff/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let issuer = IssuerUrl::new(config.issuer_url.as_str().trim_end_matches('/').to_owned()).map_err(|e| format!("ONE_PASS_URL: {e}"))?;
+    pub fn new(config: &LogiConfig, redirect_uri: Url) -> Result<Self, String> {
+        let http = http::client(HTTP_TIMEOUT, "logi")?;
+        let issuer_id = config.issuer();
+        let issuer = IssuerUrl::new(issuer_id.as_str().to_owned()).map_err(|e| format!("ONE_PASS_URL: {e}"))?;
         Ok(Self {
             http,
+            issuer_id,
             issuer,
             client_id: ClientId::new(config.client_id.clone()),
             client_secret: config.client_secret.clone(),
@@ -122,8 +102,8 @@ impl Provider {
         })
     }
 
-    pub fn issuer(&self) -> &str {
-        self.issuer.as_str()
+    pub fn issuer(&self) -> &Issuer {
+        &self.issuer_id
     }
 
     /// The cached discovery result, fetched (with the JWKS) when missing or stale.
@@ -217,12 +197,6 @@ impl Provider {
         Ok(self.token_request(&form).await?)
     }
 
-    /// Trades a refresh token for a new token set. logi rotates refresh tokens: the
-    /// answer carries a new one, and the old one must never be used again.
-    pub async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet, TokenError> {
-        self.token_request(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose_secret())]).await
-    }
-
     async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenSet, TokenError> {
         let (user, password) = self.basic_credentials().ok_or(TokenError::NoClientSecret)?;
         let endpoints = self.endpoints().await.map_err(|_| TokenError::Unreachable)?;
@@ -263,25 +237,6 @@ impl Provider {
         Some((form_encode(self.client_id.as_str()), form_encode(secret.expose_secret())))
     }
 
-    /// Revokes a refresh token (RFC 7009) if the provider advertises revocation; true when it did.
-    pub async fn revoke_refresh_token(&self, refresh_token: &SecretString) -> Result<bool, String> {
-        let (user, password) = self.basic_credentials().ok_or("no client secret")?;
-        let endpoints = self.endpoints().await.map_err(|e| e.code())?;
-        let Some(revocation) = endpoints.revocation.clone() else { return Ok(false) };
-        let response = self
-            .http
-            .post(revocation)
-            .basic_auth(user, Some(password))
-            .form(&[("token", refresh_token.expose_secret()), ("token_type_hint", "refresh_token")])
-            .send()
-            .await
-            .map_err(|e| error_chain(&e))?;
-        match response.status().is_success() {
-            true => Ok(true),
-            false => Err(format!("revocation answered {}", response.status())),
-        }
-    }
-
     /// The provider's RP-initiated logout URL, if it advertises one. Identified by
     /// `client_id` only: an `id_token_hint` would put the id_token in the browser's
     /// address bar and history, and no token ever goes to the browser. The provider
@@ -295,7 +250,7 @@ impl Provider {
     }
 
     /// Verifies the id_token and returns its subject. See [`IdTokenCheck`] for the checks.
-    pub async fn verify_id_token(&self, raw: &SecretString, nonce: &str, access_token: &SecretString) -> Result<String, AuthError> {
+    pub async fn verify_id_token(&self, raw: &SecretString, nonce: &str, access_token: &SecretString) -> Result<Subject, AuthError> {
         let endpoints = self.endpoints().await?;
         let token: CoreIdToken = raw.expose_secret().parse().map_err(|e| rejected("malformed id_token", &e))?;
         let check = IdTokenCheck { client_id: &self.client_id, client_secret: self.client_secret.as_ref(), issuer: &self.issuer, algs: &endpoints.id_token_algs };
@@ -332,7 +287,7 @@ impl Provider {
     }
 
     /// Reads userinfo with the access token; its `sub` must be the id_token's (OIDC Core 5.3.2).
-    pub async fn userinfo(&self, access_token: &SecretString, expected_sub: &str) -> Result<UserInfo, AuthError> {
+    pub async fn userinfo(&self, access_token: &SecretString, expected_sub: &Subject) -> Result<UserInfo, AuthError> {
         let endpoints = self.endpoints().await?;
         let response = self
             .http
@@ -354,12 +309,41 @@ impl Provider {
             tracing::warn!("userinfo has no string sub");
             AuthError::UserinfoFailed
         })?;
-        if info.sub != expected_sub {
-            tracing::warn!(userinfo_sub = %info.sub, id_token_sub = %expected_sub, "userinfo sub differs from the id_token's");
+        if info.sub != expected_sub.as_str() {
+            tracing::warn!(userinfo_sub = %info.sub, id_token_sub = %expected_sub.as_str(), "userinfo sub differs from the id_token's");
             return Err(AuthError::UserinfoSubMismatch);
         }
         Ok(info)
     }
+}
+
+/// logi as custody sees it: refresh grants and revocation.
+#[async_trait]
+impl TokenAuthority for Provider {
+    /// logi rotates refresh tokens: the answer carries a new one, and the old one must never be used again.
+    async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet, TokenError> {
+        self.token_request(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose_secret())]).await
+    }
+
+    /// Revokes a refresh token (RFC 7009) if the provider advertises revocation; true when it did.
+    async fn revoke(&self, refresh_token: &SecretString) -> Result<bool, String> {
+        let (user, password) = self.basic_credentials().ok_or("no client secret")?;
+        let endpoints = self.endpoints().await.map_err(|e| e.code())?;
+        let Some(revocation) = endpoints.revocation.clone() else { return Ok(false) };
+        let response = self
+            .http
+            .post(revocation)
+            .basic_auth(user, Some(password))
+            .form(&[("token", refresh_token.expose_secret()), ("token_type_hint", "refresh_token")])
+            .send()
+            .await
+            .map_err(|e| error_chain(&e))?;
+        match response.status().is_success() {
+            true => Ok(true),
+            false => Err(format!("revocation answered {}", response.status())),
+        }
+    }
+
 }
 
 #[derive(Default, Deserialize)]
@@ -419,7 +403,7 @@ impl IdTokenRejection {
 }
 
 impl IdTokenCheck<'_> {
-    fn subject(&self, token: &CoreIdToken, keys: &CoreJsonWebKeySet, nonce: &Nonce, access_token: &AccessToken) -> Result<String, IdTokenRejection> {
+    fn subject(&self, token: &CoreIdToken, keys: &CoreJsonWebKeySet, nonce: &Nonce, access_token: &AccessToken) -> Result<Subject, IdTokenRejection> {
         let verifier = match self.client_secret {
             Some(secret) => CoreIdTokenVerifier::new_confidential_client(
                 self.client_id.clone(),
@@ -449,7 +433,7 @@ impl IdTokenCheck<'_> {
         if subject.is_empty() {
             return Err(IdTokenRejection::NoSubject);
         }
-        Ok(subject.to_owned())
+        Ok(Subject::new(subject))
     }
 }
 
@@ -465,17 +449,6 @@ fn unreachable(endpoint: &str, error: &reqwest::Error) -> AuthError {
 
 fn form_encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

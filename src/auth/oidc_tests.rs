@@ -112,12 +112,12 @@ fn rs256(kid: &str) -> Value {
     json!({ "alg": "RS256", "typ": "JWT", "kid": kid })
 }
 
-async fn verify(provider: &Provider, token: String) -> Result<String, AuthError> {
+async fn verify(provider: &Provider, token: String) -> Result<Subject, AuthError> {
     provider.verify_id_token(&SecretString::from(token), NONCE, &SecretString::from(ACCESS_TOKEN)).await
 }
 
 /// Verifies `claims` after `edit`, signed by key 0 as "k1".
-async fn verify_edited(edit: impl FnOnce(&mut Value)) -> Result<String, AuthError> {
+async fn verify_edited(edit: impl FnOnce(&mut Value)) -> Result<Subject, AuthError> {
     let (double, provider) = provider_double().await;
     let mut payload = claims(&double.issuer);
     edit(&mut payload);
@@ -126,13 +126,13 @@ async fn verify_edited(edit: impl FnOnce(&mut Value)) -> Result<String, AuthErro
 
 #[tokio::test]
 async fn a_valid_id_token_yields_its_subject() {
-    assert_eq!(verify_edited(|_| {}).await, Ok("user-1".into()));
+    assert_eq!(verify_edited(|_| {}).await, Ok(Subject::new("user-1")));
 }
 
 #[tokio::test]
 async fn a_token_without_at_hash_is_accepted() {
     // oidc-provider omits at_hash from token-endpoint id_tokens; it is checked only when present.
-    assert_eq!(verify_edited(|c| { c.as_object_mut().unwrap().remove("at_hash"); }).await, Ok("user-1".into()));
+    assert_eq!(verify_edited(|c| { c.as_object_mut().unwrap().remove("at_hash"); }).await, Ok(Subject::new("user-1")));
 }
 
 #[tokio::test]
@@ -200,14 +200,14 @@ async fn a_rotated_key_is_found_by_the_refetch() {
     provider.endpoints().await.unwrap();
     *double.jwks.lock().unwrap() = json!({ "keys": [jwk(rsa_key(0), "k1"), jwk(rsa_key(1), "k2")] });
     let token = sign(&rs256("k2"), &claims(&double.issuer), rsa_key(1));
-    assert_eq!(verify(&provider, token).await, Ok("user-1".into()));
+    assert_eq!(verify(&provider, token).await, Ok(Subject::new("user-1")));
 }
 
 #[tokio::test]
 async fn discovery_and_jwks_are_cached() {
     let (double, provider) = provider_double().await;
     for _ in 0..3 {
-        assert_eq!(verify(&provider, sign(&rs256("k1"), &claims(&double.issuer), rsa_key(0))).await, Ok("user-1".into()));
+        assert_eq!(verify(&provider, sign(&rs256("k1"), &claims(&double.issuer), rsa_key(0))).await, Ok(Subject::new("user-1")));
     }
     assert_eq!((double.hits("discovery"), double.hits("jwks")), (1, 1));
 }
@@ -216,7 +216,7 @@ async fn discovery_and_jwks_are_cached() {
 async fn userinfo_for_another_subject_is_rejected() {
     let (double, provider) = provider_double().await;
     *double.userinfo.lock().unwrap() = json!({ "sub": "someone-else", "email": "x@example.com" });
-    let result = provider.userinfo(&SecretString::from(ACCESS_TOKEN), "user-1").await;
+    let result = provider.userinfo(&SecretString::from(ACCESS_TOKEN), &Subject::new("user-1")).await;
     assert_eq!(result, Err(AuthError::UserinfoSubMismatch));
 }
 
@@ -224,10 +224,10 @@ async fn userinfo_for_another_subject_is_rejected() {
 async fn userinfo_claims_are_read_leniently_but_sub_is_required() {
     let (double, provider) = provider_double().await;
     *double.userinfo.lock().unwrap() = json!({ "sub": "user-1", "email": 42, "name": "  ", "nickname": "nick", "anonymous": "yes" });
-    let info = provider.userinfo(&SecretString::from(ACCESS_TOKEN), "user-1").await.unwrap();
+    let info = provider.userinfo(&SecretString::from(ACCESS_TOKEN), &Subject::new("user-1")).await.unwrap();
     assert_eq!(info, UserInfo { sub: "user-1".into(), email: None, name: None, nickname: Some("nick".into()), anonymous: false });
     *double.userinfo.lock().unwrap() = json!({ "email": "a@example.com" });
-    assert_eq!(provider.userinfo(&SecretString::from(ACCESS_TOKEN), "user-1").await, Err(AuthError::UserinfoFailed));
+    assert_eq!(provider.userinfo(&SecretString::from(ACCESS_TOKEN), &Subject::new("user-1")).await, Err(AuthError::UserinfoFailed));
 }
 
 #[tokio::test]

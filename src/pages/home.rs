@@ -1,5 +1,6 @@
 use super::notices::AuthErrorNotice;
-use crate::auth::{load_auth_state, AuthState, User};
+use crate::auth::{load_auth_state, AuthState};
+use crate::login::User;
 use leptos::prelude::*;
 
 #[component]

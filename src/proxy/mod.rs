@@ -2,15 +2,13 @@
 //! signed-in user's logi access token, which never leaves the server.
 //!
 //! Shared: the anti-CSRF header the browser must send (the demo page uses it).
-//! Server only: token custody with single-flight refresh, target resolution and
-//! header filtering, and the route.
+//! Server only: target resolution, header filtering and the route. The token comes
+//! from the login (`crate::login`), which refreshes it single-flight.
 
 /// Every proxied request, GET included, must carry `X-CSRF: 1`. A cross-site page
 /// cannot add a custom header without a CORS preflight, which this app never grants.
 pub const CSRF_HEADER: &str = "x-csrf";
 
-#[cfg(feature = "ssr")]
-pub mod custody;
 #[cfg(feature = "ssr")]
 pub mod routes;
 #[cfg(feature = "ssr")]

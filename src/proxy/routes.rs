@@ -8,26 +8,32 @@
 //! `invalid_proxy_path`, 413 `body_too_large`, 502 `token_refresh_failed`, 502
 //! `upstream_unreachable`, 504 `upstream_timeout`, 503 `proxy_not_configured`.
 
-use super::custody::CustodyError;
 use super::{target, CSRF_HEADER};
-use crate::server::sessions::{self, Login};
-use crate::server::{AppError, AppState};
+use crate::login::tokens::CustodyError;
+use crate::login::{Login, Logins, MaybeLogin};
+use crate::server::http::error_chain;
+use crate::server::{http, json_error, AppError};
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::extract::{FromRef, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::{Json, Router};
+use axum::Router;
 use secrecy::{ExposeSecret, SecretString};
+use std::sync::Arc;
 use std::time::Duration;
-use tower_sessions::Session;
 use url::Url;
 
 const PREFIX: &str = "/api/proxy/";
 /// Largest request body forwarded (checked against Content-Length and while streaming).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes<S>() -> Router<S>
+where
+    Arc<Logins>: FromRef<S>,
+    Option<Arc<Upstream>>: FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
     Router::new().route("/api/proxy/{*path}", any(proxy))
 }
 
@@ -39,15 +45,7 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(base: Url, timeout: Duration) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("logi-bff/", env!("CARGO_PKG_VERSION"), " (proxy)"))
-            .build()
-            .map_err(|e| format!("cannot build the upstream HTTP client: {e}"))?;
-        Ok(Self { base, http })
+        Ok(Self { base, http: http::client(timeout, "proxy")? })
     }
 }
 
@@ -87,9 +85,7 @@ impl ProxyError {
 impl IntoResponse for ProxyError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let mut response = (status, Json(serde_json::json!({ "error": code }))).into_response();
-        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
+        json_error(status, code)
     }
 }
 
@@ -100,22 +96,22 @@ impl From<AppError> for ProxyError {
     }
 }
 
-async fn proxy(State(state): State<AppState>, session: Session, request: Request) -> Response {
-    forward(&state, &session, request).await.unwrap_or_else(IntoResponse::into_response)
+async fn proxy(State(logins): State<Arc<Logins>>, State(upstream): State<Option<Arc<Upstream>>>, found: MaybeLogin, request: Request) -> Response {
+    forward(&logins, upstream.as_deref(), found, request).await.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn forward(state: &AppState, session: &Session, request: Request) -> Result<Response, ProxyError> {
+async fn forward(logins: &Logins, upstream: Option<&Upstream>, found: MaybeLogin, request: Request) -> Result<Response, ProxyError> {
     if request.headers().get(CSRF_HEADER).is_none_or(|value| value != "1") {
         return Err(ProxyError::MissingCsrfHeader);
     }
-    let upstream = state.upstream.as_ref().ok_or(ProxyError::NotConfigured)?;
-    let login = sessions::current_login(&state.pool, session, &state.config).await?.ok_or(ProxyError::NotSignedIn)?;
+    let upstream = upstream.ok_or(ProxyError::NotConfigured)?;
+    let login = found.login.as_ref().ok_or(ProxyError::NotSignedIn)?;
     let raw_path = request.uri().path().strip_prefix(PREFIX).unwrap_or_default();
     let url = target::resolve(&upstream.base, raw_path, request.uri().query()).ok_or(ProxyError::InvalidPath)?;
     if declared_length(request.headers()).is_some_and(|length| length > MAX_BODY_BYTES) {
         return Err(ProxyError::BodyTooLarge);
     }
-    let access_token = access_token(state, session, &login).await?;
+    let access_token = access_token(logins, &found, login).await?;
     let (parts, body) = request.into_parts();
     let mut outgoing = upstream
         .http
@@ -134,18 +130,16 @@ async fn forward(state: &AppState, session: &Session, request: Request) -> Resul
 }
 
 /// The login's access token, refreshed if needed. A refused refresh ends the session.
-async fn access_token(state: &AppState, session: &Session, login: &Login) -> Result<SecretString, ProxyError> {
-    let provider = state.logi.as_ref().ok_or(ProxyError::LogiSignInRequired)?;
-    let skew = state.config.token_refresh_skew_secs;
-    match state.custody.access_token(&state.pool, provider, &login.id, skew).await {
+async fn access_token(logins: &Logins, found: &MaybeLogin, login: &Login) -> Result<SecretString, ProxyError> {
+    match logins.access_token(login).await {
         Ok(token) => Ok(token),
         Err(CustodyError::Expired) => {
             tracing::info!("refresh token refused; ending the session");
-            sessions::sign_out(&state.pool, session).await?;
+            logins.sign_out(&found.session).await?;
             Err(ProxyError::SessionExpired)
         }
         // Tokens gone because a concurrent request ended this login: that is an expiry too.
-        Err(CustodyError::NoTokens) => match sessions::current_login(&state.pool, session, &state.config).await? {
+        Err(CustodyError::NoTokens) => match logins.current(&found.session).await? {
             Some(_) => Err(ProxyError::LogiSignInRequired),
             None => Err(ProxyError::SessionExpired),
         },
@@ -171,7 +165,7 @@ fn upstream_error(error: reqwest::Error) -> ProxyError {
         }
         source = cause.source();
     }
-    tracing::warn!(error = %crate::auth::oidc::error_chain(&error), timeout = error.is_timeout(), "upstream request failed");
+    tracing::warn!(error = %error_chain(&error), timeout = error.is_timeout(), "upstream request failed");
     if error.is_timeout() {
         ProxyError::UpstreamTimeout
     } else {

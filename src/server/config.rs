@@ -229,6 +229,11 @@ fn logi_config(mode: Mode, var: &impl Fn(&str) -> Option<String>) -> Result<Opti
 }
 
 impl LogiConfig {
+    /// The issuer identifier (`iss`): `ONE_PASS_URL` without a trailing slash.
+    pub fn issuer(&self) -> crate::ids::Issuer {
+        crate::ids::Issuer::new(self.issuer_url.as_str().trim_end_matches('/'))
+    }
+
     pub fn client_secret(&self) -> Option<&str> {
         self.client_secret.as_ref().map(|s| s.expose_secret())
     }

@@ -11,7 +11,6 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use std::sync::Arc;
 use url::Url;
 
@@ -32,7 +31,7 @@ pub struct CrossSiteRejection;
 
 impl IntoResponse for CrossSiteRejection {
     fn into_response(self) -> Response {
-        (StatusCode::FORBIDDEN, Json(serde_json::json!({ "error": "cross_site_request" }))).into_response()
+        super::json_error(StatusCode::FORBIDDEN, "cross_site_request")
     }
 }
 

@@ -74,7 +74,7 @@ mod tests {
         let path = dir.path().join("nested/dir/app.db");
         let pool = connect(&format!("sqlite://{}", path.display())).await.unwrap();
         assert!(path.exists());
-        assert_eq!(table_names(&pool).await, ["identities", "login_tokens", "logins", "passwords", "sign_in_attempts", "tower_sessions", "users"]);
+        assert_eq!(table_names(&pool).await, ["identities", "login_tokens", "logins", "passwords", "sign_in_attempts", "tower_sessions", "used_logins", "users"]);
         let journal: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&pool).await.unwrap();
         assert_eq!(journal, "wal");
     }

@@ -1,8 +1,11 @@
-//! The one error type of the server. Its `Display` is only the stable code the
-//! browser may see, so even an accidental `?` into a server-function error cannot
-//! echo internals; the cause is logged by [`AppError::logged`].
+//! The one error type of the server, and the one way an error code reaches a client.
+//!
+//! `AppError`'s `Display` is only the stable code a client may see, so even an
+//! accidental `?` into a server-function error cannot echo internals; the cause is
+//! logged once, by [`AppError::logged`]. Feature errors (sign-in, accounts, proxy)
+//! are codes with statuses; they all answer through [`json_error`].
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -18,25 +21,25 @@ pub enum AppError {
 }
 
 impl AppError {
-    /// The stable code the browser sees.
-    pub fn code(&self) -> &'static str {
-        "internal_error"
-    }
-
-    pub fn status(&self) -> StatusCode {
-        StatusCode::INTERNAL_SERVER_ERROR
-    }
+    pub const CODE: &'static str = "internal_error";
 
     /// Logs the cause (server side only) and hands the error on.
     pub fn logged(self) -> Self {
-        tracing::error!(cause = ?self, code = self.code(), "request failed");
+        tracing::error!(cause = ?self, code = Self::CODE, "request failed");
         self
     }
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let error = self.logged();
-        (error.status(), Json(serde_json::json!({ "error": error.code() }))).into_response()
+        self.logged();
+        json_error(StatusCode::INTERNAL_SERVER_ERROR, Self::CODE)
     }
+}
+
+/// `{"error": code}` with `Cache-Control: no-store`: every error answer of the JSON API.
+pub fn json_error(status: StatusCode, code: &str) -> Response {
+    let mut response = (status, Json(serde_json::json!({ "error": code }))).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }

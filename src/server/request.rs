@@ -1,17 +1,9 @@
-//! What a server function may know about the request it serves.
+//! What a handler or server function may know about the request it serves.
 
-use super::{AppError, AppState};
 use axum::extract::ConnectInfo;
 use axum::http::{header, request::Parts, HeaderMap};
-use leptos::prelude::{expect_context, use_context};
+use leptos::prelude::use_context;
 use std::net::SocketAddr;
-use tower_sessions::Session;
-
-/// The app state and this browser's session.
-pub async fn context() -> Result<(AppState, Session), AppError> {
-    let session = leptos_axum::extract::<Session>().await.map_err(|error| AppError::Internal(format!("session extractor: {error:?}")))?;
-    Ok((expect_context::<AppState>(), session))
-}
 
 /// The peer address of the connection (the key for per-address throttling).
 pub fn client_address() -> String {
@@ -20,7 +12,7 @@ pub fn client_address() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// The browser's User-Agent (of this server function's request), as shown in the list of sessions.
+/// The User-Agent of this server function's request.
 pub fn user_agent() -> String {
     use_context::<Parts>().map(|parts| user_agent_of(&parts.headers).to_owned()).unwrap_or_default()
 }

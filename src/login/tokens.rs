@@ -1,32 +1,61 @@
 //! Token custody: logi's tokens for each login, sealed at rest, and the single-flight
-//! refresh that keeps the access token fresh (server only).
+//! refresh that keeps the access token fresh.
 //!
 //! The key is derived from `SESSION_SECRET` with its own HKDF label. A row that does
 //! not decrypt (the secret was rotated, the row was tampered with) reads as "no
-//! tokens": that browser must sign in again, nothing crashes.
+//! tokens": that client must sign in again, nothing crashes.
 //!
 //! logi rotates refresh tokens and revokes the whole family when an old one is used
 //! again, so two refreshes of one login must never race: each login has a lock, the
 //! refresh happens under it, and the rotated tokens are stored before it is released.
 //! Requests that waited reread the row and use the fresh access token.
 
-use crate::auth::oidc::{Provider, TokenError, TokenSet};
-use crate::server::cache::TtlCache;
+use crate::ids::{LoginId, UserId};
+use crate::server::crypto::Sealer;
 use crate::server::AppError;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use hkdf::Hkdf;
-use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox, SecretString};
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use sqlx::SqlitePool;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 use time::OffsetDateTime;
 
-const NONCE_LEN: usize = 24;
 /// Assumed access-token lifetime when the provider does not say (`expires_in`).
 const DEFAULT_LIFETIME_SECS: i64 = 300;
+
+/// A token endpoint response, held as secrets (never printed or serialised).
+#[derive(Deserialize)]
+pub struct TokenSet {
+    pub access_token: SecretString,
+    pub token_type: String,
+    pub id_token: Option<SecretString>,
+    pub refresh_token: Option<SecretString>,
+    /// Lifetime of the access token in seconds.
+    pub expires_in: Option<u64>,
+}
+
+/// Why a token request failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TokenError {
+    /// The provider answered with this status and OAuth `error` code.
+    Refused { status: u16, error: String },
+    /// The provider answered 2xx with something that is not a bearer token set.
+    Malformed(u16),
+    Unreachable,
+    NoClientSecret,
+}
+
+/// What custody needs from the provider: refresh grants and revocation. Implemented
+/// by the logi client in `auth`, so this module does not depend on the protocol code.
+#[async_trait]
+pub trait TokenAuthority: Send + Sync {
+    /// Trades a refresh token for a new token set (logi rotates the refresh token).
+    async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet, TokenError>;
+    /// Revokes a refresh token (RFC 7009); true when the provider did.
+    async fn revoke(&self, refresh_token: &SecretString) -> Result<bool, String>;
+}
 
 /// The tokens of one login, in memory while a request needs them (and for a second in
 /// the custody's cache, so a burst of API calls decrypts once).
@@ -40,17 +69,11 @@ pub struct HeldTokens {
 }
 
 impl HeldTokens {
-    pub fn from_login(tokens: TokenSet) -> Self {
-        Self {
-            expires_at: expiry(tokens.expires_in),
-            access_token: tokens.access_token,
-            refresh_token: tokens.refresh_token,
-            id_token: tokens.id_token,
-        }
+    pub fn from_grant(tokens: TokenSet) -> Self {
+        Self { expires_at: expiry(tokens.expires_in), access_token: tokens.access_token, refresh_token: tokens.refresh_token, id_token: tokens.id_token }
     }
 
-    /// The tokens after a refresh: a response without a new refresh token (or id_token)
-    /// keeps the old one.
+    /// The tokens after a refresh: a response without a new refresh token keeps the old one.
     fn refreshed(self, tokens: TokenSet) -> Self {
         Self {
             expires_at: expiry(tokens.expires_in),
@@ -110,47 +133,44 @@ impl From<AppError> for CustodyError {
 }
 
 pub struct Custody {
-    cipher: XChaCha20Poly1305,
-    refresh_locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    sealer: Sealer,
+    refresh_locks: Mutex<HashMap<LoginId, Weak<tokio::sync::Mutex<()>>>>,
     /// Opened rows by login id; written through by [`Custody::keep`]. An ended login is
     /// refused before its tokens are looked up, so a stale entry is never used.
-    opened: TtlCache<String, HeldTokens>,
+    opened: moka::sync::Cache<LoginId, HeldTokens>,
 }
 
 impl Custody {
     pub fn new(session_secret: &SecretString) -> Self {
-        let mut key = SecretBox::new(Box::new([0u8; 32]));
-        Hkdf::<Sha256>::new(None, session_secret.expose_secret().as_bytes())
-            .expand(b"logi-bff/token-custody/v1", key.expose_secret_mut())
-            .expect("32 bytes is a valid HKDF-SHA256 output length");
         Self {
-            cipher: XChaCha20Poly1305::new(key.expose_secret().into()),
+            sealer: Sealer::new(session_secret, "logi-bff/token-custody/v1"),
             refresh_locks: Mutex::default(),
-            opened: TtlCache::new(std::time::Duration::from_secs(1), 100_000),
+            opened: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(1)).build(),
         }
     }
 
-    /// Keeps the tokens of a new login (or replaces them).
-    pub async fn keep(&self, pool: &SqlitePool, login_id: &str, tokens: &HeldTokens) -> Result<(), AppError> {
+    /// Keeps the tokens of a login (or replaces them).
+    pub async fn keep(&self, pool: &SqlitePool, login_id: &LoginId, tokens: &HeldTokens) -> Result<(), AppError> {
         let sealed = self.seal(login_id, tokens)?;
         sqlx::query(
-            "INSERT INTO login_tokens (login_id, sealed) VALUES (?, ?)
-             ON CONFLICT (login_id) DO UPDATE SET sealed = excluded.sealed, updated_at = unixepoch()",
+            "INSERT INTO login_tokens (login_id, sealed, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (login_id) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
         )
         .bind(login_id)
         .bind(sealed)
+        .bind(now())
         .execute(pool)
         .await?;
-        self.opened.insert(login_id.to_owned(), tokens.clone());
+        self.opened.insert(login_id.clone(), tokens.clone());
         Ok(())
     }
 
     /// The login's tokens; `None` when there are none or they do not decrypt.
-    pub async fn load(&self, pool: &SqlitePool, login_id: &str) -> Result<Option<HeldTokens>, AppError> {
+    pub async fn load(&self, pool: &SqlitePool, login_id: &LoginId) -> Result<Option<HeldTokens>, AppError> {
         if let Some(held) = self.opened.get(login_id) {
             return Ok(Some(held));
         }
-        let sealed: Option<Vec<u8>> = sqlx::query_scalar("SELECT sealed FROM login_tokens WHERE login_id = ?").bind(login_id).fetch_optional(pool).await?;
+        let sealed: Option<Vec<u8>> = sqlx::query_scalar("SELECT sealed FROM login_tokens WHERE login_id = $1").bind(login_id).fetch_optional(pool).await?;
         let opened = sealed.and_then(|sealed| {
             let opened = self.open(login_id, &sealed);
             if opened.is_none() {
@@ -159,26 +179,25 @@ impl Custody {
             opened
         });
         if let Some(held) = &opened {
-            self.opened.insert(login_id.to_owned(), held.clone());
+            self.opened.insert(login_id.clone(), held.clone());
         }
         Ok(opened)
     }
 
     /// The refresh tokens of the user's logins (except `keep`), read before those logins end.
-    pub async fn refresh_tokens_of_user(&self, pool: &SqlitePool, user_id: i64, keep: Option<&str>) -> Result<Vec<SecretString>, AppError> {
-        let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
-            "SELECT t.login_id, t.sealed FROM login_tokens t JOIN logins l ON l.id = t.login_id WHERE l.user_id = ? AND l.id IS NOT ?",
-        )
-        .bind(user_id)
-        .bind(keep)
-        .fetch_all(pool)
-        .await?;
+    pub async fn refresh_tokens_of_user(&self, pool: &SqlitePool, user_id: UserId, keep: Option<&LoginId>) -> Result<Vec<SecretString>, AppError> {
+        let rows: Vec<(LoginId, Vec<u8>)> =
+            sqlx::query_as("SELECT t.login_id, t.sealed FROM login_tokens t JOIN logins l ON l.id = t.login_id WHERE l.user_id = $1 AND l.id IS NOT $2")
+                .bind(user_id)
+                .bind(keep)
+                .fetch_all(pool)
+                .await?;
         Ok(rows.iter().filter_map(|(login_id, sealed)| self.open(login_id, sealed)?.refresh_token).collect())
     }
 
     /// A fresh access token for the login, refreshing it first when it expires within
     /// `skew_secs`, at most one refresh per login at a time.
-    pub async fn access_token(&self, pool: &SqlitePool, provider: &Provider, login_id: &str, skew_secs: i64) -> Result<SecretString, CustodyError> {
+    pub async fn access_token(&self, pool: &SqlitePool, authority: &dyn TokenAuthority, login_id: &LoginId, skew_secs: i64) -> Result<SecretString, CustodyError> {
         let held = self.load(pool, login_id).await?.ok_or(CustodyError::NoTokens)?;
         if held.is_fresh(skew_secs) {
             return Ok(held.access_token);
@@ -191,7 +210,7 @@ impl Custody {
             return Ok(held.access_token);
         }
         let refresh_token = held.refresh_token.as_ref().ok_or(CustodyError::Expired)?;
-        match provider.refresh(refresh_token).await {
+        match authority.refresh(refresh_token).await {
             Ok(tokens) => {
                 let held = held.refreshed(tokens);
                 self.keep(pool, login_id, &held).await?;
@@ -205,7 +224,12 @@ impl Custody {
         }
     }
 
-    fn refresh_lock(&self, login_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub fn cached_entries(&self) -> u64 {
+        self.opened.run_pending_tasks();
+        self.opened.entry_count()
+    }
+
+    fn refresh_lock(&self, login_id: &LoginId) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.refresh_locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(lock) = locks.get(login_id).and_then(Weak::upgrade) {
             return lock;
@@ -213,11 +237,11 @@ impl Custody {
         // Locks nobody holds any more are dropped while we are here.
         locks.retain(|_, lock| lock.strong_count() > 0);
         let lock = Arc::new(tokio::sync::Mutex::new(()));
-        locks.insert(login_id.to_owned(), Arc::downgrade(&lock));
+        locks.insert(login_id.clone(), Arc::downgrade(&lock));
         lock
     }
 
-    fn seal(&self, login_id: &str, tokens: &HeldTokens) -> Result<Vec<u8>, AppError> {
+    fn seal(&self, login_id: &LoginId, tokens: &HeldTokens) -> Result<Vec<u8>, AppError> {
         let plain = PlainOut {
             access_token: tokens.access_token.expose_secret(),
             refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose_secret()),
@@ -225,22 +249,11 @@ impl Custody {
             expires_at: tokens.expires_at,
         };
         let plaintext = SecretString::from(serde_json::to_string(&plain).map_err(|e| AppError::Internal(format!("seal: {e}")))?);
-        let nonce_bytes: [u8; NONCE_LEN] = rand::random();
-        let nonce = XNonce::from_slice(&nonce_bytes);
-        let ciphertext = self
-            .cipher
-            .encrypt(nonce, Payload { msg: plaintext.expose_secret().as_bytes(), aad: login_id.as_bytes() })
-            .map_err(|_| AppError::Internal("seal: encryption failed".into()))?;
-        Ok([nonce_bytes.as_slice(), &ciphertext].concat())
+        Ok(self.sealer.seal(login_id.as_str().as_bytes(), plaintext.expose_secret().as_bytes()))
     }
 
-    fn open(&self, login_id: &str, sealed: &[u8]) -> Option<HeldTokens> {
-        if sealed.len() <= NONCE_LEN {
-            return None;
-        }
-        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-        let plaintext = self.cipher.decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: login_id.as_bytes() }).ok()?;
-        let plaintext = SecretBox::new(plaintext.into_boxed_slice());
+    fn open(&self, login_id: &LoginId, sealed: &[u8]) -> Option<HeldTokens> {
+        let plaintext = self.sealer.open(login_id.as_str().as_bytes(), sealed)?;
         let plain: PlainIn = serde_json::from_slice(plaintext.expose_secret()).ok()?;
         Some(HeldTokens { access_token: plain.access_token, refresh_token: plain.refresh_token, id_token: plain.id_token, expires_at: plain.expires_at })
     }
@@ -248,9 +261,9 @@ impl Custody {
 
 /// Revokes refresh tokens at logi (RFC 7009), best effort: failures are logged and
 /// the caller's sign-out goes ahead anyway.
-pub async fn revoke(provider: &Provider, refresh_tokens: &[SecretString]) {
+pub async fn revoke(authority: &dyn TokenAuthority, refresh_tokens: &[SecretString]) {
     for token in refresh_tokens {
-        match provider.revoke_refresh_token(token).await {
+        match authority.revoke(token).await {
             Ok(true) => tracing::info!("refresh token revoked at logi"),
             Ok(false) => tracing::debug!("logi advertises no revocation endpoint"),
             Err(error) => tracing::warn!(%error, "could not revoke a refresh token at logi"),
@@ -259,5 +272,5 @@ pub async fn revoke(provider: &Provider, refresh_tokens: &[SecretString]) {
 }
 
 #[cfg(test)]
-#[path = "custody_tests.rs"]
+#[path = "tokens_tests.rs"]
 mod tests;

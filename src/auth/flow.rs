@@ -1,0 +1,254 @@
+//! The browser's sign-in flow with logi, behind the server functions `login` and
+//! `callback` and the `link` form: start an authorization (the pending login goes
+//! into a sealed cookie), then check the callback and sign in, or link the identity.
+//! Every outcome is a redirect; failures carry an `auth_error` code.
+
+use super::errors::AuthError;
+use super::oidc::{AuthorizationRequest, Provider};
+use super::profile;
+use crate::accounts::store::{self as accounts, LinkOutcome};
+use crate::ids::{LoginId, Subject, UserId};
+use crate::login::pending::{PendingError, PendingLogin};
+use crate::login::return_to::sanitize_return_to;
+use crate::login::tokens::TokenSet;
+use crate::login::{BrowserSession, Logins, Method};
+use crate::server::config::Config;
+use crate::server::request::user_agent_of;
+use crate::server::AppError;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use leptos::prelude::{expect_context, use_context};
+use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge};
+use sqlx::SqlitePool;
+use std::convert::Infallible;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+pub const ACCOUNT_PAGE: &str = "/account";
+const ALLOWED_PROMPTS: [&str; 4] = ["none", "login", "consent", "select_account"];
+const MAX_LOGIN_HINT_BYTES: usize = 256;
+
+/// What the sign-in flow works with.
+pub struct Auth {
+    pub logins: Arc<Logins>,
+    pub logi: Option<Arc<Provider>>,
+    pub config: Arc<Config>,
+    pub pool: SqlitePool,
+}
+
+impl Auth {
+    /// In a server function: the services the composition root provided as context.
+    pub fn from_context() -> Self {
+        Self { logins: expect_context(), logi: expect_context(), config: expect_context(), pool: expect_context() }
+    }
+
+    fn provider(&self) -> Result<&Provider, AuthError> {
+        self.logi.as_deref().ok_or(AuthError::NotConfigured)
+    }
+}
+
+impl<S> FromRequestParts<S> for Auth
+where
+    Arc<Logins>: FromRef<S>,
+    Option<Arc<Provider>>: FromRef<S>,
+    Arc<Config>: FromRef<S>,
+    SqlitePool: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Infallible;
+
+    async fn from_request_parts(_: &mut Parts, state: &S) -> Result<Self, Infallible> {
+        Ok(Self { logins: FromRef::from_ref(state), logi: FromRef::from_ref(state), config: FromRef::from_ref(state), pool: FromRef::from_ref(state) })
+    }
+}
+
+/// Where the browser goes next, and the pending-login cookie to set on the way.
+pub struct Redirect {
+    location: String,
+    cookie: Option<HeaderValue>,
+}
+
+impl Redirect {
+    fn to(location: impl Into<String>) -> Self {
+        Self { location: location.into(), cookie: None }
+    }
+
+    fn failed(page: &str, error: &AuthError) -> Self {
+        tracing::info!(code = %error.code(), "sign-in failed");
+        let code: String = form_urlencoded::byte_serialize(error.code().as_bytes()).collect();
+        Self::to(format!("{page}?auth_error={code}"))
+    }
+
+    fn with_cookie(mut self, cookie: Option<HeaderValue>) -> Self {
+        self.cookie = cookie;
+        self
+    }
+
+    /// `303 See Other`, never cached.
+    pub fn into_response(self) -> Response {
+        let mut response = StatusCode::SEE_OTHER.into_response();
+        self.write(response.headers_mut());
+        response
+    }
+
+    /// The same answer from a server function: status and headers through `ResponseOptions`.
+    /// (Returning `Err` would make leptos redirect to the `Referer`, logi's page.)
+    pub fn send_from_server_fn(self) {
+        let options = expect_context::<leptos_axum::ResponseOptions>();
+        let mut headers = HeaderMap::new();
+        self.write(&mut headers);
+        options.set_status(StatusCode::SEE_OTHER);
+        for (name, value) in &headers {
+            options.append_header(name.clone(), value.clone());
+        }
+    }
+
+    fn write(self, headers: &mut HeaderMap) {
+        let location = HeaderValue::from_str(&self.location).unwrap_or_else(|_| HeaderValue::from_static("/"));
+        headers.insert(header::LOCATION, location);
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(cookie) = self.cookie {
+            headers.append(header::SET_COOKIE, cookie);
+        }
+    }
+}
+
+/// What a sign-in may ask logi for.
+#[derive(Default)]
+pub struct LoginParams {
+    pub login_hint: Option<String>,
+    pub prompt: Option<String>,
+    pub return_to: Option<String>,
+}
+
+/// Starts a sign-in (`link_for` = `None`) or a link: on to logi's authorization endpoint.
+pub async fn start(auth: &Auth, headers: &HeaderMap, params: LoginParams, link_for: Option<LoginId>) -> Redirect {
+    let error_page = if link_for.is_some() { ACCOUNT_PAGE } else { "/" };
+    match authorization(auth, headers, params, link_for).await {
+        Ok((url, cookie)) => Redirect::to(url).with_cookie(Some(cookie)),
+        Err(error) => Redirect::failed(error_page, &error),
+    }
+}
+
+async fn authorization(auth: &Auth, headers: &HeaderMap, params: LoginParams, link_for: Option<LoginId>) -> Result<(String, HeaderValue), AuthError> {
+    let provider = auth.provider()?;
+    let login_hint = params.login_hint.as_deref();
+    if login_hint.is_some_and(|hint| hint.len() > MAX_LOGIN_HINT_BYTES || hint.chars().any(char::is_control)) {
+        return Err(AuthError::InvalidRequest);
+    }
+    let prompt = params.prompt.as_deref();
+    if prompt.is_some_and(|p| !ALLOWED_PROMPTS.contains(&p)) {
+        return Err(AuthError::InvalidRequest);
+    }
+    let endpoints = provider.endpoints().await?;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let pending = PendingLogin {
+        state: CsrfToken::new_random().secret().clone(),
+        nonce: Nonce::new_random().secret().clone(),
+        pkce_verifier: verifier.secret().clone(),
+        return_to: sanitize_return_to(params.return_to.as_deref(), &auth.config.app_url),
+        started_at: OffsetDateTime::now_utc().unix_timestamp(),
+        link_for_login: link_for,
+    };
+    let request = AuthorizationRequest { state: &pending.state, nonce: &pending.nonce, code_challenge: challenge.as_str(), login_hint, prompt };
+    let url = provider.authorization_url(&endpoints, &request);
+    Ok((url.into(), auth.logins.start_pending(headers, pending)))
+}
+
+/// What logi sent back to the callback.
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// Checks the callback and signs in or links; where to go next either way.
+pub async fn finish(auth: &Auth, headers: &HeaderMap, session: &BrowserSession, params: CallbackParams) -> Redirect {
+    let (taken, cookie) = match auth.logins.take_pending(headers, params.state.as_deref()).await {
+        Ok(taken) => taken,
+        Err(error) => return Redirect::failed("/", &internal(error)),
+    };
+    let pending = match taken {
+        Ok(pending) => pending,
+        Err(PendingError::Expired) => return Redirect::failed("/", &AuthError::SessionExpired).with_cookie(cookie),
+        Err(PendingError::StateMismatch) => return Redirect::failed("/", &AuthError::StateMismatch).with_cookie(cookie),
+    };
+    let error_page = if pending.link_for_login.is_some() { ACCOUNT_PAGE } else { "/" };
+    let outcome = match redeem(auth, headers, session, &params, &pending).await {
+        Ok(next) => Redirect::to(next),
+        Err(error) => Redirect::failed(error_page, &error),
+    };
+    outcome.with_cookie(cookie)
+}
+
+async fn redeem(auth: &Auth, headers: &HeaderMap, session: &BrowserSession, params: &CallbackParams, pending: &PendingLogin) -> Result<String, AuthError> {
+    let provider = auth.provider()?;
+    if let Some(error) = &params.error {
+        tracing::info!(error, description = ?params.error_description, "provider returned an error");
+        return Err(AuthError::from_provider(error));
+    }
+    let code = params.code.as_deref().filter(|c| !c.is_empty()).ok_or(AuthError::MissingCode)?;
+    match &pending.link_for_login {
+        Some(login_id) => link(auth, session, provider, code, pending, login_id).await,
+        None => {
+            let (user_id, tokens) = sign_in(auth, provider, code, pending).await?;
+            let login = auth.logins.sign_in(session, user_id, Method::Logi, user_agent_of(headers)).await.map_err(internal)?;
+            auth.logins.keep_tokens(&login.id, tokens).await.map_err(internal)?;
+            Ok(pending.return_to.clone())
+        }
+    }
+}
+
+/// Code → tokens → verified `sub`.
+async fn verified_subject(provider: &Provider, code: &str, pending: &PendingLogin) -> Result<(TokenSet, Subject), AuthError> {
+    let tokens = provider.exchange_code(code, &pending.pkce_verifier).await?;
+    let id_token = tokens.id_token.as_ref().ok_or(AuthError::NoSubjectInIdToken)?;
+    let sub = provider.verify_id_token(id_token, &pending.nonce, &tokens.access_token).await?;
+    Ok((tokens, sub))
+}
+
+/// Verified `sub` → userinfo → local user (one transaction).
+async fn sign_in(auth: &Auth, provider: &Provider, code: &str, pending: &PendingLogin) -> Result<(UserId, TokenSet), AuthError> {
+    let (tokens, sub) = verified_subject(provider, code, pending).await?;
+    let info = provider.userinfo(&tokens.access_token, &sub).await?;
+    let user_id = accounts::sign_in_with_identity(&auth.pool, provider.issuer(), &sub, &profile::from_userinfo(&info)).await.map_err(internal)?;
+    // The profile may have changed for the user's other browsers too.
+    auth.logins.forget_user(user_id);
+    Ok((user_id, tokens))
+}
+
+/// Verified `sub` → linked to the account of the login that started the link, which
+/// must still be this session's login.
+async fn link(auth: &Auth, session: &BrowserSession, provider: &Provider, code: &str, pending: &PendingLogin, login_id: &LoginId) -> Result<String, AuthError> {
+    let login = auth.logins.current(session).await.map_err(internal)?;
+    let login = login.filter(|login| &login.id == login_id).ok_or(AuthError::NotSignedIn)?;
+    let (tokens, sub) = verified_subject(provider, code, pending).await?;
+    match accounts::link_identity(&auth.pool, login.user_id, provider.issuer(), &sub).await.map_err(internal)? {
+        LinkOutcome::Linked | LinkOutcome::AlreadyLinked => {
+            auth.logins.forget_user(login.user_id);
+            // This browser may now call the API with the linked identity.
+            auth.logins.keep_tokens(&login.id, tokens).await.map_err(internal)?;
+            Ok(format!("{ACCOUNT_PAGE}?notice=logi_linked"))
+        }
+        LinkOutcome::LinkedToAnotherUser => Err(AuthError::IdentityLinkedElsewhere),
+        LinkOutcome::OtherIdentityLinked => Err(AuthError::AnotherLogiAccountLinked),
+    }
+}
+
+/// The answer when the flow could not even start (the session layer failed).
+pub fn failed_internally(cause: &str) -> Redirect {
+    Redirect::failed("/", &internal(AppError::Internal(cause.to_owned())))
+}
+
+fn internal(error: AppError) -> AuthError {
+    error.logged();
+    AuthError::Internal
+}
+
+/// The request's headers in a server function.
+pub fn request_headers() -> HeaderMap {
+    use_context::<Parts>().map(|parts| parts.headers).unwrap_or_default()
+}

@@ -1,0 +1,72 @@
+//! A signed-in client and everything it holds: the `logins` rows, the browser's
+//! session, logins in progress, logi's tokens (sealed, refreshed single-flight),
+//! the caches in front of them, sign-out with revocation, and the extractors that
+//! find the login of a request.
+//!
+//! Shared with the browser build: [`User`], what a page may know about the signed-in
+//! person. It has no token fields, so no token can reach a page through it.
+
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+mod extract;
+#[cfg(feature = "ssr")]
+pub mod pending;
+#[cfg(feature = "ssr")]
+pub mod return_to;
+#[cfg(feature = "ssr")]
+mod service;
+#[cfg(feature = "ssr")]
+pub mod session;
+#[cfg(feature = "ssr")]
+pub mod store;
+#[cfg(feature = "ssr")]
+pub mod tokens;
+
+#[cfg(feature = "ssr")]
+pub use extract::{from_server_fn, CurrentLogin, MaybeLogin};
+#[cfg(feature = "ssr")]
+pub use service::{Login, Logins};
+#[cfg(feature = "ssr")]
+pub use session::BrowserSession;
+#[cfg(feature = "ssr")]
+pub use store::Method;
+
+/// The signed-in user as the browser sees it (also the body of `GET /api/auth/me`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// The logi account id (`sub`), when a logi identity is linked.
+    pub sub: Option<String>,
+    pub anonymous: bool,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+impl User {
+    /// What to call the user: name, else email, else a neutral label.
+    pub fn display_name(&self) -> String {
+        match (&self.name, &self.email) {
+            _ if self.anonymous => "Anonymous user".to_owned(),
+            (Some(name), _) => name.clone(),
+            (None, Some(email)) => email.clone(),
+            (None, None) => "Signed-in user".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: Option<&str>, email: Option<&str>, anonymous: bool) -> User {
+        User { sub: Some("s".into()), anonymous, email: email.map(Into::into), name: name.map(Into::into) }
+    }
+
+    #[test]
+    fn display_name_prefers_name_then_email() {
+        assert_eq!(user(Some("Ada"), Some("a@x"), false).display_name(), "Ada");
+        assert_eq!(user(None, Some("a@x"), false).display_name(), "a@x");
+        assert_eq!(user(None, None, false).display_name(), "Signed-in user");
+        assert_eq!(user(Some("Ada"), None, true).display_name(), "Anonymous user");
+    }
+}

@@ -1,0 +1,241 @@
+//! [`Logins`]: the one service that finds, starts and ends logins. Held once in the
+//! app state; its caches are fields, so two apps in one process never share them.
+
+use super::pending::{PendingCookie, PendingError, PendingLogin, LIFETIME_SECS};
+use super::session::{BrowserSession, SessionCache};
+use super::store::{self, LoginRecord, LoginRow, Method};
+use super::tokens::{self, Custody, CustodyError, HeldTokens, TokenAuthority, TokenSet};
+use super::User;
+use crate::ids::{LoginId, UserId};
+use crate::server::config::Config;
+use crate::server::AppError;
+use axum::http::{HeaderMap, HeaderValue};
+use moka::sync::Cache;
+use secrecy::SecretString;
+use sqlx::SqlitePool;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// `last_seen_at` is written at most this often: a read per request, a write per minute.
+const TOUCH_INTERVAL_SECS: i64 = 60;
+const MAX_USER_AGENT_CHARS: usize = 200;
+/// Rows and users are served from memory for at most this long; every change this
+/// process makes drops its entries at once.
+const CACHE_TTL: Duration = Duration::from_secs(1);
+const CACHE_CAPACITY: u64 = 100_000;
+
+/// The signed-in client a request comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Login {
+    pub id: LoginId,
+    pub user_id: UserId,
+}
+
+pub struct Logins {
+    pool: SqlitePool,
+    idle_secs: i64,
+    absolute_secs: i64,
+    refresh_skew_secs: i64,
+    rows: Cache<LoginId, LoginRow>,
+    users: Cache<LoginId, (UserId, User)>,
+    tokens: Custody,
+    /// logi, for refresh grants and revocation; `None` when logi is not configured.
+    authority: Option<Arc<dyn TokenAuthority>>,
+    pending: PendingCookie,
+    sessions: SessionCache,
+}
+
+fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn cache<V: Clone + Send + Sync + 'static>() -> Cache<LoginId, V> {
+    Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(CACHE_TTL).support_invalidation_closures().build()
+}
+
+impl Logins {
+    pub fn new(pool: SqlitePool, config: &Config, authority: Option<Arc<dyn TokenAuthority>>, sessions: SessionCache) -> Self {
+        Self {
+            pool,
+            idle_secs: config.session_idle_timeout.as_secs() as i64,
+            absolute_secs: config.session_absolute_timeout.as_secs() as i64,
+            refresh_skew_secs: config.token_refresh_skew_secs,
+            rows: cache(),
+            users: cache(),
+            tokens: Custody::new(&config.session_secret),
+            authority,
+            pending: PendingCookie::new(config),
+            sessions,
+        }
+    }
+
+    /// Signs `user_id` in on this browser: its previous login ends, the session id is
+    /// renewed (no fixation) and a new login row is written.
+    pub async fn sign_in(&self, session: &BrowserSession, user_id: UserId, method: Method, user_agent: &str) -> Result<Login, AppError> {
+        if let Some(previous) = session.login_id().await? {
+            self.forget(&previous).await?;
+        }
+        let id = LoginId::random();
+        let user_agent: String = user_agent.chars().filter(|c| !c.is_control()).take(MAX_USER_AGENT_CHARS).collect();
+        store::insert(&self.pool, &id, user_id, method, &user_agent, now()).await?;
+        session.start(&id).await?;
+        Ok(Login { id, user_id })
+    }
+
+    /// The live login of this session. A login that was ended or outlived its idle or
+    /// absolute lifetime reads as signed out, and the session is deleted.
+    pub async fn current(&self, session: &BrowserSession) -> Result<Option<Login>, AppError> {
+        let Some(id) = session.login_id().await? else { return Ok(None) };
+        let now = now();
+        let live = self.row(&id).await?.filter(|row| row.created_at > now - self.absolute_secs && row.last_seen_at > now - self.idle_secs);
+        let Some(row) = live else {
+            self.forget(&id).await?;
+            session.end().await?;
+            return Ok(None);
+        };
+        if now - row.last_seen_at >= TOUCH_INTERVAL_SECS {
+            store::touch(&self.pool, &id, now).await?;
+            self.rows.insert(id.clone(), LoginRow { last_seen_at: now, ..row.clone() });
+        }
+        Ok(Some(Login { id, user_id: row.user_id }))
+    }
+
+    async fn row(&self, id: &LoginId) -> Result<Option<LoginRow>, AppError> {
+        if let Some(row) = self.rows.get(id) {
+            return Ok(Some(row));
+        }
+        let row = store::find(&self.pool, id).await?;
+        if let Some(row) = &row {
+            self.rows.insert(id.clone(), row.clone());
+        }
+        Ok(row)
+    }
+
+    /// The user this login belongs to, as the browser sees it.
+    pub async fn user(&self, login: &Login) -> Result<Option<User>, AppError> {
+        if let Some((user_id, user)) = self.users.get(&login.id) {
+            if user_id == login.user_id {
+                return Ok(Some(user));
+            }
+        }
+        let user = store::find_user(&self.pool, login.user_id).await?;
+        if let Some(user) = &user {
+            self.users.insert(login.id.clone(), (login.user_id, user.clone()));
+        }
+        Ok(user)
+    }
+
+    /// Call after changing what [`Logins::user`] returns for `user_id` (profile, linked identity).
+    pub fn forget_user(&self, user_id: UserId) {
+        let _ = self.users.invalidate_entries_if(move |_, (cached, _)| *cached == user_id);
+    }
+
+    /// Keeps logi's tokens for this login (a sign-in or a link).
+    pub async fn keep_tokens(&self, login: &LoginId, grant: TokenSet) -> Result<(), AppError> {
+        self.tokens.keep(&self.pool, login, &HeldTokens::from_grant(grant)).await
+    }
+
+    /// A fresh logi access token for the login, refreshed single-flight when needed.
+    pub async fn access_token(&self, login: &Login) -> Result<SecretString, CustodyError> {
+        let authority = self.authority.as_deref().ok_or(CustodyError::NoTokens)?;
+        self.tokens.access_token(&self.pool, authority, &login.id, self.refresh_skew_secs).await
+    }
+
+    /// Ends this browser's login and session without asking logi (its tokens are already refused).
+    pub async fn sign_out(&self, session: &BrowserSession) -> Result<(), AppError> {
+        if let Some(id) = session.login_id().await? {
+            self.forget(&id).await?;
+        }
+        session.end().await
+    }
+
+    /// Signs this browser out: the login and the session are deleted and the login's
+    /// refresh token is revoked at logi. True when the login held logi tokens.
+    pub async fn sign_out_and_revoke(&self, session: &BrowserSession) -> Result<bool, AppError> {
+        let held = match self.current(session).await? {
+            Some(login) => self.tokens.load(&self.pool, &login.id).await?,
+            None => None,
+        };
+        self.sign_out(session).await?;
+        let Some(held) = held else { return Ok(false) };
+        self.revoke(held.refresh_token.into_iter().collect()).await;
+        Ok(true)
+    }
+
+    /// Ends one of the user's other logins, revoking its refresh token; false when the user has no such login.
+    pub async fn end(&self, user_id: UserId, login: &LoginId) -> Result<bool, AppError> {
+        let doomed = self.tokens.load(&self.pool, login).await?.and_then(|held| held.refresh_token);
+        self.rows.invalidate(login);
+        if !store::delete_of_user(&self.pool, user_id, login).await? {
+            return Ok(false);
+        }
+        self.revoke(doomed.into_iter().collect()).await;
+        Ok(true)
+    }
+
+    /// Ends the user's logins (all but `keep`), revoking their refresh tokens at logi.
+    pub async fn end_all(&self, user_id: UserId, keep: Option<&LoginId>) -> Result<u64, AppError> {
+        let doomed = self.tokens.refresh_tokens_of_user(&self.pool, user_id, keep).await?;
+        let keep_id = keep.cloned();
+        let _ = self.rows.invalidate_entries_if(move |id, row| row.user_id == user_id && Some(id) != keep_id.as_ref());
+        let ended = store::delete_all_of_user(&self.pool, user_id, keep).await?;
+        self.revoke(doomed).await;
+        Ok(ended)
+    }
+
+    /// The user's live logins, most recently used first.
+    pub async fn list(&self, user_id: UserId) -> Result<Vec<LoginRecord>, AppError> {
+        let now = now();
+        store::list_live(&self.pool, user_id, now - self.absolute_secs, now - self.idle_secs).await
+    }
+
+    /// Deletes a login row (and its cached copies).
+    async fn forget(&self, id: &LoginId) -> Result<(), AppError> {
+        self.rows.invalidate(id);
+        self.users.invalidate(id);
+        store::delete(&self.pool, id).await
+    }
+
+    async fn revoke(&self, refresh_tokens: Vec<SecretString>) {
+        if let Some(authority) = &self.authority {
+            tokens::revoke(authority.as_ref(), &refresh_tokens).await;
+        }
+    }
+
+    /// The `Set-Cookie` that remembers one more login in progress (nothing is stored here).
+    pub fn start_pending(&self, request: &HeaderMap, login: PendingLogin) -> HeaderValue {
+        self.pending.add(request, login, now())
+    }
+
+    /// The login in progress this callback's `state` belongs to, used at most once, and
+    /// the `Set-Cookie` for the logins still pending in this browser.
+    pub async fn take_pending(&self, request: &HeaderMap, state: Option<&str>) -> Result<(Result<PendingLogin, PendingError>, Option<HeaderValue>), AppError> {
+        let (taken, rest) = self.pending.take(request, state, now());
+        let Ok(login) = taken else { return Ok((taken, rest)) };
+        let first_use = sqlx::query("INSERT INTO used_logins (marker, expires_at) VALUES ($1, $2) ON CONFLICT (marker) DO NOTHING")
+            .bind(login.used_marker())
+            .bind(login.started_at + LIFETIME_SECS)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            == 1;
+        Ok((if first_use { Ok(login) } else { Err(PendingError::Expired) }, rest))
+    }
+
+    /// Deletes logins past their lifetimes and single-use markers no login can need (run periodically).
+    pub async fn sweep(&self) -> Result<u64, AppError> {
+        let now = now();
+        let logins = store::delete_expired(&self.pool, now - self.absolute_secs, now - self.idle_secs).await?;
+        let markers = sqlx::query("DELETE FROM used_logins WHERE expires_at < $1").bind(now).execute(&self.pool).await?.rows_affected();
+        Ok(logins + markers)
+    }
+
+    /// Entries held by the in-process caches (session records, login rows, users,
+    /// opened tokens): what tests and the benchmark watch stay flat under anonymous load.
+    pub fn cached_entries(&self) -> u64 {
+        self.rows.run_pending_tasks();
+        self.users.run_pending_tasks();
+        self.sessions.len() + self.rows.entry_count() + self.users.entry_count() + self.tokens.cached_entries()
+    }
+}

@@ -1,0 +1,102 @@
+//! The few cryptographic helpers every feature shares: purpose-bound keys derived
+//! from `SESSION_SECRET`, authenticated sealing, random ids and hex.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
+use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox, SecretString};
+use sha2::{Digest, Sha256};
+
+const NONCE_LEN: usize = 24;
+
+/// A key for one purpose only (`label`), derived from the session secret with HKDF-SHA256.
+pub fn derive_key<const N: usize>(secret: &SecretString, label: &str) -> SecretBox<[u8; N]> {
+    let mut key = SecretBox::new(Box::new([0u8; N]));
+    Hkdf::<Sha256>::new(None, secret.expose_secret().as_bytes())
+        .expand(label.as_bytes(), key.expose_secret_mut())
+        .expect("HKDF-SHA256 can produce keys of this length");
+    key
+}
+
+/// XChaCha20-Poly1305 under a purpose-bound key: `nonce || ciphertext`. The associated
+/// data binds a sealed value to its owner (a login id, a cookie name), so it cannot be moved.
+pub struct Sealer(XChaCha20Poly1305);
+
+impl Sealer {
+    pub fn new(secret: &SecretString, label: &str) -> Self {
+        Self(XChaCha20Poly1305::new(derive_key::<32>(secret, label).expose_secret().into()))
+    }
+
+    pub fn seal(&self, associated: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let nonce: [u8; NONCE_LEN] = rand::random();
+        let ciphertext = self
+            .0
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: associated })
+            .expect("XChaCha20-Poly1305 encryption does not fail for in-memory buffers");
+        [nonce.as_slice(), &ciphertext].concat()
+    }
+
+    /// The plaintext, or `None` when the value was tampered with, truncated, moved or
+    /// sealed under another key.
+    pub fn open(&self, associated: &[u8], sealed: &[u8]) -> Option<SecretBox<[u8]>> {
+        if sealed.len() <= NONCE_LEN {
+            return None;
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let plaintext = self.0.decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: associated }).ok()?;
+        Some(SecretBox::new(plaintext.into_boxed_slice()))
+    }
+}
+
+/// `bytes` random bytes as lowercase hex (ids that are never reused or guessed).
+pub fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::fill(buffer.as_mut_slice());
+    hex(&buffer)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+        let _ = write!(out, "{byte:02x}");
+        out
+    })
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(text: &str) -> SecretString {
+        SecretString::from(text.to_owned())
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_their_key_label_and_owner() {
+        let sealer = Sealer::new(&secret("a-session-secret-0123456789abcdef"), "test/v1");
+        let sealed = sealer.seal(b"owner", b"plain");
+        assert_eq!(&sealer.open(b"owner", &sealed).unwrap().expose_secret()[..], b"plain");
+        assert!(sealer.open(b"other", &sealed).is_none());
+        assert!(Sealer::new(&secret("a-session-secret-0123456789abcdef"), "test/v2").open(b"owner", &sealed).is_none());
+        assert!(Sealer::new(&secret("another-secret-0123456789abcdef!!"), "test/v1").open(b"owner", &sealed).is_none());
+        assert!(sealer.open(b"owner", &sealed[..sealed.len() - 1]).is_none());
+        assert!(sealer.open(b"owner", &sealed[..10]).is_none());
+    }
+
+    #[test]
+    fn derived_keys_differ_by_label() {
+        let s = secret("a-session-secret-0123456789abcdef");
+        assert_ne!(derive_key::<32>(&s, "a").expose_secret(), derive_key::<32>(&s, "b").expose_secret());
+    }
+
+    #[test]
+    fn hex_and_random_ids() {
+        assert_eq!(hex(&[0, 15, 255]), "000fff");
+        let (a, b) = (random_hex(16), random_hex(16));
+        assert!(a.len() == 32 && a != b);
+    }
+}

@@ -1,0 +1,201 @@
+//! The composition root: configuration in, then the database, the services, the
+//! router with its middleware, the sweepers, and the server. The only module that
+//! knows every feature; no feature imports it.
+
+use crate::app::{shell, App};
+use crate::auth::oidc::Provider;
+use crate::login::session::{self, SessionCache};
+use crate::login::tokens::TokenAuthority;
+use crate::login::Logins;
+use crate::proxy::routes::Upstream;
+use crate::server::config::Config;
+use crate::server::{assets, csrf, db};
+use axum::body::{to_bytes, Body};
+use axum::extract::{FromRef, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use sqlx::SqlitePool;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_sessions::ExpiredDeletion;
+use tower_sessions_sqlx_store::SqliteStore;
+
+const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
+
+/// The one application state. Handlers take the parts they need (`State<Arc<Logins>>`,
+/// the extractors of `login`); server functions get the same parts from context.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub pool: SqlitePool,
+    pub config: Arc<Config>,
+    pub logins: Arc<Logins>,
+    /// The logi client; `None` when `ONE_PASS_URL` is not configured.
+    pub logi: Option<Arc<Provider>>,
+    /// The API behind `/api/proxy/*`; `None` when `UPSTREAM_API_URL` is not configured.
+    pub upstream: Option<Arc<Upstream>>,
+}
+
+impl AppState {
+    /// What server functions and pages find in context.
+    fn provide_context(&self) {
+        provide_context(self.pool.clone());
+        provide_context(self.config.clone());
+        provide_context(self.logins.clone());
+        provide_context(self.logi.clone());
+    }
+}
+
+/// Parses the configuration, opens the database and serves until Ctrl-C / SIGTERM.
+pub async fn run() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    init_tracing();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("logi-bff: configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match serve(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("logi-bff: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let pool = db::connect(&config.database_url).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
+    if config.logi.is_none() {
+        tracing::warn!("ONE_PASS_URL is not set: logi sign-in is not configured");
+    }
+    tracing::info!(addr = %listener.local_addr()?, app_url = %config.app_url, mode = ?config.mode, "logi-bff listening");
+    let (app, state) = router(config, pool)?;
+    spawn_sweepers(&state);
+    // Connection info gives server functions the peer address (per-address throttling).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// The whole application (pages, server functions, routes, assets, sessions) and its state.
+pub fn router(config: Config, pool: SqlitePool) -> Result<(Router, AppState), String> {
+    let logi = match &config.logi {
+        Some(logi) => Some(Arc::new(Provider::new(logi, config.redirect_uri())?)),
+        None => None,
+    };
+    let upstream = match &config.upstream_api_url {
+        Some(base) => Some(Arc::new(Upstream::new(base.clone(), config.upstream_timeout)?)),
+        None => None,
+    };
+    let session_cache = SessionCache::default();
+    let session_layer = session::layer(&config, session_cache.clone(), SqliteStore::new(pool.clone()));
+    let authority = logi.clone().map(|provider| provider as Arc<dyn TokenAuthority>);
+    let logins = Arc::new(Logins::new(pool.clone(), &config, authority, session_cache));
+    let state = AppState { leptos_options: leptos_options(&config), pool, config: Arc::new(config), logins, logi, upstream };
+    let routes = generate_route_list(App);
+    let app = Router::new()
+        .merge(crate::auth::routes::routes())
+        .merge(crate::proxy::routes::routes())
+        .leptos_routes_with_context(&state, routes, { let state = state.clone(); move || state.provide_context() }, {
+            let options = state.leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(asset_or_not_found)
+        .layer(session_layer)
+        .layer(axum::middleware::from_fn(server_fn_error_status))
+        .layer(axum::middleware::from_fn_with_state(state.config.clone(), csrf::reject_cross_site_mutations))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state.clone());
+    Ok((app, state))
+}
+
+/// Expired sessions, ended logins, used login markers and old sign-in attempts, every few
+/// minutes. Each is one idempotent `DELETE`, so running it on several replicas is harmless.
+pub fn spawn_sweepers(state: &AppState) {
+    tokio::spawn(SqliteStore::new(state.pool.clone()).continuously_delete_expired(SWEEP_INTERVAL));
+    let (pool, logins) = (state.pool.clone(), state.logins.clone());
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+        loop {
+            interval.tick().await;
+            let swept = logins.sweep().await;
+            let attempts = crate::accounts::throttle::delete_old_attempts(&pool).await;
+            if let Err(error) = swept.and(attempts) {
+                error.logged();
+            }
+        }
+    });
+}
+
+fn leptos_options(config: &Config) -> LeptosOptions {
+    let reload_port = std::env::var("LEPTOS_RELOAD_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3001);
+    LeptosOptions::builder()
+        .output_name("logi-bff")
+        .site_root("target/site")
+        .site_pkg_dir("pkg")
+        .site_addr(config.listen_addr)
+        .reload_port(reload_port)
+        .build()
+}
+
+/// Serves an embedded file, or renders the app's "not found" page with status 404.
+async fn asset_or_not_found(State(state): State<AppState>, request: Request) -> Response {
+    if let Some(response) = assets::response(request.uri().path(), request.headers()) {
+        return response;
+    }
+    let options = state.leptos_options.clone();
+    let render = leptos_axum::render_app_to_stream_with_context(move || state.provide_context(), move || shell(options.clone()));
+    render(request).await.into_response()
+}
+
+/// leptos answers every server-function error with 500. Error bodies are
+/// `{"error": code, ...}`; this gives each code its status (400 for a malformed form,
+/// 401, 403, 404, 409, 429), so clients and logs can tell bad input from our failures.
+async fn server_fn_error_status(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let is_json = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if response.status() != StatusCode::INTERNAL_SERVER_ERROR || !is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, 64 * 1024).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, parts.headers).into_response();
+    };
+    if let Ok(error) = serde_json::from_slice::<crate::accounts::AccountError>(&bytes) {
+        parts.status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async { tokio::signal::ctrl_c().await.ok() };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => signal.recv().await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}
