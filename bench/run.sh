@@ -5,13 +5,16 @@
 # the app and the ceiling, then measures with wrk (Debian's package):
 #   (a) the ceiling: a bare axum handler            (b) GET /api/auth/me with a session
 #   (c) GET /api/proxy/x with a session -> ceiling   (d) the ceiling's /x directly
-# plus p50/p99 of 100 full logins, the app's RSS idle and after load, and the wasm size.
+# plus p50/p99 of 100 full logins, the app's RSS idle and after load, the wasm size, and
+# 100k anonymous GET /api/auth/login (throughput, database size before/after, RSS after).
 # Prints a markdown table with the ratios (b)/(a) and (c)/(d) and the targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10}"
 scripts/setup.sh
-command -v wrk >/dev/null || { echo "bench: installing wrk"; sudo_apt=$([ "$(id -u)" = 0 ] && echo "" || echo sudo); $sudo_apt apt-get install -y wrk >/dev/null; }
+for tool in wrk sqlite3; do
+  command -v $tool >/dev/null || { echo "bench: installing $tool"; sudo_apt=$([ "$(id -u)" = 0 ] && echo "" || echo sudo); $sudo_apt apt-get install -y $tool >/dev/null; }
+done
 export PATH="$HOME/.cargo/bin:$PWD/end2end/node_modules/.bin:$PATH"
 
 cargo leptos build --release --precompress
@@ -72,6 +75,28 @@ c=$(rps "http://localhost:$app_port/api/proxy/x" "Cookie: $cookie" "X-CSRF: 1")
 d=$(rps "http://$ceiling_addr/x")
 rss_load=$(rss_kb)
 
+# The login-start flood of issue 14: 100k cookie-less GET /api/auth/login must leave the
+# database and the memory flat (the pending login lives in the browser's sealed cookie).
+db_bytes() { du -cb "$work"/bench.db* | awk 'END { print $1 }'; }
+sqlite_rows() { sqlite3 "$work/bench.db" "SELECT (SELECT count(*) FROM tower_sessions) + (SELECT count(*) FROM logins) + (SELECT count(*) FROM used_logins)"; }
+cat >"$work/flood.lua" <<'LUA'
+local sent = 0
+request = function()
+  sent = sent + 1
+  if sent > 50000 then wrk.thread:stop() end
+  return wrk.format("GET", "/api/auth/login?login_hint=flood")
+end
+LUA
+db_before=$(db_bytes) rows_before=$(sqlite_rows)
+flood_start=$(date +%s.%N)
+wrk -t2 -c20 -d300s -s "$work/flood.lua" "http://localhost:$app_port/" >"$work/flood.txt"
+flood_secs=$(awk -v s="$flood_start" -v e="$(date +%s.%N)" 'BEGIN { print e - s }')
+flood_requests=$(awk '/requests in/ { print $1 }' "$work/flood.txt")
+flood_rps=$(awk -v n="$flood_requests" -v t="$flood_secs" 'BEGIN { printf "%.0f", n / t }')
+db_after=$(db_bytes) rows_after=$(sqlite_rows)
+rss_flood_mb=$(awk -v k="$(rss_kb)" 'BEGIN { printf "%.1f", k / 1024 }')
+flat=$([ "$db_after" -le "$db_before" ] && [ "$rows_after" -le "$rows_before" ] && echo met || echo MISSED)
+
 wasm=target/site/pkg/logi-bff.wasm
 wasm_raw=$(stat -c %s "$wasm")
 wasm_gz=$(gzip -9 -c "$wasm" | wc -c)
@@ -90,6 +115,8 @@ cat <<TABLE
 | full login (app → logi → callback → home), 100 runs | p50 $p50 ms, p99 $p99 ms | |
 | server RSS idle / after load | $(awk -v k="$rss_idle" 'BEGIN { printf "%.1f", k / 1024 }') MB / $rss_load_mb MB | ≤ 60 MB after load ($(verdict "$rss_load_mb" 60 "<=")) |
 | release wasm raw / gzip -9 | $wasm_raw B / $wasm_gz B | |
+| $flood_requests anonymous \`GET /api/auth/login\` | $flood_rps req/s; database $db_before → $db_after B, session/login rows $rows_before → $rows_after | must not grow ($flat) |
+| server RSS after that flood | $rss_flood_mb MB | ≤ 40 MB ($(verdict "$rss_flood_mb" 40 "<=")) |
 
 wrk -t2 -c32 -d${duration}s per row, all processes on this machine ($(nproc) cores).
 TABLE

@@ -22,6 +22,13 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+install_lint_tools() {
+  local installed; installed=$(rustup component list --installed)
+  for component in rustfmt clippy; do
+    grep -q "^$component" <<<"$installed" || { log "rustup component $component"; rustup component add "$component"; }
+  done
+}
+
 install_wasm_target() {
   rustup target list --installed | grep -qx wasm32-unknown-unknown && return
   log "rustup target wasm32-unknown-unknown"
@@ -66,6 +73,7 @@ install_npm_packages() {
 
 if ! command -v node >/dev/null; then apt_install nodejs npm; fi
 [ "${1:-}" = "--test" ] && apt_install chromium
+install_lint_tools
 install_wasm_target
 install_npm_packages
 install_wasm_bindgen

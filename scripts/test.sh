@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# Runs every test: Rust unit + integration tests, then Playwright (Debian's Chromium)
-# against the release binary, copied alone into an empty directory, and the dev provider.
+# Runs every test: the format and lint gate, Rust unit + HTTP tests, then Playwright
+# (Debian's Chromium) against the release binary, copied alone into an empty directory,
+# and the dev provider.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 export PATH="$HOME/.cargo/bin:$PWD/end2end/node_modules/.bin:$PATH"
+
+echo "== cargo fmt --check"
+cargo fmt --check
+
+echo "== cargo clippy (ssr with tests; hydrate on wasm32)"
+cargo clippy --features ssr --all-targets -- -D warnings
+cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
 
 echo "== cargo test (ssr)"
 cargo test --features ssr

@@ -15,8 +15,9 @@ pub struct UserId(pub i64);
 pub struct LoginId(String);
 
 impl LoginId {
+    /// A new id: 128 random bits as hex.
     pub fn random() -> Self {
-        Self(crate::server::crypto::random_hex(16))
+        Self(hex::encode(rand::random::<[u8; 16]>()))
     }
 
     /// An id that came from outside (a form field); only ever compared or looked up.

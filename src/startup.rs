@@ -110,10 +110,18 @@ pub fn router(config: Config, pool: SqlitePool) -> Result<(Router, AppState), St
     let app = Router::new()
         .merge(crate::auth::routes::routes())
         .merge(crate::proxy::routes::routes())
-        .leptos_routes_with_context(&state, routes, { let state = state.clone(); move || state.provide_context() }, {
-            let options = state.leptos_options.clone();
-            move || shell(options.clone())
-        })
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            {
+                let state = state.clone();
+                move || state.provide_context()
+            },
+            {
+                let options = state.leptos_options.clone();
+                move || shell(options.clone())
+            },
+        )
         .fallback(asset_or_not_found)
         .layer(session_layer)
         .layer(axum::middleware::from_fn(server_fn_error_status))
@@ -143,13 +151,7 @@ pub fn spawn_sweepers(state: &AppState) {
 
 fn leptos_options(config: &Config) -> LeptosOptions {
     let reload_port = std::env::var("LEPTOS_RELOAD_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3001);
-    LeptosOptions::builder()
-        .output_name("logi-bff")
-        .site_root("target/site")
-        .site_pkg_dir("pkg")
-        .site_addr(config.listen_addr)
-        .reload_port(reload_port)
-        .build()
+    LeptosOptions::builder().output_name("logi-bff").site_root("target/site").site_pkg_dir("pkg").site_addr(config.listen_addr).reload_port(reload_port).build()
 }
 
 /// Serves an embedded file, or renders the app's "not found" page with status 404.

@@ -3,10 +3,6 @@
 // tests exercise real bearer-token checks.
 import http from 'node:http';
 
-// Every request the upstream saw (method, path, headers), so tests can prove what
-// reached it and what did not.
-const seen = [];
-
 async function bearerSubject(provider, req) {
   const match = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
   if (!match) return undefined;
@@ -38,12 +34,6 @@ const routes = {
 export function startUpstream(provider, { port, host }) {
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, `http://${host}:${port}`);
-    if (url.pathname === '/__dev/seen') {
-      if (req.method === 'DELETE') seen.length = 0;
-      res.setHeader('content-type', 'application/json');
-      return res.end(JSON.stringify(seen));
-    }
-    seen.push({ method: req.method, path: url.pathname, query: url.search, headers: req.headers });
     const body = await readBody(req);
     const token = await bearerSubject(provider, req);
     res.setHeader('content-type', 'application/json');

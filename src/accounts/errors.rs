@@ -1,9 +1,9 @@
 //! What can go wrong with an account action, as stable codes and readable messages.
 //! Shared: the server returns these from server functions, the page shows them.
 
-use serde::{Deserialize, Serialize};
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,7 +19,9 @@ pub enum AccountError {
     /// Unknown email or wrong password: one answer for both.
     InvalidCredentials,
     WrongCurrentPassword,
-    Throttled { retry_after_minutes: u32 },
+    Throttled {
+        retry_after_minutes: u32,
+    },
     NotSignedIn,
     /// The change would leave the account with no way to sign in.
     LastSignInMethod,
@@ -115,7 +117,11 @@ impl FromServerFnError for AccountError {
 
     fn from_server_fn_error(error: ServerFnErrorErr) -> Self {
         match error {
-            ServerFnErrorErr::Args(_) | ServerFnErrorErr::MissingArg(_) => Self::InvalidRequest,
+            // On the server these mean the request could not be decoded (a malformed form).
+            ServerFnErrorErr::Args(_)
+            | ServerFnErrorErr::MissingArg(_)
+            | ServerFnErrorErr::Deserialization(_)
+            | ServerFnErrorErr::UnsupportedRequestMethod(_) => Self::InvalidRequest,
             ServerFnErrorErr::Request(_) => Self::ServerUnreachable,
             _ => Self::Internal,
         }

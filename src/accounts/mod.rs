@@ -173,9 +173,9 @@ pub async fn sign_out_everywhere() -> Result<(), AccountError> {
 pub(crate) mod ssr {
     pub use super::passwords::{self, Email, NewPassword, Verification};
     pub use super::store;
-    pub use crate::ids::{Issuer, LoginId, UserId};
     use super::throttle::{self, Admission, Keys};
     use super::{AccountError, ActiveSession};
+    pub use crate::ids::{Issuer, LoginId, UserId};
     use crate::login::store::LoginRecord;
     use crate::login::{BrowserSession, Logins, MaybeLogin, Method};
     use crate::server::config::Config;

@@ -22,12 +22,42 @@ const MAX_EMAIL_LEN: usize = 254;
 
 /// The most common passwords that are long enough to pass the length rule.
 const COMMON_PASSWORDS: &[&str] = &[
-    "123456789012", "1234567890123", "12345678901234", "123456123456", "111111111111", "000000000000",
-    "password1234", "password12345", "password123456", "passwordpassword", "password1234567", "p@ssw0rd1234",
-    "passw0rd1234", "qwerty123456", "qwertyuiop12", "qwertyuiopas", "qwertyuiop123", "1q2w3e4r5t6y",
-    "1qaz2wsx3edc", "abcdefghijkl", "abc123456789", "abcd12345678", "iloveyou1234", "welcome12345",
-    "letmein12345", "changeme1234", "administrator", "football1234", "baseball1234", "sunshine1234",
-    "princess1234", "monkey123456", "dragon123456", "trustno12345", "superman1234", "correcthorsebatterystaple",
+    "123456789012",
+    "1234567890123",
+    "12345678901234",
+    "123456123456",
+    "111111111111",
+    "000000000000",
+    "password1234",
+    "password12345",
+    "password123456",
+    "passwordpassword",
+    "password1234567",
+    "p@ssw0rd1234",
+    "passw0rd1234",
+    "qwerty123456",
+    "qwertyuiop12",
+    "qwertyuiopas",
+    "qwertyuiop123",
+    "1q2w3e4r5t6y",
+    "1qaz2wsx3edc",
+    "abcdefghijkl",
+    "abc123456789",
+    "abcd12345678",
+    "iloveyou1234",
+    "welcome12345",
+    "letmein12345",
+    "changeme1234",
+    "administrator",
+    "football1234",
+    "baseball1234",
+    "sunshine1234",
+    "princess1234",
+    "monkey123456",
+    "dragon123456",
+    "trustno12345",
+    "superman1234",
+    "correcthorsebatterystaple",
 ];
 
 fn argon2() -> Argon2<'static> {
@@ -134,8 +164,7 @@ fn verify_now(password: &SecretString, stored: &str) -> Result<Verification, App
 
 fn uses_current_parameters(hash: &PasswordHash) -> bool {
     let params = Params::try_from(hash);
-    hash.algorithm == Algorithm::Argon2id.ident()
-        && params.is_ok_and(|p| (p.m_cost(), p.t_cost(), p.p_cost()) == (MEMORY_KIB, PASSES, LANES))
+    hash.algorithm == Algorithm::Argon2id.ident() && params.is_ok_and(|p| (p.m_cost(), p.t_cost(), p.p_cost()) == (MEMORY_KIB, PASSES, LANES))
 }
 
 fn dummy_hash() -> Result<&'static str, AppError> {

@@ -22,23 +22,20 @@ pub struct Profile {
 pub async fn sign_in_with_identity(pool: &SqlitePool, issuer: &Issuer, subject: &Subject, profile: &Profile) -> Result<UserId, AppError> {
     // IMMEDIATE takes the write lock up front: two first sign-ins of one subject serialise.
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let linked: Option<UserId> = sqlx::query_scalar("SELECT user_id FROM identities WHERE issuer = ? AND subject = ?")
-        .bind(issuer)
-        .bind(subject)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let linked: Option<UserId> =
+        sqlx::query_scalar("SELECT user_id FROM identities WHERE issuer = ? AND subject = ?").bind(issuer).bind(subject).fetch_optional(&mut *tx).await?;
     let user_id = match linked {
         Some(user_id) => {
             sqlx::query(
                 "UPDATE users SET email = ?, name = ?, anonymous = ?, updated_at = unixepoch()
                   WHERE id = ? AND NOT EXISTS (SELECT 1 FROM passwords WHERE user_id = users.id)",
             )
-                .bind(&profile.email)
-                .bind(&profile.name)
-                .bind(profile.anonymous)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+            .bind(&profile.email)
+            .bind(&profile.name)
+            .bind(profile.anonymous)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
             user_id
         }
         None => {
@@ -84,11 +81,8 @@ pub async fn password_of_user(pool: &SqlitePool, user_id: UserId) -> Result<Opti
 /// Creates a local account: the user and its password, or neither.
 pub async fn create_password_user(pool: &SqlitePool, email: &Email, name: Option<&str>, hash: &str) -> Result<UserId, AccountError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let user_id: UserId = sqlx::query_scalar("INSERT INTO users (email, name) VALUES (?, ?) RETURNING id")
-        .bind(email.as_str())
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await?;
+    let user_id: UserId =
+        sqlx::query_scalar("INSERT INTO users (email, name) VALUES (?, ?) RETURNING id").bind(email.as_str()).bind(name).fetch_one(&mut *tx).await?;
     insert_password(&mut tx, user_id, email, hash).await?;
     tx.commit().await?;
     Ok(user_id)
@@ -106,12 +100,7 @@ pub async fn add_password(pool: &SqlitePool, user_id: UserId, email: &Email, has
 }
 
 async fn insert_password(tx: &mut sqlx::SqliteConnection, user_id: UserId, email: &Email, hash: &str) -> Result<(), AccountError> {
-    let inserted = sqlx::query("INSERT INTO passwords (user_id, email, hash) VALUES (?, ?, ?)")
-        .bind(user_id)
-        .bind(email.as_str())
-        .bind(hash)
-        .execute(tx)
-        .await;
+    let inserted = sqlx::query("INSERT INTO passwords (user_id, email, hash) VALUES (?, ?, ?)").bind(user_id).bind(email.as_str()).bind(hash).execute(tx).await;
     match inserted {
         Ok(_) => Ok(()),
         Err(error) if is_unique_violation(&error) => Err(AccountError::EmailTaken),
@@ -136,11 +125,7 @@ pub struct LinkedIdentity {
 }
 
 pub async fn identity_of_user(pool: &SqlitePool, user_id: UserId, issuer: &Issuer) -> Result<Option<LinkedIdentity>, AppError> {
-    Ok(sqlx::query_as("SELECT subject, linked_at FROM identities WHERE user_id = ? AND issuer = ?")
-        .bind(user_id)
-        .bind(issuer)
-        .fetch_optional(pool)
-        .await?)
+    Ok(sqlx::query_as("SELECT subject, linked_at FROM identities WHERE user_id = ? AND issuer = ?").bind(user_id).bind(issuer).fetch_optional(pool).await?)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -157,11 +142,8 @@ pub enum LinkOutcome {
 /// Links a verified `(issuer, subject)` to `user_id`, never moving it from another user.
 pub async fn link_identity(pool: &SqlitePool, user_id: UserId, issuer: &Issuer, subject: &Subject) -> Result<LinkOutcome, AppError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let owner: Option<UserId> = sqlx::query_scalar("SELECT user_id FROM identities WHERE issuer = ? AND subject = ?")
-        .bind(issuer)
-        .bind(subject)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let owner: Option<UserId> =
+        sqlx::query_scalar("SELECT user_id FROM identities WHERE issuer = ? AND subject = ?").bind(issuer).bind(subject).fetch_optional(&mut *tx).await?;
     let outcome = match owner {
         Some(owner) if owner == user_id => LinkOutcome::AlreadyLinked,
         Some(_) => LinkOutcome::LinkedToAnotherUser,
@@ -192,19 +174,12 @@ pub async fn link_identity(pool: &SqlitePool, user_id: UserId, issuer: &Issuer, 
 pub async fn unlink_identity(pool: &SqlitePool, user_id: UserId, issuer: &Issuer) -> Result<(), AccountError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     if !password_exists(&mut tx, user_id).await? {
-        let identities: i64 = sqlx::query_scalar("SELECT count(*) FROM identities WHERE user_id = ?")
-            .bind(user_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let identities: i64 = sqlx::query_scalar("SELECT count(*) FROM identities WHERE user_id = ?").bind(user_id).fetch_one(&mut *tx).await?;
         if identities <= 1 {
             return Err(AccountError::LastSignInMethod);
         }
     }
-    let removed = sqlx::query("DELETE FROM identities WHERE user_id = ? AND issuer = ?")
-        .bind(user_id)
-        .bind(issuer)
-        .execute(&mut *tx)
-        .await?;
+    let removed = sqlx::query("DELETE FROM identities WHERE user_id = ? AND issuer = ?").bind(user_id).bind(issuer).execute(&mut *tx).await?;
     if removed.rows_affected() == 0 {
         return Err(AccountError::NotLinked);
     }

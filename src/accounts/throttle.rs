@@ -37,7 +37,9 @@ impl Keys {
 pub enum Admission {
     /// Go ahead; the attempt is recorded under these row ids.
     Allowed(Vec<i64>),
-    Throttled { retry_after_minutes: u32 },
+    Throttled {
+        retry_after_minutes: u32,
+    },
 }
 
 /// Records an attempt unless one of the keys is at its limit.

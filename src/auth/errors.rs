@@ -74,17 +74,17 @@ pub fn describe(code: &str) -> (&'static str, &'static str) {
         ),
         "session_expired" => ("The sign-in took too long or was already used.", "Start again: a sign-in must finish within 10 minutes."),
         "missing_code" => ("logi did not return an authorization code.", "Start the sign-in again."),
-        "no_subject_in_id_token" => (
-            "logi did not identify the account (no id_token subject).",
-            "The server must request the `openid` scope; check ONE_PASS_SCOPES.",
-        ),
-        "server_misconfigured_no_secret" => (
-            "This server is missing its logi client secret.",
-            "An administrator must set ONE_PASS_CLIENT_SECRET.",
-        ),
-        "invalid_client" => ("logi did not accept this server's client credentials.", "An administrator must check ONE_PASS_CLIENT_ID and ONE_PASS_CLIENT_SECRET."),
+        "no_subject_in_id_token" => {
+            ("logi did not identify the account (no id_token subject).", "The server must request the `openid` scope; check ONE_PASS_SCOPES.")
+        }
+        "server_misconfigured_no_secret" => ("This server is missing its logi client secret.", "An administrator must set ONE_PASS_CLIENT_SECRET."),
+        "invalid_client" => {
+            ("logi did not accept this server's client credentials.", "An administrator must check ONE_PASS_CLIENT_ID and ONE_PASS_CLIENT_SECRET.")
+        }
         "id_token_invalid" => ("logi's answer failed our security checks, so you were not signed in.", "Try again; if it persists, contact the administrator."),
-        "userinfo_sub_mismatch" => ("logi's profile answer was for a different account, so you were not signed in.", "Try again; if it persists, contact the administrator."),
+        "userinfo_sub_mismatch" => {
+            ("logi's profile answer was for a different account, so you were not signed in.", "Try again; if it persists, contact the administrator.")
+        }
         "not_signed_in" => ("Linking a logi account needs the session that started it.", "Sign in, then link logi from your account page."),
         "identity_linked_elsewhere" => (
             "That logi account is already linked to another account here, so nothing was changed.",
@@ -96,10 +96,9 @@ pub fn describe(code: &str) -> (&'static str, &'static str) {
         "invalid_request" => ("The sign-in link was malformed.", "Use the “Sign in with logi” button on this page."),
         "logi_not_configured" => ("logi sign-in is not configured on this server.", "An administrator must set ONE_PASS_URL."),
         "internal_error" => ("Something went wrong on our side.", "Try again; the details are in the server log."),
-        code if code.starts_with("token_exchange_") => (
-            "logi refused to complete the sign-in.",
-            "Start again; an authorization code can be used only once and expires quickly.",
-        ),
+        code if code.starts_with("token_exchange_") => {
+            ("logi refused to complete the sign-in.", "Start again; an authorization code can be used only once and expires quickly.")
+        }
         _ => ("logi reported an error during sign-in.", "Try signing in again."),
     }
 }

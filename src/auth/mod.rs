@@ -29,7 +29,7 @@ pub struct AuthState {
 }
 
 /// The session's sign-in state, read server-side (during SSR through context, after hydration over HTTP).
-#[server]
+#[server(endpoint = "auth_state")]
 pub async fn load_auth_state() -> Result<AuthState, AccountError> {
     let (logins, found) = crate::login::from_server_fn().await?;
     let user = match &found.login {

@@ -149,12 +149,7 @@ impl Provider {
         let jwks = CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &self.http).await.map_err(|e| error_chain(&e))?;
         let token = metadata.token_endpoint().ok_or("discovery has no token_endpoint")?;
         let userinfo = metadata.userinfo_endpoint().ok_or("discovery has no userinfo_endpoint")?;
-        let id_token_algs = metadata
-            .id_token_signing_alg_values_supported()
-            .iter()
-            .filter(|alg| **alg != CoreJwsSigningAlgorithm::None)
-            .cloned()
-            .collect();
+        let id_token_algs = metadata.id_token_signing_alg_values_supported().iter().filter(|alg| **alg != CoreJwsSigningAlgorithm::None).cloned().collect();
         let endpoints = Endpoints {
             authorization: metadata.authorization_endpoint().url().clone(),
             token: token.url().clone(),
@@ -243,9 +238,7 @@ impl Provider {
     /// then asks the user to confirm.
     pub async fn end_session_url(&self, post_logout_redirect_uri: &str) -> Option<Url> {
         let mut url = self.endpoints().await.ok()?.end_session.clone()?;
-        url.query_pairs_mut()
-            .append_pair("client_id", self.client_id.as_str())
-            .append_pair("post_logout_redirect_uri", post_logout_redirect_uri);
+        url.query_pairs_mut().append_pair("client_id", self.client_id.as_str()).append_pair("post_logout_redirect_uri", post_logout_redirect_uri);
         Some(url)
     }
 
@@ -253,7 +246,8 @@ impl Provider {
     pub async fn verify_id_token(&self, raw: &SecretString, nonce: &str, access_token: &SecretString) -> Result<Subject, AuthError> {
         let endpoints = self.endpoints().await?;
         let token: CoreIdToken = raw.expose_secret().parse().map_err(|e| rejected("malformed id_token", &e))?;
-        let check = IdTokenCheck { client_id: &self.client_id, client_secret: self.client_secret.as_ref(), issuer: &self.issuer, algs: &endpoints.id_token_algs };
+        let check =
+            IdTokenCheck { client_id: &self.client_id, client_secret: self.client_secret.as_ref(), issuer: &self.issuer, algs: &endpoints.id_token_algs };
         let nonce = Nonce::new(nonce.to_owned());
         let access_token = AccessToken::new(access_token.expose_secret().to_owned());
         let first = check.subject(&token, &self.keys.read().await.set, &nonce, &access_token);
@@ -343,7 +337,6 @@ impl TokenAuthority for Provider {
             false => Err(format!("revocation answered {}", response.status())),
         }
     }
-
 }
 
 #[derive(Default, Deserialize)]
@@ -450,7 +443,3 @@ fn unreachable(endpoint: &str, error: &reqwest::Error) -> AuthError {
 fn form_encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
-
-#[cfg(test)]
-#[path = "oidc_tests.rs"]
-mod tests;

@@ -25,10 +25,7 @@ where
     sqlx::SqlitePool: FromRef<S>,
     S: Clone + Send + Sync + 'static,
 {
-    Router::new()
-        .route("/api/auth/link", post(link))
-        .route("/api/auth/me", get(me))
-        .route("/api/auth/logout", get(logout_and_redirect).post(logout))
+    Router::new().route("/api/auth/link", post(link)).route("/api/auth/me", get(me)).route("/api/auth/logout", get(logout_and_redirect).post(logout))
 }
 
 fn no_store(mut response: Response) -> Response {

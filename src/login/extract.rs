@@ -76,8 +76,6 @@ where
 /// For server functions: the login service (from context) and this request's login and session.
 pub async fn from_server_fn() -> Result<(Arc<Logins>, MaybeLogin), AppError> {
     let logins = expect_context::<Arc<Logins>>();
-    let found = leptos_axum::extract_with_state::<MaybeLogin, _>(&logins)
-        .await
-        .map_err(|error| AppError::Internal(format!("login lookup: {error}")))?;
+    let found = leptos_axum::extract_with_state::<MaybeLogin, _>(&logins).await.map_err(|error| AppError::Internal(format!("login lookup: {error}")))?;
     Ok((logins, found))
 }

@@ -11,10 +11,10 @@
 
 use crate::ids::LoginId;
 use crate::server::config::Config;
-use crate::server::crypto::{hex, sha256, Sealer};
+use crate::server::crypto::{sha256, Sealer};
+use axum::http::{header, HeaderMap, HeaderValue};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use axum::http::{header, HeaderMap, HeaderValue};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tower_sessions::cookie::{time::Duration, Cookie, SameSite};
@@ -48,7 +48,7 @@ impl PendingLogin {
 
     /// What the single-use record stores: a digest, never the state itself.
     pub fn used_marker(&self) -> String {
-        hex(&sha256(self.state.as_bytes()))
+        hex::encode(sha256(self.state.as_bytes()))
     }
 }
 

@@ -8,10 +8,8 @@ pub fn sanitize_return_to(raw: Option<&str>, app_url: &Url) -> String {
 }
 
 fn is_same_origin_path(path: &str, app_url: &Url) -> bool {
-    let looks_relative = path.starts_with('/')
-        && !path.starts_with("//")
-        && path.len() <= 2048
-        && !path.chars().any(|c| c.is_control() || c == '\\' || c.is_whitespace());
+    let looks_relative =
+        path.starts_with('/') && !path.starts_with("//") && path.len() <= 2048 && !path.chars().any(|c| c.is_control() || c == '\\' || c.is_whitespace());
     // Belt and braces: resolved against our origin it must stay on our origin.
     looks_relative && app_url.join(path).is_ok_and(|resolved| resolved.origin() == app_url.origin())
 }

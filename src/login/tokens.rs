@@ -40,7 +40,10 @@ pub struct TokenSet {
 #[derive(Debug, PartialEq, Eq)]
 pub enum TokenError {
     /// The provider answered with this status and OAuth `error` code.
-    Refused { status: u16, error: String },
+    Refused {
+        status: u16,
+        error: String,
+    },
     /// The provider answered 2xx with something that is not a bearer token set.
     Malformed(u16),
     Unreachable,
@@ -197,7 +200,13 @@ impl Custody {
 
     /// A fresh access token for the login, refreshing it first when it expires within
     /// `skew_secs`, at most one refresh per login at a time.
-    pub async fn access_token(&self, pool: &SqlitePool, authority: &dyn TokenAuthority, login_id: &LoginId, skew_secs: i64) -> Result<SecretString, CustodyError> {
+    pub async fn access_token(
+        &self,
+        pool: &SqlitePool,
+        authority: &dyn TokenAuthority,
+        login_id: &LoginId,
+        skew_secs: i64,
+    ) -> Result<SecretString, CustodyError> {
         let held = self.load(pool, login_id).await?.ok_or(CustodyError::NoTokens)?;
         if held.is_fresh(skew_secs) {
             return Ok(held.access_token);
@@ -270,7 +279,3 @@ pub async fn revoke(authority: &dyn TokenAuthority, refresh_tokens: &[SecretStri
         }
     }
 }
-
-#[cfg(test)]
-#[path = "tokens_tests.rs"]
-mod tests;

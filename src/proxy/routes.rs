@@ -113,11 +113,8 @@ async fn forward(logins: &Logins, upstream: Option<&Upstream>, found: MaybeLogin
     }
     let access_token = access_token(logins, &found, login).await?;
     let (parts, body) = request.into_parts();
-    let mut outgoing = upstream
-        .http
-        .request(parts.method.clone(), url)
-        .headers(target::request_headers(&parts.headers))
-        .bearer_auth(access_token.expose_secret());
+    let mut outgoing =
+        upstream.http.request(parts.method.clone(), url).headers(target::request_headers(&parts.headers)).bearer_auth(access_token.expose_secret());
     if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
         outgoing = outgoing.body(limited(body));
     }

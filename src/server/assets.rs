@@ -20,7 +20,7 @@ pub fn response(path: &str, request_headers: &HeaderMap) -> Option<Response> {
         return None;
     }
     let original = Site::get(path)?;
-    let etag = format!("\"{}\"", hex(&original.metadata.sha256_hash()));
+    let etag = format!("\"{}\"", hex::encode(original.metadata.sha256_hash()));
     let mut response = Response::builder()
         .header(header::CONTENT_TYPE, original.metadata.mimetype())
         .header(header::ETAG, &etag)
@@ -43,8 +43,4 @@ fn precompressed(path: &str, request_headers: &HeaderMap) -> Option<(Option<&'st
         .into_iter()
         .filter(|(coding, _)| accepts(coding))
         .find_map(|(coding, suffix)| Site::get(&format!("{path}{suffix}")).map(|file| (Some(coding), file.data)))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

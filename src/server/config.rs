@@ -73,9 +73,7 @@ impl Config {
         let mode = match var("APP_ENV").as_deref() {
             Some("development") => Mode::Development,
             None | Some("production") => Mode::Production,
-            Some(other) => {
-                return Err(invalid("APP_ENV", format!("must be `production` or `development`, got `{other}`")))
-            }
+            Some(other) => return Err(invalid("APP_ENV", format!("must be `production` or `development`, got `{other}`"))),
         };
         let listen_addr = listen_addr(var("LEPTOS_SITE_ADDR"), var("HOST"), var("PORT"))?;
         let app_url = app_url(mode, var("APP_URL"), listen_addr)?;
@@ -108,8 +106,7 @@ impl Config {
 
 fn listen_addr(site_addr: Option<String>, host: Option<String>, port: Option<String>) -> Result<SocketAddr, ConfigError> {
     let site_addr = site_addr.as_deref().unwrap_or(DEFAULT_SITE_ADDR);
-    let mut addr: SocketAddr =
-        site_addr.parse().map_err(|_| invalid("LEPTOS_SITE_ADDR", format!("`{site_addr}` is not an ip:port address")))?;
+    let mut addr: SocketAddr = site_addr.parse().map_err(|_| invalid("LEPTOS_SITE_ADDR", format!("`{site_addr}` is not an ip:port address")))?;
     if let Some(host) = host {
         let ip: IpAddr = host.parse().map_err(|_| invalid("HOST", format!("`{host}` is not an IP address")))?;
         addr.set_ip(ip);
@@ -128,21 +125,21 @@ fn app_url(mode: Mode, value: Option<String>, listen_addr: SocketAddr) -> Result
             Mode::Development => Ok(Url::parse(&format!("http://localhost:{}", listen_addr.port())).expect("valid url")),
         };
     };
-    let url = public_origin("APP_URL", &value)?;
-    if mode == Mode::Production && url.scheme() == "http" && !is_loopback(&url) {
-        return Err(invalid("APP_URL", "must use https in production (plain http is allowed only on a loopback host)"));
+    let url = http_url(mode, "APP_URL", &value)?;
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("APP_URL", "must be an origin only (scheme, host and optional port, no path)"));
     }
     Ok(url)
 }
 
-/// Parses an origin: http(s), a host, no credentials, path, query or fragment.
-fn public_origin(variable: &'static str, value: &str) -> Result<Url, ConfigError> {
+/// An http(s) URL with a host; in production https unless the host is loopback.
+fn http_url(mode: Mode, variable: &'static str, value: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(value).map_err(|e| invalid(variable, format!("`{value}` is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(invalid(variable, "must be an http(s) URL with a host"));
     }
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(variable, "must be an origin only (scheme, host and optional port, no path)"));
+    if mode == Mode::Production && url.scheme() == "http" && !is_loopback(&url) {
+        return Err(invalid(variable, "must use https in production (plain http is allowed only on a loopback host)"));
     }
     Ok(url)
 }
@@ -167,10 +164,7 @@ fn session_secret(mode: Mode, value: Option<String>) -> Result<SecretString, Con
 
 /// Development without `SESSION_SECRET`: a per-process secret, so sessions end on restart.
 fn random_secret() -> SecretString {
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    SecretString::from(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    SecretString::from(hex::encode(rand::random::<[u8; 32]>()))
 }
 
 fn minutes(value: Option<String>, variable: &'static str, default: u64) -> Result<Duration, ConfigError> {
@@ -194,28 +188,16 @@ fn bounded(value: Option<String>, variable: &'static str, default: u64, range: s
 /// production unless on a loopback host (the access token travels to it).
 fn upstream_api_url(mode: Mode, value: Option<String>) -> Result<Option<Url>, ConfigError> {
     let Some(value) = value else { return Ok(None) };
-    let url = Url::parse(&value).map_err(|e| invalid("UPSTREAM_API_URL", format!("`{value}` is not a URL ({e})")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(invalid("UPSTREAM_API_URL", "must be an http(s) URL with a host"));
-    }
+    let url = http_url(mode, "UPSTREAM_API_URL", &value)?;
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
         return Err(invalid("UPSTREAM_API_URL", "must be a base URL without credentials, query or fragment"));
-    }
-    if mode == Mode::Production && url.scheme() == "http" && !is_loopback(&url) {
-        return Err(invalid("UPSTREAM_API_URL", "must use https in production (plain http is allowed only on a loopback host)"));
     }
     Ok(Some(url))
 }
 
 fn logi_config(mode: Mode, var: &impl Fn(&str) -> Option<String>) -> Result<Option<LogiConfig>, ConfigError> {
     let Some(issuer) = var("ONE_PASS_URL") else { return Ok(None) };
-    let issuer_url = Url::parse(&issuer).map_err(|e| invalid("ONE_PASS_URL", format!("`{issuer}` is not a URL ({e})")))?;
-    if !matches!(issuer_url.scheme(), "http" | "https") || issuer_url.host().is_none() {
-        return Err(invalid("ONE_PASS_URL", "must be an http(s) URL with a host"));
-    }
-    if mode == Mode::Production && issuer_url.scheme() == "http" && !is_loopback(&issuer_url) {
-        return Err(invalid("ONE_PASS_URL", "must use https in production (plain http is allowed only on a loopback host)"));
-    }
+    let issuer_url = http_url(mode, "ONE_PASS_URL", &issuer)?;
     let client_id = var("ONE_PASS_CLIENT_ID").ok_or_else(|| invalid("ONE_PASS_CLIENT_ID", "is required when ONE_PASS_URL is set"))?;
     let client_secret = var("ONE_PASS_CLIENT_SECRET").map(SecretString::from);
     if client_secret.is_none() && mode == Mode::Production {
@@ -397,7 +379,9 @@ mod tests {
     fn the_proxy_is_off_by_default_and_its_upstream_is_checked() {
         let config = parse(&production(&[])).unwrap();
         assert_eq!((config.upstream_api_url, config.upstream_timeout, config.token_refresh_skew_secs), (None, Duration::from_secs(15), 30));
-        let config = parse(&production(&[("UPSTREAM_API_URL", "https://api.example.com/v1"), ("UPSTREAM_TIMEOUT_SECS", "3"), ("TOKEN_REFRESH_SKEW_SECS", "0")])).unwrap();
+        let config =
+            parse(&production(&[("UPSTREAM_API_URL", "https://api.example.com/v1"), ("UPSTREAM_TIMEOUT_SECS", "3"), ("TOKEN_REFRESH_SKEW_SECS", "0")]))
+                .unwrap();
         assert_eq!(config.upstream_api_url.unwrap().as_str(), "https://api.example.com/v1");
         assert_eq!((config.upstream_timeout, config.token_refresh_skew_secs), (Duration::from_secs(3), 0));
         assert!(parse(&production(&[("UPSTREAM_API_URL", "http://127.0.0.1:9191")])).is_ok());

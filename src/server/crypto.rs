@@ -1,5 +1,5 @@
 //! The few cryptographic helpers every feature shares: purpose-bound keys derived
-//! from `SESSION_SECRET`, authenticated sealing, random ids and hex.
+//! from `SESSION_SECRET`, authenticated sealing, and SHA-256.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -48,21 +48,6 @@ impl Sealer {
     }
 }
 
-/// `bytes` random bytes as lowercase hex (ids that are never reused or guessed).
-pub fn random_hex(bytes: usize) -> String {
-    let mut buffer = vec![0u8; bytes];
-    rand::fill(buffer.as_mut_slice());
-    hex(&buffer)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-        let _ = write!(out, "{byte:02x}");
-        out
-    })
-}
-
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
@@ -79,7 +64,7 @@ mod tests {
     fn sealed_values_open_only_with_their_key_label_and_owner() {
         let sealer = Sealer::new(&secret("a-session-secret-0123456789abcdef"), "test/v1");
         let sealed = sealer.seal(b"owner", b"plain");
-        assert_eq!(&sealer.open(b"owner", &sealed).unwrap().expose_secret()[..], b"plain");
+        assert_eq!(sealer.open(b"owner", &sealed).unwrap().expose_secret(), b"plain");
         assert!(sealer.open(b"other", &sealed).is_none());
         assert!(Sealer::new(&secret("a-session-secret-0123456789abcdef"), "test/v2").open(b"owner", &sealed).is_none());
         assert!(Sealer::new(&secret("another-secret-0123456789abcdef!!"), "test/v1").open(b"owner", &sealed).is_none());
@@ -91,12 +76,5 @@ mod tests {
     fn derived_keys_differ_by_label() {
         let s = secret("a-session-secret-0123456789abcdef");
         assert_ne!(derive_key::<32>(&s, "a").expose_secret(), derive_key::<32>(&s, "b").expose_secret());
-    }
-
-    #[test]
-    fn hex_and_random_ids() {
-        assert_eq!(hex(&[0, 15, 255]), "000fff");
-        let (a, b) = (random_hex(16), random_hex(16));
-        assert!(a.len() == 32 && a != b);
     }
 }

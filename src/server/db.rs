@@ -43,8 +43,9 @@ fn create_parent_directory(options: &SqliteConnectOptions) -> Result<(), DbError
     let file = options.get_filename();
     let in_memory = file.as_os_str().is_empty() || file.to_string_lossy().starts_with(":memory:");
     match file.parent() {
-        Some(dir) if !in_memory && !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
-            .map_err(|source| DbError::Directory { path: dir.display().to_string(), source }),
+        Some(dir) if !in_memory && !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|source| DbError::Directory { path: dir.display().to_string(), source })
+        }
         _ => Ok(()),
     }
 }
@@ -74,7 +75,10 @@ mod tests {
         let path = dir.path().join("nested/dir/app.db");
         let pool = connect(&format!("sqlite://{}", path.display())).await.unwrap();
         assert!(path.exists());
-        assert_eq!(table_names(&pool).await, ["identities", "login_tokens", "logins", "passwords", "sign_in_attempts", "tower_sessions", "used_logins", "users"]);
+        assert_eq!(
+            table_names(&pool).await,
+            ["identities", "login_tokens", "logins", "passwords", "sign_in_attempts", "tower_sessions", "used_logins", "users"]
+        );
         let journal: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&pool).await.unwrap();
         assert_eq!(journal, "wal");
     }

@@ -9,7 +9,7 @@ export const PROVIDER_PORT = 9190;
 // provider's cookies (per host, not per port) never collide with the app's.
 export const APP_URL = `http://localhost:${APP_PORT}`;
 /** Ports of extra app instances some tests start (all registered with the dev provider). */
-export const EXTRA_APP_PORTS = { notConfigured: 3191, failClosed: 3192, restart: 3193, upstreamDown: 3194 };
+export const EXTRA_APP_PORTS = { notConfigured: 3191, failClosed: 3192, restart: 3193 };
 export const PROVIDER_URL = `http://127.0.0.1:${PROVIDER_PORT}`;
 /** The dev provider's tiny upstream API (accepts its access tokens). */
 export const UPSTREAM_PORT = 9191;
@@ -32,7 +32,7 @@ export function providerEnv(): Record<string, string> {
     PROVIDER_PORT: String(PROVIDER_PORT),
     CLIENT_ID,
     CLIENT_SECRET,
-    APP_URLS: [APP_PORT, EXTRA_APP_PORTS.restart, EXTRA_APP_PORTS.upstreamDown].map((port) => `http://localhost:${port}`).join(','),
+    APP_URLS: [APP_PORT, EXTRA_APP_PORTS.restart].map((port) => `http://localhost:${port}`).join(','),
     ACCESS_TOKEN_TTL: String(ACCESS_TOKEN_TTL_SECS),
     UPSTREAM_PORT: String(UPSTREAM_PORT),
   };

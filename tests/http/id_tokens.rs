@@ -1,97 +1,27 @@
-//! id_token and userinfo checks against a real HTTP provider double on loopback
-//! (discovery, JWKS and userinfo served by axum), with keys and tokens made here.
+//! The logi client's checks: id_token verification (signature, claims, JWKS caching and
+//! rotation) and userinfo, against the provider double.
 
-use super::*;
-use crate::server::config::LogiConfig;
-use axum::{extract::State as AxumState, routing::get, Json, Router};
+use crate::provider::{self, at_hash, jwk, now, rs256, rsa_key, sign, Double, CLIENT_ID, CLIENT_SECRET};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use rsa::pkcs1v15::SigningKey;
-use rsa::signature::{SignatureEncoding, Signer};
-use rsa::traits::PublicKeyParts;
-use rsa::RsaPrivateKey;
+use logi_bff::auth::errors::AuthError;
+use logi_bff::auth::oidc::{Provider, UserInfo};
+use logi_bff::ids::Subject;
+use logi_bff::server::config::LogiConfig;
+use secrecy::SecretString;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use std::sync::{Mutex, OnceLock};
+use sha2::Sha256;
+use std::sync::Arc;
+use url::Url;
 
-const CLIENT_ID: &str = "logi-bff-test";
-const CLIENT_SECRET: &str = "test-client-secret";
 const NONCE: &str = "nonce-123";
 const ACCESS_TOKEN: &str = "access-token-abc";
 
-fn rsa_key(slot: usize) -> &'static RsaPrivateKey {
-    static KEYS: OnceLock<Vec<RsaPrivateKey>> = OnceLock::new();
-    &KEYS.get_or_init(|| (0..2).map(|_| RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap()).collect())[slot]
-}
-
-fn jwk(key: &RsaPrivateKey, kid: &str) -> Value {
-    let public = key.to_public_key();
-    json!({ "kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
-            "n": B64.encode(public.n().to_bytes_be()), "e": B64.encode(public.e().to_bytes_be()) })
-}
-
-fn sign(header: &Value, payload: &Value, key: &RsaPrivateKey) -> String {
-    let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(payload.to_string()));
-    let signature = SigningKey::<Sha256>::new(key.clone()).sign(input.as_bytes());
-    format!("{input}.{}", B64.encode(signature.to_bytes()))
-}
-
-fn at_hash(access_token: &str) -> String {
-    B64.encode(&Sha256::digest(access_token.as_bytes())[..16])
-}
-
-/// The provider double: what it serves and how often each endpoint was hit.
-struct Double {
-    issuer: String,
-    jwks: Mutex<Value>,
-    userinfo: Mutex<Value>,
-    hits: Mutex<std::collections::HashMap<&'static str, usize>>,
-}
-
-impl Double {
-    fn hit(&self, endpoint: &'static str) {
-        *self.hits.lock().unwrap().entry(endpoint).or_default() += 1;
-    }
-    fn hits(&self, endpoint: &'static str) -> usize {
-        self.hits.lock().unwrap().get(endpoint).copied().unwrap_or(0)
-    }
-}
-
 async fn provider_double() -> (Arc<Double>, Provider) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", listener.local_addr().unwrap());
-    let double = Arc::new(Double {
-        issuer: issuer.clone(),
-        jwks: Mutex::new(json!({ "keys": [jwk(rsa_key(0), "k1")] })),
-        userinfo: Mutex::new(json!({ "sub": "user-1", "email": "a@example.com" })),
-        hits: Mutex::default(),
-    });
-    let app = Router::new()
-        .route("/.well-known/openid-configuration", get(|AxumState(d): AxumState<Arc<Double>>| async move {
-            d.hit("discovery");
-            Json(json!({
-                "issuer": d.issuer,
-                "authorization_endpoint": format!("{}/auth", d.issuer),
-                "token_endpoint": format!("{}/token", d.issuer),
-                "userinfo_endpoint": format!("{}/userinfo", d.issuer),
-                "jwks_uri": format!("{}/jwks", d.issuer),
-                "response_types_supported": ["code"],
-                "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["RS256"],
-            }))
-        }))
-        .route("/jwks", get(|AxumState(d): AxumState<Arc<Double>>| async move {
-            d.hit("jwks");
-            Json(d.jwks.lock().unwrap().clone())
-        }))
-        .route("/userinfo", get(|AxumState(d): AxumState<Arc<Double>>| async move {
-            d.hit("userinfo");
-            Json(d.userinfo.lock().unwrap().clone())
-        }))
-        .with_state(double.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (double, _) = provider::start().await;
+    double.set_userinfo(json!({ "sub": "user-1", "email": "a@example.com" }));
     let config = LogiConfig {
-        issuer_url: Url::parse(&issuer).unwrap(),
+        issuer_url: Url::parse(&double.issuer).unwrap(),
         client_id: CLIENT_ID.into(),
         client_secret: Some(SecretString::from(CLIENT_SECRET)),
         scopes: vec!["openid".into()],
@@ -100,16 +30,8 @@ async fn provider_double() -> (Arc<Double>, Provider) {
     (double, provider)
 }
 
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 fn claims(issuer: &str) -> Value {
     json!({ "iss": issuer, "sub": "user-1", "aud": CLIENT_ID, "exp": now() + 300, "iat": now(), "nonce": NONCE, "at_hash": at_hash(ACCESS_TOKEN) })
-}
-
-fn rs256(kid: &str) -> Value {
-    json!({ "alg": "RS256", "typ": "JWT", "kid": kid })
 }
 
 async fn verify(provider: &Provider, token: String) -> Result<Subject, AuthError> {
@@ -132,7 +54,13 @@ async fn a_valid_id_token_yields_its_subject() {
 #[tokio::test]
 async fn a_token_without_at_hash_is_accepted() {
     // oidc-provider omits at_hash from token-endpoint id_tokens; it is checked only when present.
-    assert_eq!(verify_edited(|c| { c.as_object_mut().unwrap().remove("at_hash"); }).await, Ok(Subject::new("user-1")));
+    assert_eq!(
+        verify_edited(|c| {
+            c.as_object_mut().unwrap().remove("at_hash");
+        })
+        .await,
+        Ok(Subject::new("user-1"))
+    );
 }
 
 #[tokio::test]
@@ -142,13 +70,34 @@ async fn each_claim_check_fails_closed() {
         ("wrong iss", Box::new(|c| c["iss"] = json!("https://evil.example"))),
         ("wrong aud", Box::new(|c| c["aud"] = json!("someone-else"))),
         ("several audiences, no azp", Box::new(|c| c["aud"] = json!([CLIENT_ID, "other"]))),
-        ("several audiences, wrong azp", Box::new(|c| { c["aud"] = json!([CLIENT_ID, "other"]); c["azp"] = json!("other"); })),
+        (
+            "several audiences, wrong azp",
+            Box::new(|c| {
+                c["aud"] = json!([CLIENT_ID, "other"]);
+                c["azp"] = json!("other");
+            }),
+        ),
         ("azp of another client", Box::new(|c| c["azp"] = json!("other"))),
         ("expired", Box::new(|c| c["exp"] = json!(now() - 10))),
-        ("missing iat", Box::new(|c| { c.as_object_mut().unwrap().remove("iat"); })),
-        ("missing sub", Box::new(|c| { c.as_object_mut().unwrap().remove("sub"); })),
+        (
+            "missing iat",
+            Box::new(|c| {
+                c.as_object_mut().unwrap().remove("iat");
+            }),
+        ),
+        (
+            "missing sub",
+            Box::new(|c| {
+                c.as_object_mut().unwrap().remove("sub");
+            }),
+        ),
         ("wrong nonce", Box::new(|c| c["nonce"] = json!("replayed"))),
-        ("missing nonce", Box::new(|c| { c.as_object_mut().unwrap().remove("nonce"); })),
+        (
+            "missing nonce",
+            Box::new(|c| {
+                c.as_object_mut().unwrap().remove("nonce");
+            }),
+        ),
         ("wrong at_hash", Box::new(|c| c["at_hash"] = json!(at_hash("another-token")))),
     ];
     for (case, edit) in cases {
@@ -198,7 +147,7 @@ async fn an_unknown_kid_refetches_the_jwks_once_then_fails_closed() {
 async fn a_rotated_key_is_found_by_the_refetch() {
     let (double, provider) = provider_double().await;
     provider.endpoints().await.unwrap();
-    *double.jwks.lock().unwrap() = json!({ "keys": [jwk(rsa_key(0), "k1"), jwk(rsa_key(1), "k2")] });
+    double.set_jwks(json!({ "keys": [jwk(rsa_key(0), "k1"), jwk(rsa_key(1), "k2")] }));
     let token = sign(&rs256("k2"), &claims(&double.issuer), rsa_key(1));
     assert_eq!(verify(&provider, token).await, Ok(Subject::new("user-1")));
 }
@@ -215,7 +164,7 @@ async fn discovery_and_jwks_are_cached() {
 #[tokio::test]
 async fn userinfo_for_another_subject_is_rejected() {
     let (double, provider) = provider_double().await;
-    *double.userinfo.lock().unwrap() = json!({ "sub": "someone-else", "email": "x@example.com" });
+    double.set_userinfo(json!({ "sub": "someone-else", "email": "x@example.com" }));
     let result = provider.userinfo(&SecretString::from(ACCESS_TOKEN), &Subject::new("user-1")).await;
     assert_eq!(result, Err(AuthError::UserinfoSubMismatch));
 }
@@ -223,10 +172,10 @@ async fn userinfo_for_another_subject_is_rejected() {
 #[tokio::test]
 async fn userinfo_claims_are_read_leniently_but_sub_is_required() {
     let (double, provider) = provider_double().await;
-    *double.userinfo.lock().unwrap() = json!({ "sub": "user-1", "email": 42, "name": "  ", "nickname": "nick", "anonymous": "yes" });
+    double.set_userinfo(json!({ "sub": "user-1", "email": 42, "name": "  ", "nickname": "nick", "anonymous": "yes" }));
     let info = provider.userinfo(&SecretString::from(ACCESS_TOKEN), &Subject::new("user-1")).await.unwrap();
     assert_eq!(info, UserInfo { sub: "user-1".into(), email: None, name: None, nickname: Some("nick".into()), anonymous: false });
-    *double.userinfo.lock().unwrap() = json!({ "email": "a@example.com" });
+    double.set_userinfo(json!({ "email": "a@example.com" }));
     assert_eq!(provider.userinfo(&SecretString::from(ACCESS_TOKEN), &Subject::new("user-1")).await, Err(AuthError::UserinfoFailed));
 }
 

@@ -1,0 +1,12 @@
+//! The HTTP contract, tested against the real router on a random port over a fresh
+//! SQLite file, with one provider double (and its upstream API) on loopback.
+#![cfg(feature = "ssr")]
+
+mod anonymous;
+mod custody;
+mod id_tokens;
+mod provider;
+mod proxy;
+mod server_fns;
+mod sign_in;
+mod support;

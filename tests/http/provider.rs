@@ -1,0 +1,324 @@
+//! One provider double for every test: logi's endpoints served by axum on loopback
+//! (discovery, JWKS, an authorization endpoint that approves at once, token with PKCE,
+//! client_secret_basic, refresh rotation and family revocation, userinfo, revocation),
+//! signing id_tokens with keys made here. Its upstream API accepts its access tokens.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{any, get, post};
+use axum::{Form, Json, Router};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
+use base64::Engine;
+use rsa::pkcs1v15::SigningKey;
+use rsa::signature::{SignatureEncoding, Signer};
+use rsa::traits::PublicKeyParts;
+use rsa::RsaPrivateKey;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+pub const CLIENT_ID: &str = "logi-bff-test";
+pub const CLIENT_SECRET: &str = "test-client-secret";
+
+pub fn rsa_key(slot: usize) -> &'static RsaPrivateKey {
+    static KEYS: OnceLock<Vec<RsaPrivateKey>> = OnceLock::new();
+    &KEYS.get_or_init(|| (0..2).map(|_| RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap()).collect())[slot]
+}
+
+pub fn jwk(key: &RsaPrivateKey, kid: &str) -> Value {
+    let public = key.to_public_key();
+    json!({ "kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
+            "n": B64.encode(public.n().to_bytes_be()), "e": B64.encode(public.e().to_bytes_be()) })
+}
+
+pub fn sign(header: &Value, payload: &Value, key: &RsaPrivateKey) -> String {
+    let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(payload.to_string()));
+    let signature = SigningKey::<Sha256>::new(key.clone()).sign(input.as_bytes());
+    format!("{input}.{}", B64.encode(signature.to_bytes()))
+}
+
+pub fn at_hash(access_token: &str) -> String {
+    B64.encode(&Sha256::digest(access_token.as_bytes())[..16])
+}
+
+pub fn rs256(kid: &str) -> Value {
+    json!({ "alg": "RS256", "typ": "JWT", "kid": kid })
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// An authorization code waiting to be redeemed.
+struct Grant {
+    sub: String,
+    nonce: Option<String>,
+    challenge: String,
+    redirect_uri: String,
+}
+
+#[derive(Default)]
+pub struct Double {
+    pub issuer: String,
+    jwks: Mutex<Value>,
+    userinfo: Mutex<Option<Value>>,
+    hits: Mutex<HashMap<&'static str, usize>>,
+    codes: Mutex<HashMap<String, Grant>>,
+    /// Access token → subject.
+    access: Mutex<HashMap<String, String>>,
+    /// Live refresh token → subject; reusing a dead one revokes them all.
+    refresh: Mutex<HashMap<String, String>>,
+    /// Every token it issued (tests scan responses for them).
+    pub issued: Mutex<Vec<String>>,
+    pub revoked: Mutex<HashSet<String>>,
+    /// The token endpoint's answer instead of tokens: (status, OAuth error).
+    pub token_failure: Mutex<Option<(u16, &'static str)>>,
+    pub access_token_ttl: AtomicI64,
+    pub rotate: AtomicBool,
+    counter: AtomicI64,
+}
+
+impl Double {
+    pub fn hits(&self, endpoint: &'static str) -> usize {
+        self.hits.lock().unwrap().get(endpoint).copied().unwrap_or(0)
+    }
+
+    pub fn reset_hits(&self) {
+        self.hits.lock().unwrap().clear();
+    }
+
+    fn hit(&self, endpoint: &'static str) {
+        *self.hits.lock().unwrap().entry(endpoint).or_default() += 1;
+    }
+
+    pub fn set_jwks(&self, jwks: Value) {
+        *self.jwks.lock().unwrap() = jwks;
+    }
+
+    pub fn set_userinfo(&self, body: Value) {
+        *self.userinfo.lock().unwrap() = Some(body);
+    }
+
+    /// Makes `token` a live refresh token of `sub` (for custody tests).
+    pub fn issue_refresh_token(&self, token: &str, sub: &str) {
+        self.refresh.lock().unwrap().insert(token.to_owned(), sub.to_owned());
+    }
+
+    pub fn is_live_refresh_token(&self, token: &str) -> bool {
+        self.refresh.lock().unwrap().contains_key(token)
+    }
+
+    /// Reuses a refresh token the way an attacker would; like logi, a dead one revokes the family.
+    pub fn replay_refresh_token(&self, token: &str) -> bool {
+        let mut live = self.refresh.lock().unwrap();
+        if live.remove(token).is_none() {
+            live.clear();
+            return false;
+        }
+        true
+    }
+
+    fn next(&self, prefix: &str) -> String {
+        let token = format!("{prefix}-{}-{}", self.counter.fetch_add(1, Ordering::SeqCst), rand_suffix());
+        self.issued.lock().unwrap().push(token.clone());
+        token
+    }
+}
+
+fn rand_suffix() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Starts the provider double (and its upstream API); returns it with the upstream's base URL.
+pub async fn start() -> (Arc<Double>, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let double = Arc::new(Double {
+        issuer: issuer.clone(),
+        jwks: Mutex::new(json!({ "keys": [jwk(rsa_key(0), "k1")] })),
+        access_token_ttl: AtomicI64::new(300),
+        rotate: AtomicBool::new(true),
+        ..Default::default()
+    });
+    let app = Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route(
+            "/jwks",
+            get(|State(d): State<Arc<Double>>| async move {
+                d.hit("jwks");
+                Json(d.jwks.lock().unwrap().clone())
+            }),
+        )
+        .route("/auth", get(authorize))
+        .route("/token", post(token))
+        .route("/userinfo", get(userinfo))
+        .route("/revoke", post(revoke))
+        .with_state(double.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let upstream = start_upstream(double.clone()).await;
+    (double, upstream)
+}
+
+async fn discovery(State(d): State<Arc<Double>>) -> Json<Value> {
+    d.hit("discovery");
+    let issuer = &d.issuer;
+    Json(json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/auth"),
+        "token_endpoint": format!("{issuer}/token"),
+        "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "revocation_endpoint": format!("{issuer}/revoke"),
+        "end_session_endpoint": format!("{issuer}/session/end"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    }))
+}
+
+/// Approves at once as the account named by `login_hint` (`sub` = `logi-user-<hint>`).
+async fn authorize(State(d): State<Arc<Double>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    d.hit("auth");
+    let redirect_uri = q.get("redirect_uri").cloned().unwrap_or_default();
+    let state = q.get("state").cloned().unwrap_or_default();
+    if q.get("code_challenge_method").map(String::as_str) != Some("S256") || q.get("client_id").map(String::as_str) != Some(CLIENT_ID) {
+        return (StatusCode::BAD_REQUEST, "bad authorization request").into_response();
+    }
+    let code = d.next("code");
+    let grant = Grant {
+        sub: format!("logi-user-{}", q.get("login_hint").map_or("alice", String::as_str)),
+        nonce: q.get("nonce").cloned(),
+        challenge: q.get("code_challenge").cloned().unwrap_or_default(),
+        redirect_uri: redirect_uri.clone(),
+    };
+    d.codes.lock().unwrap().insert(code.clone(), grant);
+    let mut target = url::Url::parse(&redirect_uri).unwrap();
+    target.query_pairs_mut().append_pair("code", &code).append_pair("state", &state);
+    Redirect::to(target.as_str()).into_response()
+}
+
+fn client_authenticated(headers: &HeaderMap) -> bool {
+    let expected = format!("Basic {}", STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}")));
+    headers.get("authorization").is_some_and(|v| v.as_bytes() == expected.as_bytes())
+}
+
+fn oauth_error(status: u16, error: &str) -> Response {
+    (StatusCode::from_u16(status).unwrap(), Json(json!({ "error": error }))).into_response()
+}
+
+async fn token(State(d): State<Arc<Double>>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+    d.hit("token");
+    if !client_authenticated(&headers) {
+        return oauth_error(401, "invalid_client");
+    }
+    if let Some((status, error)) = *d.token_failure.lock().unwrap() {
+        return oauth_error(status, error);
+    }
+    match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => redeem_code(&d, &form),
+        Some("refresh_token") => {
+            // Slow enough that concurrent refreshes would overlap.
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            refresh(&d, &form)
+        }
+        _ => oauth_error(400, "unsupported_grant_type"),
+    }
+}
+
+fn redeem_code(d: &Double, form: &HashMap<String, String>) -> Response {
+    let code = form.get("code").cloned().unwrap_or_default();
+    let Some(grant) = d.codes.lock().unwrap().remove(&code) else { return oauth_error(400, "invalid_grant") };
+    let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+    if B64.encode(Sha256::digest(verifier.as_bytes())) != grant.challenge || form.get("redirect_uri") != Some(&grant.redirect_uri) {
+        return oauth_error(400, "invalid_grant");
+    }
+    let (access, refresh) = (d.next("access"), d.next("refresh"));
+    d.access.lock().unwrap().insert(access.clone(), grant.sub.clone());
+    d.refresh.lock().unwrap().insert(refresh.clone(), grant.sub.clone());
+    let mut claims = json!({ "iss": d.issuer, "sub": grant.sub, "aud": CLIENT_ID, "exp": now() + 300, "iat": now(), "at_hash": at_hash(&access) });
+    if let Some(nonce) = grant.nonce {
+        claims["nonce"] = json!(nonce);
+    }
+    let id_token = sign(&rs256("k1"), &claims, rsa_key(0));
+    d.issued.lock().unwrap().push(id_token.clone());
+    let ttl = d.access_token_ttl.load(Ordering::SeqCst);
+    Json(json!({ "access_token": access, "token_type": "Bearer", "expires_in": ttl, "refresh_token": refresh, "id_token": id_token })).into_response()
+}
+
+fn refresh(d: &Double, form: &HashMap<String, String>) -> Response {
+    let presented = form.get("refresh_token").cloned().unwrap_or_default();
+    let mut live = d.refresh.lock().unwrap();
+    let Some(sub) = live.remove(&presented) else {
+        live.clear();
+        return oauth_error(400, "invalid_grant");
+    };
+    let access = d.next("access");
+    d.access.lock().unwrap().insert(access.clone(), sub.clone());
+    let mut body = json!({ "access_token": access, "token_type": "Bearer", "expires_in": d.access_token_ttl.load(Ordering::SeqCst) });
+    if d.rotate.load(Ordering::SeqCst) {
+        let rotated = d.next("refresh");
+        live.insert(rotated.clone(), sub);
+        body["refresh_token"] = json!(rotated);
+    } else {
+        live.insert(presented, sub);
+    }
+    Json(body).into_response()
+}
+
+fn bearer_subject(d: &Double, headers: &HeaderMap) -> Option<String> {
+    let token = headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")?;
+    d.access.lock().unwrap().get(token).cloned()
+}
+
+async fn userinfo(State(d): State<Arc<Double>>, headers: HeaderMap) -> Response {
+    d.hit("userinfo");
+    if let Some(body) = d.userinfo.lock().unwrap().clone() {
+        return Json(body).into_response();
+    }
+    match bearer_subject(&d, &headers) {
+        Some(sub) => {
+            let name = sub.trim_start_matches("logi-user-").to_owned();
+            Json(json!({ "sub": sub, "email": format!("{name}@example.com"), "name": name })).into_response()
+        }
+        None => oauth_error(401, "invalid_token"),
+    }
+}
+
+async fn revoke(State(d): State<Arc<Double>>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+    d.hit("revoke");
+    if !client_authenticated(&headers) {
+        return oauth_error(401, "invalid_client");
+    }
+    let token = form.get("token").cloned().unwrap_or_default();
+    d.refresh.lock().unwrap().remove(&token);
+    d.revoked.lock().unwrap().insert(token);
+    StatusCode::OK.into_response()
+}
+
+/// The upstream API: `/echo` (what arrived), `/slow?ms=`, anything else `/hello`-like;
+/// only the double's live access tokens are accepted.
+async fn start_upstream(double: Arc<Double>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new().route("/{*path}", any(upstream)).with_state(double);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+async fn upstream(State(d): State<Arc<Double>>, request: axum::extract::Request) -> Response {
+    d.hit("upstream");
+    let (parts, body) = request.into_parts();
+    let Some(sub) = bearer_subject(&d, &parts.headers) else { return oauth_error(401, "invalid_token") };
+    if parts.uri.path() == "/slow" {
+        let ms = parts.uri.query().and_then(|q| q.strip_prefix("ms=")).and_then(|ms| ms.parse().ok()).unwrap_or(5000);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let headers: HashMap<String, String> = parts.headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
+    let answer = json!({ "sub": sub, "method": parts.method.as_str(), "path": parts.uri.path(), "query": parts.uri.query(), "headers": headers, "body_bytes": body.len() });
+    ([("set-cookie", "upstream_tracker=1; Path=/")], Json(answer)).into_response()
+}

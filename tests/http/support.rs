@@ -1,0 +1,205 @@
+//! `spawn_app`: the real router on a random port over a fresh SQLite file, wired to
+//! the provider double; and `Browser`, a cookie-keeping HTTP client that does not
+//! follow redirects by itself, so each hop can be checked.
+
+use crate::provider::{self, Double, CLIENT_ID, CLIENT_SECRET};
+use logi_bff::server::config::Config;
+use logi_bff::startup::{router, AppState};
+use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::{Method, StatusCode};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+pub const SESSION_SECRET: &str = "http-test-session-secret-0123456789abcdef";
+
+pub struct TestApp {
+    pub url: String,
+    pub state: AppState,
+    pub double: Arc<Double>,
+    _dir: tempfile::TempDir,
+}
+
+/// Options of one app: environment variables on top of the defaults.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let (double, upstream) = provider::start().await;
+    spawn_app_against(double, &upstream, extra).await
+}
+
+pub async fn spawn_app_against(double: Arc<Double>, upstream: &str, extra: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let url = format!("http://127.0.0.1:{}", addr.port());
+    let database = format!("sqlite://{}", dir.path().join("app.db").display());
+    let mut vars: BTreeMap<String, String> = [
+        ("APP_ENV", "production"),
+        ("APP_URL", url.as_str()),
+        ("SESSION_SECRET", SESSION_SECRET),
+        ("DATABASE_URL", database.as_str()),
+        ("ONE_PASS_URL", double.issuer.as_str()),
+        ("ONE_PASS_CLIENT_ID", CLIENT_ID),
+        ("ONE_PASS_CLIENT_SECRET", CLIENT_SECRET),
+        ("UPSTREAM_API_URL", upstream),
+        ("UPSTREAM_TIMEOUT_SECS", "2"),
+        ("TOKEN_REFRESH_SKEW_SECS", "0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (key, value) in extra {
+        vars.insert((*key).to_owned(), (*value).to_owned());
+    }
+    vars.retain(|_, value| !value.is_empty());
+    let config = Config::from_lookup(|key| vars.get(key).cloned()).expect("a valid test configuration");
+    let pool = logi_bff::server::db::connect(&config.database_url).await.expect("a migrated database");
+    let (app, state) = router(config, pool).expect("the router builds");
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    TestApp { url, state, double, _dir: dir }
+}
+
+impl TestApp {
+    pub fn browser(&self) -> Browser {
+        Browser::new(&self.url)
+    }
+
+    /// Rows in every table of the schema, by table.
+    pub async fn row_counts(&self) -> BTreeMap<String, i64> {
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' AND name <> '_sqlx_migrations'")
+                .fetch_all(&self.state.pool)
+                .await
+                .unwrap();
+        let mut counts = BTreeMap::new();
+        for table in tables {
+            let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{table}\"")).fetch_one(&self.state.pool).await.unwrap();
+            counts.insert(table, count);
+        }
+        counts
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.state.pool).await.unwrap()
+    }
+}
+
+/// One answer, read whole.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn location(&self) -> &str {
+        self.headers.get(LOCATION).map(|v| v.to_str().unwrap()).unwrap_or("")
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers.get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect()
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
+    }
+}
+
+/// A browser for one origin: keeps the cookies the app sets (name → value), sends them back.
+#[derive(Clone)]
+pub struct Browser {
+    origin: String,
+    http: reqwest::Client,
+    pub cookies: Arc<Mutex<BTreeMap<String, String>>>,
+}
+
+impl Browser {
+    pub fn new(origin: &str) -> Self {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { origin: origin.to_owned(), http, cookies: Arc::default() }
+    }
+
+    pub fn cookie_header(&self) -> String {
+        self.cookies.lock().unwrap().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies.lock().unwrap().get(name).cloned()
+    }
+
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        self.cookies.lock().unwrap().insert(name.to_owned(), value.to_owned());
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(Method::GET, path, &[], None).await
+    }
+
+    /// A request to the app (`path` relative to its origin) or anywhere else (absolute URL,
+    /// sent without the app's cookies).
+    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<(&str, Vec<u8>)>) -> Answer {
+        let ours = !path.starts_with("http") || path.starts_with(&self.origin);
+        let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.origin) };
+        let mut request = self.http.request(method, url);
+        if ours && !self.cookies.lock().unwrap().is_empty() {
+            request = request.header(COOKIE, self.cookie_header());
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some((content_type, bytes)) = body {
+            request = request.header("content-type", content_type).body(bytes);
+        }
+        let response = request.send().await.expect("the request is answered");
+        let (status, headers) = (response.status(), response.headers().clone());
+        if ours {
+            self.remember(&headers);
+        }
+        Answer { status, headers, body: response.text().await.unwrap_or_default() }
+    }
+
+    fn remember(&self, headers: &HeaderMap) {
+        let mut cookies = self.cookies.lock().unwrap();
+        for value in headers.get_all(SET_COOKIE) {
+            let text = value.to_str().unwrap();
+            let (name, value) = text.split(';').next().unwrap().split_once('=').unwrap();
+            if text.contains("Max-Age=0") || text.contains("max-age=0") || value.is_empty() {
+                cookies.remove(name);
+            } else {
+                cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    /// Follows redirects (to the provider and back) until a page of the app answers.
+    pub async fn navigate(&self, path: &str) -> (Answer, Vec<String>) {
+        let mut hops = Vec::new();
+        let mut answer = self.get(path).await;
+        while answer.status.is_redirection() {
+            let next = answer.location().to_owned();
+            hops.push(next.clone());
+            answer = self.get(&next).await;
+            if hops.len() > 10 {
+                panic!("redirect loop: {hops:?}");
+            }
+        }
+        (answer, hops)
+    }
+
+    /// Signs in with logi as `logi-user-<hint>`; the final hop is where the app sent the browser.
+    pub async fn sign_in(&self, hint: &str) -> String {
+        let (_, hops) = self.navigate(&format!("/api/auth/login?login_hint={hint}")).await;
+        hops.last().cloned().unwrap_or_default()
+    }
+
+    pub async fn me(&self) -> serde_json::Value {
+        self.get("/api/auth/me").await.json()["user"].clone()
+    }
+}
