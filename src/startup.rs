@@ -13,7 +13,6 @@ use crate::server::{assets, csrf, db};
 use axum::body::{to_bytes, Body};
 use axum::extract::{FromRef, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use leptos::prelude::*;
@@ -124,9 +123,8 @@ pub fn router(config: Config, pool: SqlitePool) -> Result<(Router, AppState), St
         )
         .fallback(asset_or_not_found)
         .layer(session_layer)
-        .layer(axum::middleware::from_fn(server_fn_error_status))
         .layer(axum::middleware::from_fn_with_state(state.config.clone(), csrf::reject_cross_site_mutations))
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response(finish_response))
         .with_state(state.clone());
     Ok((app, state))
 }
@@ -164,11 +162,21 @@ async fn asset_or_not_found(State(state): State<AppState>, request: Request) -> 
     render(request).await.into_response()
 }
 
+/// The last touch on every response: security headers, and the status of a
+/// server-function error (one layer, so the hot path pays for one).
+async fn finish_response(response: Response) -> Response {
+    let mut response = server_fn_error_status(response).await;
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
 /// leptos answers every server-function error with 500. Error bodies are
 /// `{"error": code, ...}`; this gives each code its status (400 for a malformed form,
 /// 401, 403, 404, 409, 429), so clients and logs can tell bad input from our failures.
-async fn server_fn_error_status(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+async fn server_fn_error_status(response: Response) -> Response {
     let is_json = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     if response.status() != StatusCode::INTERNAL_SERVER_ERROR || !is_json {
         return response;
@@ -181,14 +189,6 @@ async fn server_fn_error_status(request: Request, next: Next) -> Response {
         parts.status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     }
     Response::from_parts(parts, Body::from(bytes))
-}
-
-async fn security_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    response
 }
 
 async fn shutdown_signal() {

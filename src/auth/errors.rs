@@ -1,105 +1,97 @@
 //! Sign-in error codes: the only thing about a failed sign-in the browser is told.
-//! The server logs the detail; the page turns a code into a readable message.
+//! The server logs the detail; the page turns a code into a readable message. Each
+//! code is declared once, with its message, in the table below.
 
-/// A failed sign-in, as `/?auth_error=<code>`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AuthError {
+/// Declares [`AuthError`] (the fixed codes plus the two that carry data), its `code()`
+/// and [`describe`], from one table of `Variant = "code" => ("what happened", "what to do")`.
+macro_rules! auth_errors {
+    ($($(#[$doc:meta])* $variant:ident = $code:literal => ($what:literal, $next:literal),)*) => {
+        /// A failed sign-in, as `/?auth_error=<code>`.
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub enum AuthError {
+            $($(#[$doc])* $variant,)*
+            /// The token endpoint answered with this HTTP status.
+            TokenExchange(u16),
+            /// The provider's own `error` (e.g. `access_denied`), already sanitised.
+            Provider(String),
+        }
+
+        impl AuthError {
+            pub fn code(&self) -> String {
+                match self {
+                    $(Self::$variant => $code.to_owned(),)*
+                    Self::TokenExchange(status) => format!("token_exchange_{status}"),
+                    Self::Provider(code) => code.clone(),
+                }
+            }
+        }
+
+        /// What the page says for an error code: a sentence on what happened and one on what to do.
+        pub fn describe(code: &str) -> (&'static str, &'static str) {
+            match code {
+                $($code => ($what, $next),)*
+                "access_denied" => ("Sign-in was cancelled at logi.", "Sign in again and approve the request to continue."),
+                code if code.starts_with("token_exchange_") => {
+                    ("logi refused to complete the sign-in.", "Start again; an authorization code can be used only once and expires quickly.")
+                }
+                _ => ("logi reported an error during sign-in.", "Try signing in again."),
+            }
+        }
+    };
+}
+
+auth_errors! {
     /// The `state` returned by the provider is not one this browser started.
-    StateMismatch,
-    /// No sign-in was pending in this browser, or it is older than 10 minutes.
-    SessionExpired,
-    MissingCode,
-    /// The token endpoint answered with this HTTP status.
-    TokenExchange(u16),
-    NoSubjectInIdToken,
-    ServerMisconfiguredNoSecret,
-    InvalidClient,
-    IdTokenInvalid,
-    UserinfoSubMismatch,
-    UserinfoFailed,
-    ProviderUnreachable,
+    StateMismatch = "state_mismatch" => (
+        "This sign-in response does not belong to a sign-in started in this browser.",
+        "Start again from this page. If it keeps happening, make sure cookies are allowed for this site."
+    ),
+    /// No sign-in was pending in this browser, it was already used, or it is older than 10 minutes.
+    SessionExpired = "session_expired" => ("The sign-in took too long or was already used.", "Start again: a sign-in must finish within 10 minutes."),
+    MissingCode = "missing_code" => ("logi did not return an authorization code.", "Start the sign-in again."),
+    NoSubjectInIdToken = "no_subject_in_id_token" => (
+        "logi did not identify the account (no id_token subject).",
+        "The server must request the `openid` scope; check ONE_PASS_SCOPES."
+    ),
+    ServerMisconfiguredNoSecret = "server_misconfigured_no_secret" => (
+        "This server is missing its logi client secret.",
+        "An administrator must set ONE_PASS_CLIENT_SECRET."
+    ),
+    InvalidClient = "invalid_client" => (
+        "logi did not accept this server's client credentials.",
+        "An administrator must check ONE_PASS_CLIENT_ID and ONE_PASS_CLIENT_SECRET."
+    ),
+    IdTokenInvalid = "id_token_invalid" => (
+        "logi's answer failed our security checks, so you were not signed in.",
+        "Try again; if it persists, contact the administrator."
+    ),
+    UserinfoSubMismatch = "userinfo_sub_mismatch" => (
+        "logi's profile answer was for a different account, so you were not signed in.",
+        "Try again; if it persists, contact the administrator."
+    ),
+    UserinfoFailed = "userinfo_failed" => ("Your logi profile could not be read.", "Try again in a moment."),
+    ProviderUnreachable = "provider_unreachable" => ("logi could not be reached.", "Try again in a moment."),
     /// A malformed `/api/auth/login` request (e.g. an unsupported `prompt`).
-    InvalidRequest,
-    NotConfigured,
+    InvalidRequest = "invalid_request" => ("The sign-in link was malformed.", "Use the “Sign in with logi” button on this page."),
+    NotConfigured = "logi_not_configured" => ("logi sign-in is not configured on this server.", "An administrator must set ONE_PASS_URL."),
     /// Linking needs a signed-in account, and the same session that started the link.
-    NotSignedIn,
+    NotSignedIn = "not_signed_in" => ("Linking a logi account needs the session that started it.", "Sign in, then link logi from your account page."),
     /// Linking: this logi account already belongs to another local account.
-    IdentityLinkedElsewhere,
+    IdentityLinkedElsewhere = "identity_linked_elsewhere" => (
+        "That logi account is already linked to another account here, so nothing was changed.",
+        "Sign in with logi to use that account, or unlink it there first."
+    ),
     /// Linking: this account already has a different logi account linked.
-    AnotherLogiAccountLinked,
+    AnotherLogiAccountLinked = "another_logi_account_linked" => ("Your account already has a logi account linked.", "Unlink it first to link a different one."),
     /// Our own failure (database, session store); details are in the server log.
-    Internal,
-    /// The provider's own `error` (e.g. `access_denied`), already sanitised.
-    Provider(String),
+    Internal = "internal_error" => ("Something went wrong on our side.", "Try again; the details are in the server log."),
 }
 
 impl AuthError {
-    pub fn code(&self) -> String {
-        match self {
-            Self::StateMismatch => "state_mismatch".into(),
-            Self::SessionExpired => "session_expired".into(),
-            Self::MissingCode => "missing_code".into(),
-            Self::TokenExchange(status) => format!("token_exchange_{status}"),
-            Self::NoSubjectInIdToken => "no_subject_in_id_token".into(),
-            Self::ServerMisconfiguredNoSecret => "server_misconfigured_no_secret".into(),
-            Self::InvalidClient => "invalid_client".into(),
-            Self::IdTokenInvalid => "id_token_invalid".into(),
-            Self::UserinfoSubMismatch => "userinfo_sub_mismatch".into(),
-            Self::UserinfoFailed => "userinfo_failed".into(),
-            Self::ProviderUnreachable => "provider_unreachable".into(),
-            Self::InvalidRequest => "invalid_request".into(),
-            Self::NotConfigured => "logi_not_configured".into(),
-            Self::NotSignedIn => "not_signed_in".into(),
-            Self::IdentityLinkedElsewhere => "identity_linked_elsewhere".into(),
-            Self::AnotherLogiAccountLinked => "another_logi_account_linked".into(),
-            Self::Internal => "internal_error".into(),
-            Self::Provider(code) => code.clone(),
-        }
-    }
-
     /// Accepts a provider's `error` value only if it looks like an OAuth error code.
     pub fn from_provider(code: &str) -> Self {
         let well_formed = !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
         Self::Provider(if well_formed { code.to_owned() } else { "provider_error".to_owned() })
-    }
-}
-
-/// What the home page says for an error code: a sentence on what happened and one on what to do.
-pub fn describe(code: &str) -> (&'static str, &'static str) {
-    match code {
-        "access_denied" => ("Sign-in was cancelled at logi.", "Sign in again and approve the request to continue."),
-        "state_mismatch" => (
-            "This sign-in response does not belong to a sign-in started in this browser.",
-            "Start again from this page. If it keeps happening, make sure cookies are allowed for this site.",
-        ),
-        "session_expired" => ("The sign-in took too long or was already used.", "Start again: a sign-in must finish within 10 minutes."),
-        "missing_code" => ("logi did not return an authorization code.", "Start the sign-in again."),
-        "no_subject_in_id_token" => {
-            ("logi did not identify the account (no id_token subject).", "The server must request the `openid` scope; check ONE_PASS_SCOPES.")
-        }
-        "server_misconfigured_no_secret" => ("This server is missing its logi client secret.", "An administrator must set ONE_PASS_CLIENT_SECRET."),
-        "invalid_client" => {
-            ("logi did not accept this server's client credentials.", "An administrator must check ONE_PASS_CLIENT_ID and ONE_PASS_CLIENT_SECRET.")
-        }
-        "id_token_invalid" => ("logi's answer failed our security checks, so you were not signed in.", "Try again; if it persists, contact the administrator."),
-        "userinfo_sub_mismatch" => {
-            ("logi's profile answer was for a different account, so you were not signed in.", "Try again; if it persists, contact the administrator.")
-        }
-        "not_signed_in" => ("Linking a logi account needs the session that started it.", "Sign in, then link logi from your account page."),
-        "identity_linked_elsewhere" => (
-            "That logi account is already linked to another account here, so nothing was changed.",
-            "Sign in with logi to use that account, or unlink it there first.",
-        ),
-        "another_logi_account_linked" => ("Your account already has a logi account linked.", "Unlink it first to link a different one."),
-        "userinfo_failed" => ("Your logi profile could not be read.", "Try again in a moment."),
-        "provider_unreachable" => ("logi could not be reached.", "Try again in a moment."),
-        "invalid_request" => ("The sign-in link was malformed.", "Use the “Sign in with logi” button on this page."),
-        "logi_not_configured" => ("logi sign-in is not configured on this server.", "An administrator must set ONE_PASS_URL."),
-        "internal_error" => ("Something went wrong on our side.", "Try again; the details are in the server log."),
-        code if code.starts_with("token_exchange_") => {
-            ("logi refused to complete the sign-in.", "Start again; an authorization code can be used only once and expires quickly.")
-        }
-        _ => ("logi reported an error during sign-in.", "Try signing in again."),
     }
 }
 
@@ -113,6 +105,15 @@ mod tests {
         for hostile in ["<script>", "Access_Denied", "", &"a".repeat(65), "a b"] {
             assert_eq!(AuthError::from_provider(hostile).code(), "provider_error", "{hostile}");
         }
+    }
+
+    #[test]
+    fn every_fixed_code_has_its_own_message() {
+        let fallback = describe("no_such_code");
+        for error in [AuthError::StateMismatch, AuthError::SessionExpired, AuthError::IdentityLinkedElsewhere, AuthError::Internal] {
+            assert_ne!(describe(&error.code()), fallback, "{error:?}");
+        }
+        assert_eq!(describe("access_denied").0, "Sign-in was cancelled at logi.");
     }
 
     #[test]

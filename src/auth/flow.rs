@@ -11,7 +11,7 @@ use crate::ids::{LoginId, Subject, UserId};
 use crate::login::pending::{PendingError, PendingLogin};
 use crate::login::return_to::sanitize_return_to;
 use crate::login::tokens::TokenSet;
-use crate::login::{BrowserSession, Logins, Method};
+use crate::login::{Login, Logins, MaybeLogin, Method};
 use crate::server::config::Config;
 use crate::server::request::user_agent_of;
 use crate::server::AppError;
@@ -166,7 +166,7 @@ pub struct CallbackParams {
 }
 
 /// Checks the callback and signs in or links; where to go next either way.
-pub async fn finish(auth: &Auth, headers: &HeaderMap, session: &BrowserSession, params: CallbackParams) -> Redirect {
+pub async fn finish(auth: &Auth, headers: &HeaderMap, found: &MaybeLogin, params: CallbackParams) -> Redirect {
     let (taken, cookie) = match auth.logins.take_pending(headers, params.state.as_deref()).await {
         Ok(taken) => taken,
         Err(error) => return Redirect::failed("/", &internal(error)),
@@ -177,14 +177,14 @@ pub async fn finish(auth: &Auth, headers: &HeaderMap, session: &BrowserSession, 
         Err(PendingError::StateMismatch) => return Redirect::failed("/", &AuthError::StateMismatch).with_cookie(cookie),
     };
     let error_page = if pending.link_for_login.is_some() { ACCOUNT_PAGE } else { "/" };
-    let outcome = match redeem(auth, headers, session, &params, &pending).await {
+    let outcome = match redeem(auth, headers, found, &params, &pending).await {
         Ok(next) => Redirect::to(next),
         Err(error) => Redirect::failed(error_page, &error),
     };
     outcome.with_cookie(cookie)
 }
 
-async fn redeem(auth: &Auth, headers: &HeaderMap, session: &BrowserSession, params: &CallbackParams, pending: &PendingLogin) -> Result<String, AuthError> {
+async fn redeem(auth: &Auth, headers: &HeaderMap, found: &MaybeLogin, params: &CallbackParams, pending: &PendingLogin) -> Result<String, AuthError> {
     let provider = auth.provider()?;
     if let Some(error) = &params.error {
         tracing::info!(error, description = ?params.error_description, "provider returned an error");
@@ -192,10 +192,10 @@ async fn redeem(auth: &Auth, headers: &HeaderMap, session: &BrowserSession, para
     }
     let code = params.code.as_deref().filter(|c| !c.is_empty()).ok_or(AuthError::MissingCode)?;
     match &pending.link_for_login {
-        Some(login_id) => link(auth, session, provider, code, pending, login_id).await,
+        Some(login_id) => link(auth, found.login.as_ref(), provider, code, pending, login_id).await,
         None => {
             let (user_id, tokens) = sign_in(auth, provider, code, pending).await?;
-            let login = auth.logins.sign_in(session, user_id, Method::Logi, user_agent_of(headers)).await.map_err(internal)?;
+            let login = auth.logins.sign_in(&found.session, user_id, Method::Logi, user_agent_of(headers)).await.map_err(internal)?;
             auth.logins.keep_tokens(&login.id, tokens).await.map_err(internal)?;
             Ok(pending.return_to.clone())
         }
@@ -222,9 +222,8 @@ async fn sign_in(auth: &Auth, provider: &Provider, code: &str, pending: &Pending
 
 /// Verified `sub` → linked to the account of the login that started the link, which
 /// must still be this session's login.
-async fn link(auth: &Auth, session: &BrowserSession, provider: &Provider, code: &str, pending: &PendingLogin, login_id: &LoginId) -> Result<String, AuthError> {
-    let login = auth.logins.current(session).await.map_err(internal)?;
-    let login = login.filter(|login| &login.id == login_id).ok_or(AuthError::NotSignedIn)?;
+async fn link(auth: &Auth, current: Option<&Login>, provider: &Provider, code: &str, pending: &PendingLogin, login_id: &LoginId) -> Result<String, AuthError> {
+    let login = current.filter(|login| &login.id == login_id).ok_or(AuthError::NotSignedIn)?;
     let (tokens, sub) = verified_subject(provider, code, pending).await?;
     match accounts::link_identity(&auth.pool, login.user_id, provider.issuer(), &sub).await.map_err(internal)? {
         LinkOutcome::Linked | LinkOutcome::AlreadyLinked => {
@@ -238,9 +237,9 @@ async fn link(auth: &Auth, session: &BrowserSession, provider: &Provider, code: 
     }
 }
 
-/// The answer when the flow could not even start (the session layer failed).
-pub fn failed_internally(cause: &str) -> Redirect {
-    Redirect::failed("/", &internal(AppError::Internal(cause.to_owned())))
+/// The answer when the flow could not even start (the login lookup failed).
+pub fn failed_internally(error: AppError) -> Redirect {
+    Redirect::failed("/", &internal(error))
 }
 
 fn internal(error: AppError) -> AuthError {

@@ -58,9 +58,9 @@ first_value_query!(StartLogin { login_hint, prompt, return_to });
 pub async fn callback(code: Option<String>, state: Option<String>, error: Option<String>, error_description: Option<String>) -> Result<(), ServerFnError> {
     let auth = flow::Auth::from_context();
     let params = flow::CallbackParams { code, state, error, error_description };
-    let outcome = match leptos_axum::extract::<crate::login::BrowserSession>().await {
-        Ok(session) => flow::finish(&auth, &flow::request_headers(), &session, params).await,
-        Err(error) => flow::failed_internally(&format!("session: {error}")),
+    let outcome = match crate::login::from_server_fn().await {
+        Ok((_, found)) => flow::finish(&auth, &flow::request_headers(), &found, params).await,
+        Err(error) => flow::failed_internally(error),
     };
     outcome.send_from_server_fn();
     Ok(())

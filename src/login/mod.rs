@@ -9,6 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
+mod cache;
+#[cfg(feature = "ssr")]
 mod extract;
 #[cfg(feature = "ssr")]
 pub mod pending;

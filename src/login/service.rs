@@ -1,6 +1,7 @@
 //! [`Logins`]: the one service that finds, starts and ends logins. Held once in the
 //! app state; its caches are fields, so two apps in one process never share them.
 
+use super::cache::Expiring;
 use super::pending::{PendingCookie, PendingError, PendingLogin, LIFETIME_SECS};
 use super::session::{BrowserSession, SessionCache};
 use super::store::{self, LoginRecord, LoginRow, Method};
@@ -10,7 +11,6 @@ use crate::ids::{LoginId, UserId};
 use crate::server::config::Config;
 use crate::server::AppError;
 use axum::http::{HeaderMap, HeaderValue};
-use moka::sync::Cache;
 use secrecy::SecretString;
 use sqlx::SqlitePool;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ const MAX_USER_AGENT_CHARS: usize = 200;
 /// Rows and users are served from memory for at most this long; every change this
 /// process makes drops its entries at once.
 const CACHE_TTL: Duration = Duration::from_secs(1);
-const CACHE_CAPACITY: u64 = 100_000;
+const CACHE_CAPACITY: usize = 100_000;
 
 /// The signed-in client a request comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,8 +37,8 @@ pub struct Logins {
     idle_secs: i64,
     absolute_secs: i64,
     refresh_skew_secs: i64,
-    rows: Cache<LoginId, LoginRow>,
-    users: Cache<LoginId, (UserId, User)>,
+    rows: Expiring<LoginId, LoginRow>,
+    users: Expiring<LoginId, (UserId, User)>,
     tokens: Custody,
     /// logi, for refresh grants and revocation; `None` when logi is not configured.
     authority: Option<Arc<dyn TokenAuthority>>,
@@ -50,8 +50,8 @@ fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn cache<V: Clone + Send + Sync + 'static>() -> Cache<LoginId, V> {
-    Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(CACHE_TTL).support_invalidation_closures().build()
+fn cache<V: Clone>() -> Expiring<LoginId, V> {
+    Expiring::new(CACHE_CAPACITY, CACHE_TTL)
 }
 
 impl Logins {
@@ -128,7 +128,7 @@ impl Logins {
 
     /// Call after changing what [`Logins::user`] returns for `user_id` (profile, linked identity).
     pub fn forget_user(&self, user_id: UserId) {
-        let _ = self.users.invalidate_entries_if(move |_, (cached, _)| *cached == user_id);
+        self.users.retain(|_, (cached, _)| *cached != user_id);
     }
 
     /// Keeps logi's tokens for this login (a sign-in or a link).
@@ -136,10 +136,14 @@ impl Logins {
         self.tokens.keep(&self.pool, login, &HeldTokens::from_grant(grant)).await
     }
 
-    /// A fresh logi access token for the login, refreshed single-flight when needed.
+    /// A fresh logi access token for the login, refreshed single-flight when needed. A
+    /// login that ended meanwhile (its tokens went with it) is `Expired`, not `NoTokens`.
     pub async fn access_token(&self, login: &Login) -> Result<SecretString, CustodyError> {
         let authority = self.authority.as_deref().ok_or(CustodyError::NoTokens)?;
-        self.tokens.access_token(&self.pool, authority, &login.id, self.refresh_skew_secs).await
+        match self.tokens.access_token(&self.pool, authority, &login.id, self.refresh_skew_secs).await {
+            Err(CustodyError::NoTokens) if self.row(&login.id).await?.is_none() => Err(CustodyError::Expired),
+            other => other,
+        }
     }
 
     /// Ends this browser's login and session without asking logi (its tokens are already refused).
@@ -166,7 +170,7 @@ impl Logins {
     /// Ends one of the user's other logins, revoking its refresh token; false when the user has no such login.
     pub async fn end(&self, user_id: UserId, login: &LoginId) -> Result<bool, AppError> {
         let doomed = self.tokens.load(&self.pool, login).await?.and_then(|held| held.refresh_token);
-        self.rows.invalidate(login);
+        self.rows.remove(login);
         if !store::delete_of_user(&self.pool, user_id, login).await? {
             return Ok(false);
         }
@@ -177,8 +181,7 @@ impl Logins {
     /// Ends the user's logins (all but `keep`), revoking their refresh tokens at logi.
     pub async fn end_all(&self, user_id: UserId, keep: Option<&LoginId>) -> Result<u64, AppError> {
         let doomed = self.tokens.refresh_tokens_of_user(&self.pool, user_id, keep).await?;
-        let keep_id = keep.cloned();
-        let _ = self.rows.invalidate_entries_if(move |id, row| row.user_id == user_id && Some(id) != keep_id.as_ref());
+        self.rows.retain(|id, row| row.user_id != user_id || Some(id) == keep);
         let ended = store::delete_all_of_user(&self.pool, user_id, keep).await?;
         self.revoke(doomed).await;
         Ok(ended)
@@ -192,8 +195,8 @@ impl Logins {
 
     /// Deletes a login row (and its cached copies).
     async fn forget(&self, id: &LoginId) -> Result<(), AppError> {
-        self.rows.invalidate(id);
-        self.users.invalidate(id);
+        self.rows.remove(id);
+        self.users.remove(id);
         store::delete(&self.pool, id).await
     }
 
@@ -233,9 +236,7 @@ impl Logins {
 
     /// Entries held by the in-process caches (session records, login rows, users,
     /// opened tokens): what tests and the benchmark watch stay flat under anonymous load.
-    pub fn cached_entries(&self) -> u64 {
-        self.rows.run_pending_tasks();
-        self.users.run_pending_tasks();
-        self.sessions.len() + self.rows.entry_count() + self.users.entry_count() + self.tokens.cached_entries()
+    pub fn cached_entries(&self) -> usize {
+        self.sessions.len() + self.rows.len() + self.users.len() + self.tokens.cached_entries()
     }
 }

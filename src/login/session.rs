@@ -5,6 +5,7 @@
 //! cookie; the session holds only the id of its `logins` row. A session is created
 //! only when a browser signs in: nothing an anonymous request does writes one.
 
+use super::cache::Expiring;
 use crate::ids::LoginId;
 use crate::server::config::Config;
 use crate::server::crypto::derive_key;
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use secrecy::ExposeSecret;
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tower_sessions::cookie::{Key, SameSite};
@@ -27,7 +29,9 @@ pub const COOKIE_NAME: &str = "logi_bff_session";
 pub const SECURE_COOKIE_NAME: &str = "__Host-logi_bff_session";
 const LOGIN_ID: &str = "login_id";
 /// Session records kept in memory at most; beyond that the least used are read again.
-const SESSION_CACHE_CAPACITY: u64 = 100_000;
+const SESSION_CACHE_CAPACITY: usize = 100_000;
+/// A cached record is read again from the store after this long.
+const SESSION_CACHE_TTL: Duration = Duration::from_secs(300);
 
 pub type SessionLayer = SessionManagerLayer<CachingSessionStore<SessionCache, SqliteStore>, SignedCookie>;
 
@@ -83,19 +87,18 @@ impl<S: Send + Sync> FromRequestParts<S> for BrowserSession {
 /// store: a record read once is served from memory until it expires. It only ever
 /// holds records the store has (created, saved or found there), and is bounded.
 #[derive(Clone)]
-pub struct SessionCache(moka::sync::Cache<Id, Record>);
+pub struct SessionCache(Arc<Expiring<Id, Record>>);
 
 impl Default for SessionCache {
     fn default() -> Self {
-        Self(moka::sync::Cache::builder().max_capacity(SESSION_CACHE_CAPACITY).time_to_idle(Duration::from_secs(300)).build())
+        Self(Arc::new(Expiring::new(SESSION_CACHE_CAPACITY, SESSION_CACHE_TTL)))
     }
 }
 
 impl SessionCache {
     /// How many records are held (tests and the benchmark check it stays flat).
-    pub fn len(&self) -> u64 {
-        self.0.run_pending_tasks();
-        self.0.entry_count()
+    pub fn len(&self) -> usize {
+        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -126,7 +129,7 @@ impl SessionStore for SessionCache {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        self.0.invalidate(id);
+        self.0.remove(id);
         Ok(())
     }
 }

@@ -10,6 +10,7 @@
 //! refresh happens under it, and the rotated tokens are stored before it is released.
 //! Requests that waited reread the row and use the fresh access token.
 
+use super::cache::Expiring;
 use crate::ids::{LoginId, UserId};
 use crate::server::crypto::Sealer;
 use crate::server::AppError;
@@ -140,7 +141,7 @@ pub struct Custody {
     refresh_locks: Mutex<HashMap<LoginId, Weak<tokio::sync::Mutex<()>>>>,
     /// Opened rows by login id; written through by [`Custody::keep`]. An ended login is
     /// refused before its tokens are looked up, so a stale entry is never used.
-    opened: moka::sync::Cache<LoginId, HeldTokens>,
+    opened: Expiring<LoginId, HeldTokens>,
 }
 
 impl Custody {
@@ -148,7 +149,7 @@ impl Custody {
         Self {
             sealer: Sealer::new(session_secret, "logi-bff/token-custody/v1"),
             refresh_locks: Mutex::default(),
-            opened: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(1)).build(),
+            opened: Expiring::new(100_000, Duration::from_secs(1)),
         }
     }
 
@@ -233,9 +234,8 @@ impl Custody {
         }
     }
 
-    pub fn cached_entries(&self) -> u64 {
-        self.opened.run_pending_tasks();
-        self.opened.entry_count()
+    pub fn cached_entries(&self) -> usize {
+        self.opened.len()
     }
 
     fn refresh_lock(&self, login_id: &LoginId) -> Arc<tokio::sync::Mutex<()>> {

@@ -126,7 +126,8 @@ async fn forward(logins: &Logins, upstream: Option<&Upstream>, found: MaybeLogin
     Ok(response)
 }
 
-/// The login's access token, refreshed if needed. A refused refresh ends the session.
+/// The login's access token, refreshed if needed. A refused refresh (or a login ended
+/// meanwhile) ends the session.
 async fn access_token(logins: &Logins, found: &MaybeLogin, login: &Login) -> Result<SecretString, ProxyError> {
     match logins.access_token(login).await {
         Ok(token) => Ok(token),
@@ -135,11 +136,7 @@ async fn access_token(logins: &Logins, found: &MaybeLogin, login: &Login) -> Res
             logins.sign_out(&found.session).await?;
             Err(ProxyError::SessionExpired)
         }
-        // Tokens gone because a concurrent request ended this login: that is an expiry too.
-        Err(CustodyError::NoTokens) => match logins.current(&found.session).await? {
-            Some(_) => Err(ProxyError::LogiSignInRequired),
-            None => Err(ProxyError::SessionExpired),
-        },
+        Err(CustodyError::NoTokens) => Err(ProxyError::LogiSignInRequired),
         Err(CustodyError::ProviderUnavailable) => Err(ProxyError::TokenRefreshFailed),
         Err(CustodyError::Internal) => Err(ProxyError::Internal),
     }
