@@ -42,7 +42,8 @@ pub struct ActiveSession {
     pub id: String,
     /// `password` or `logi`.
     pub method: String,
-    pub user_agent: String,
+    /// A readable device: "Chrome on Linux", else the raw user agent, else "Unknown browser".
+    pub device: String,
     pub created_at: String,
     pub last_seen_at: String,
     pub this_device: bool,
@@ -239,9 +240,21 @@ pub(crate) mod ssr {
             this_device: &record.id == current_login_id,
             id: record.id.as_str().to_owned(),
             method: record.method,
-            user_agent: record.user_agent,
+            device: readable_device(&record.user_agent),
             created_at: format_utc(record.created_at),
             last_seen_at: format_utc(record.last_seen_at),
+        }
+    }
+
+    /// What the sessions list calls a user agent: browser and system when woothee knows both,
+    /// else the user agent as sent (already stripped of control characters and bounded).
+    pub fn readable_device(user_agent: &str) -> String {
+        let parsed = woothee::parser::Parser::new().parse(user_agent);
+        let known = |value: &str| !value.is_empty() && value != woothee::woothee::VALUE_UNKNOWN;
+        match parsed {
+            Some(ua) if known(ua.name) && known(ua.os) => format!("{} on {}", ua.name, ua.os),
+            _ if user_agent.is_empty() => "Unknown browser".to_owned(),
+            _ => user_agent.to_owned(),
         }
     }
 
@@ -264,6 +277,17 @@ pub(crate) mod ssr {
             assert_eq!(parse_name(&"é".repeat(100)), Ok(Some("é".repeat(100))));
             assert_eq!(parse_name(&"é".repeat(101)), Err(AccountError::InvalidName));
             assert_eq!(parse_name("Ada\u{0}"), Err(AccountError::InvalidName));
+        }
+
+        #[test]
+        fn devices_are_named_by_browser_and_system() {
+            let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+            assert_eq!(readable_device(chrome), "Chrome on Linux");
+            let safari =
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+            assert_eq!(readable_device(safari), "Safari on iPhone");
+            assert_eq!(readable_device("curl/8.5.0"), "curl/8.5.0");
+            assert_eq!(readable_device(""), "Unknown browser");
         }
 
         #[test]

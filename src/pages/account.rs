@@ -169,8 +169,7 @@ fn Sessions(sessions: Vec<ActiveSession>) -> impl IntoView {
 
 #[component]
 fn SessionRow(session: ActiveSession, end: ServerAction<EndSession>) -> impl IntoView {
-    let ActiveSession { id, method, user_agent, created_at, last_seen_at, this_device } = session;
-    let device = if user_agent.is_empty() { "Unknown browser".to_owned() } else { user_agent };
+    let ActiveSession { id, method, device, created_at, last_seen_at, this_device } = session;
     view! {
         <tr data-testid="session" data-this-device=this_device.to_string()>
             <td>{device} {this_device.then(|| view! { " " <span class="badge" data-testid="this-device">"this device"</span> })}</td>

@@ -257,3 +257,20 @@ async fn a_federated_logout_goes_to_logi_without_a_token_in_the_url() {
     assert_eq!((q["client_id"].as_str(), q["post_logout_redirect_uri"].as_str()), ("logi-bff-test", format!("{}/", app.url).as_str()));
     assert!(!q.contains_key("id_token_hint"));
 }
+
+#[tokio::test]
+async fn the_sessions_list_names_each_device_readably() {
+    let app = spawn_app().await;
+    let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+    let laptop = Browser::with_user_agent(&app.url, chrome);
+    laptop.sign_in("alice").await;
+    let tool = Browser::with_user_agent(&app.url, "curl/8.5.0");
+    tool.sign_in("alice").await;
+    let form = Some(("application/x-www-form-urlencoded", Vec::new()));
+    let account = laptop.send(Method::POST, "/api/account", &[("origin", &app.url)], form).await.json();
+    let mut devices: Vec<(String, bool)> =
+        account["sessions"].as_array().unwrap().iter().map(|s| (s["device"].as_str().unwrap().to_owned(), s["this_device"].as_bool().unwrap())).collect();
+    devices.sort();
+    assert_eq!(devices, [("Chrome on Linux".to_owned(), true), ("curl/8.5.0".to_owned(), false)]);
+    assert!(!account.to_string().contains("KHTML"), "the raw user agent reached the page");
+}

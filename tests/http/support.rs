@@ -122,8 +122,16 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(origin: &str) -> Self {
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { origin: origin.to_owned(), http, cookies: Arc::default() }
+        Self::with_user_agent(origin, "")
+    }
+
+    /// A browser that sends this `User-Agent` with every request (none when empty).
+    pub fn with_user_agent(origin: &str, user_agent: &str) -> Self {
+        let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        if !user_agent.is_empty() {
+            http = http.user_agent(user_agent.to_owned());
+        }
+        Self { origin: origin.to_owned(), http: http.build().unwrap(), cookies: Arc::default() }
     }
 
     pub fn cookie_header(&self) -> String {
