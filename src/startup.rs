@@ -183,7 +183,7 @@ async fn server_fn_error_status(response: Response) -> Response {
     }
     let (mut parts, body) = response.into_parts();
     let Ok(bytes) = to_bytes(body, 64 * 1024).await else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, parts.headers).into_response();
+        return crate::server::json_error(StatusCode::INTERNAL_SERVER_ERROR, crate::server::AppError::CODE);
     };
     if let Ok(error) = serde_json::from_slice::<crate::accounts::AccountError>(&bytes) {
         parts.status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
