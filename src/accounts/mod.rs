@@ -80,8 +80,9 @@ pub async fn load_account() -> Result<Option<Account>, AccountError> {
     let Some(login) = found.login else { return Ok(None) };
     let user = logins.user(&login).await?.ok_or(AccountError::NotSignedIn)?;
     let password_email = store::password_of_user(&pool, login.user_id).await?.map(|record| record.email);
-    let logi = match logi_issuer() {
-        Some(issuer) => store::identity_of_user(&pool, login.user_id, &issuer).await?,
+    let issuer = logi_issuer();
+    let logi = match &issuer {
+        Some(issuer) => store::identity_of_user(&pool, login.user_id, issuer).await?,
         None => None,
     };
     let sessions = logins.list(login.user_id).await?;
@@ -89,7 +90,7 @@ pub async fn load_account() -> Result<Option<Account>, AccountError> {
         user,
         password_email,
         logi: logi.map(|identity| LinkedLogi { sub: identity.subject, linked_at: format_utc(identity.linked_at) }),
-        logi_enabled: logi_issuer().is_some(),
+        logi_enabled: issuer.is_some(),
         sessions: sessions.into_iter().map(|record| active_session(record, &login.id)).collect(),
     }))
 }
@@ -146,7 +147,7 @@ pub async fn end_session(id: String) -> Result<(), AccountError> {
     let (_, logins, found) = context().await?;
     let login = found.login.ok_or(AccountError::NotSignedIn)?;
     if id == login.id.as_str() {
-        logins.sign_out_and_revoke(&found.session).await?;
+        logins.sign_out_and_revoke(&found.session, Some(&login)).await?;
         leptos_axum::redirect("/");
         return Ok(());
     }

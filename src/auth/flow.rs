@@ -19,7 +19,7 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use leptos::prelude::{expect_context, use_context};
+use leptos::prelude::expect_context;
 use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge};
 use sqlx::SqlitePool;
 use std::convert::Infallible;
@@ -116,7 +116,6 @@ impl Redirect {
 }
 
 /// What a sign-in may ask logi for.
-#[derive(Default)]
 pub struct LoginParams {
     pub login_hint: Option<String>,
     pub prompt: Option<String>,
@@ -245,9 +244,4 @@ pub fn failed_internally(error: AppError) -> Redirect {
 fn internal(error: AppError) -> AuthError {
     error.logged();
     AuthError::Internal
-}
-
-/// The request's headers in a server function.
-pub fn request_headers() -> HeaderMap {
-    use_context::<Parts>().map(|parts| parts.headers).unwrap_or_default()
 }

@@ -47,7 +47,7 @@ pub async fn load_auth_state() -> Result<AuthState, AccountError> {
 pub async fn login(login_hint: Option<String>, prompt: Option<String>, return_to: Option<String>) -> Result<(), ServerFnError> {
     let auth = flow::Auth::from_context();
     let params = flow::LoginParams { login_hint, prompt, return_to };
-    flow::start(&auth, &flow::request_headers(), params, None).await.send_from_server_fn();
+    flow::start(&auth, &crate::server::request::headers(), params, None).await.send_from_server_fn();
     Ok(())
 }
 first_value_query!(StartLogin { login_hint, prompt, return_to });
@@ -59,7 +59,7 @@ pub async fn callback(code: Option<String>, state: Option<String>, error: Option
     let auth = flow::Auth::from_context();
     let params = flow::CallbackParams { code, state, error, error_description };
     let outcome = match crate::login::from_server_fn().await {
-        Ok((_, found)) => flow::finish(&auth, &flow::request_headers(), &found, params).await,
+        Ok((_, found)) => flow::finish(&auth, &crate::server::request::headers(), &found, params).await,
         Err(error) => flow::failed_internally(error),
     };
     outcome.send_from_server_fn();

@@ -59,7 +59,7 @@ async fn me(State(logins): State<Arc<Logins>>, found: MaybeLogin) -> Result<Resp
 /// `POST /api/auth/logout` (same-origin only, like every POST). Form posts are sent home,
 /// or with `?federated=1` on to logi's end-session endpoint; API calls get JSON.
 async fn logout(auth: Auth, found: MaybeLogin, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, AppError> {
-    let had_logi = auth.logins.sign_out_and_revoke(&found.session).await?;
+    let had_logi = auth.logins.sign_out_and_revoke(&found.session, found.login.as_ref()).await?;
     let is_form = headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"));
     if !is_form {
         return Ok(no_store((StatusCode::OK, Json(serde_json::json!({ "ok": true }))).into_response()));
@@ -74,7 +74,7 @@ async fn logout_and_redirect(auth: Auth, found: MaybeLogin, headers: HeaderMap, 
         tracing::warn!("ignored a cross-site GET /api/auth/logout");
         return Ok(no_store(Redirect::to("/").into_response()));
     }
-    let had_logi = auth.logins.sign_out_and_revoke(&found.session).await?;
+    let had_logi = auth.logins.sign_out_and_revoke(&found.session, found.login.as_ref()).await?;
     Ok(after_logout(&auth, had_logi, query).await)
 }
 

@@ -154,10 +154,11 @@ impl Logins {
         session.end().await
     }
 
-    /// Signs this browser out: the login and the session are deleted and the login's
-    /// refresh token is revoked at logi. True when the login held logi tokens.
-    pub async fn sign_out_and_revoke(&self, session: &BrowserSession) -> Result<bool, AppError> {
-        let held = match self.current(session).await? {
+    /// Signs this browser out: the login (as the request's extractor found it) and the
+    /// session are deleted and the login's refresh token is revoked at logi. True when
+    /// the login held logi tokens.
+    pub async fn sign_out_and_revoke(&self, session: &BrowserSession, login: Option<&Login>) -> Result<bool, AppError> {
+        let held = match login {
             Some(login) => self.tokens.load(&self.pool, &login.id).await?,
             None => None,
         };

@@ -12,9 +12,14 @@ pub fn client_address() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// The headers of this server function's request.
+pub fn headers() -> HeaderMap {
+    use_context::<Parts>().map(|parts| parts.headers).unwrap_or_default()
+}
+
 /// The User-Agent of this server function's request.
 pub fn user_agent() -> String {
-    use_context::<Parts>().map(|parts| user_agent_of(&parts.headers).to_owned()).unwrap_or_default()
+    user_agent_of(&headers()).to_owned()
 }
 
 /// The User-Agent in these headers; empty when absent or not text.

@@ -1,7 +1,7 @@
 //! The browser sign-in contract: `/api/auth/login`, the callback and its error codes,
 //! `/api/auth/me`, logout and the session cookie.
 
-use crate::support::{spawn_app, spawn_app_with, Browser, SESSION_SECRET};
+use crate::support::{spawn_app, spawn_app_with, Browser, TestApp, SESSION_SECRET};
 use reqwest::{Method, StatusCode};
 use std::collections::HashMap;
 use url::Url;
@@ -65,13 +65,13 @@ async fn the_session_cookie_is_http_only_lax_host_wide_and_renewed_at_sign_in() 
     let browser = app.browser();
     browser.sign_in("alice").await;
     let first = browser.cookie("logi_bff_session").unwrap();
-    let (pending, _) = (browser.get("/api/auth/login").await, ());
+    let pending = browser.get("/api/auth/login").await;
     let pending_cookie = pending.set_cookies().join(" | ");
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/api/auth", "Max-Age=600"] {
         assert!(pending_cookie.contains(attribute), "{attribute}: {pending_cookie}");
     }
     let location = pending.location().to_owned();
-    let (_, _) = browser.navigate(&location).await;
+    browser.navigate(&location).await;
     let second = browser.cookie("logi_bff_session").unwrap();
     assert_ne!(first, second, "sign-in kept the session id");
     let stale = Browser::new(&app.url);
@@ -86,6 +86,13 @@ async fn an_https_origin_gets_secure_prefixed_cookies() {
     let answer = app.browser().get("/api/auth/login").await;
     let cookie = answer.set_cookies().join(" | ");
     assert!(cookie.starts_with("__Secure-logi_bff_login=") && cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
+}
+
+/// A new browser that started a login, and the callback URL logi sends it back to.
+async fn at_callback(app: &TestApp) -> (Browser, String) {
+    let browser = app.browser();
+    let url = callback_url(&browser, "alice").await;
+    (browser, url)
 }
 
 /// Starts a login and returns the callback URL the provider would send the browser to.
@@ -116,30 +123,24 @@ async fn callback_errors_have_codes_and_leave_no_session() {
     let tampered = with_param(&callback_url(&browser, "alice").await, "state", "tampered");
     assert_eq!(callback_error(&browser, &tampered).await, "/?auth_error=state_mismatch");
 
-    let browser = app.browser();
-    let url = callback_url(&browser, "alice").await;
+    let (browser, url) = at_callback(&app).await;
     assert_eq!(callback_error(&browser, &with_param(&url, "code", "")).await, "/?auth_error=missing_code");
 
-    let browser = app.browser();
-    let url = callback_url(&browser, "alice").await;
+    let (browser, url) = at_callback(&app).await;
     let denied = with_param(&with_param(&url, "error", "access_denied"), "code", "");
     assert_eq!(callback_error(&browser, &denied).await, "/?auth_error=access_denied");
-    let browser = app.browser();
-    let url = callback_url(&browser, "alice").await;
+    let (browser, url) = at_callback(&app).await;
     assert_eq!(callback_error(&browser, &with_param(&url, "error", "<script>")).await, "/?auth_error=provider_error");
 
-    let browser = app.browser();
-    let url = callback_url(&browser, "alice").await;
+    let (browser, url) = at_callback(&app).await;
     assert_eq!(callback_error(&browser, &with_param(&url, "code", "forged")).await, "/?auth_error=token_exchange_400");
 
-    let browser = app.browser();
-    let url = callback_url(&browser, "alice").await;
+    let (browser, url) = at_callback(&app).await;
     *app.double.token_failure.lock().unwrap() = Some((401, "invalid_client"));
     assert_eq!(callback_error(&browser, &url).await, "/?auth_error=invalid_client");
     *app.double.token_failure.lock().unwrap() = None;
 
-    let browser = app.browser();
-    let url = callback_url(&browser, "alice").await;
+    let (browser, url) = at_callback(&app).await;
     app.double.set_userinfo(serde_json::json!({ "sub": "someone-else" }));
     assert_eq!(callback_error(&browser, &url).await, "/?auth_error=userinfo_sub_mismatch");
 
@@ -151,9 +152,7 @@ async fn callback_errors_have_codes_and_leave_no_session() {
 #[tokio::test]
 async fn a_callback_is_single_use_even_with_a_copied_cookie() {
     let app = spawn_app().await;
-    let browser = app.browser();
-    let url = callback_url(&browser, "alice").await;
-    let copied = browser.clone();
+    let (browser, url) = at_callback(&app).await;
     let copied_cookies = browser.cookie_header();
     browser.navigate(&url).await;
     assert_eq!(browser.me().await["sub"], "logi-user-alice");
@@ -169,7 +168,6 @@ async fn a_callback_is_single_use_even_with_a_copied_cookie() {
     }
     assert_eq!(callback_error(&thief, &url).await, "/?auth_error=session_expired");
     assert!(thief.cookie("logi_bff_session").is_none());
-    drop(copied);
 }
 
 #[tokio::test]
