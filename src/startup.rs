@@ -82,7 +82,7 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tracing::warn!("ONE_PASS_URL is not set: logi sign-in is not configured");
     }
     tracing::info!(addr = %listener.local_addr()?, app_url = %config.app_url, mode = ?config.mode, "logi-bff listening");
-    let (app, state) = router(config, pool)?;
+    let (app, state) = router(config, pool).await?;
     spawn_sweepers(&state);
     // Connection info gives server functions the peer address (per-address throttling).
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -90,8 +90,9 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The whole application (pages, server functions, routes, assets, sessions) and its state.
-pub fn router(config: Config, pool: SqlitePool) -> Result<(Router, AppState), String> {
+/// The whole application (pages, server functions, routes, assets, sessions) and its
+/// state; loads (or makes) the signing keys of native apps' tokens.
+pub async fn router(config: Config, pool: SqlitePool) -> Result<(Router, AppState), String> {
     let logi = match &config.logi {
         Some(logi) => Some(Arc::new(Provider::new(logi, config.redirect_uri())?)),
         None => None,
@@ -104,6 +105,8 @@ pub fn router(config: Config, pool: SqlitePool) -> Result<(Router, AppState), St
     let session_layer = session::layer(&config, session_cache.clone(), SqliteStore::new(pool.clone()));
     let authority = logi.clone().map(|provider| provider as Arc<dyn TokenAuthority>);
     let logins = Arc::new(Logins::new(pool.clone(), &config, authority, session_cache));
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    logins.devices().maintain_keys(&pool, now).await.map_err(|error| format!("signing keys: {:?}", error.logged()))?;
     let state = AppState { leptos_options: leptos_options(&config), pool, config: Arc::new(config), logins, logi, upstream };
     let routes = generate_route_list(App);
     let app = Router::new()
@@ -124,6 +127,9 @@ pub fn router(config: Config, pool: SqlitePool) -> Result<(Router, AppState), St
         .fallback(asset_or_not_found)
         .layer(session_layer)
         .layer(axum::middleware::from_fn_with_state(state.config.clone(), csrf::reject_cross_site_mutations))
+        // Native apps' token routes ignore cookies and carry no ambient credential:
+        // added after the session and cross-site layers, so neither applies to them.
+        .merge(crate::auth::native::routes())
         .layer(axum::middleware::map_response(finish_response))
         .with_state(state.clone());
     Ok((app, state))

@@ -36,14 +36,17 @@ pub struct LinkedLogi {
     pub linked_at: String,
 }
 
-/// One signed-in browser of the user.
+/// One signed-in browser or native-app device of the user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActiveSession {
     pub id: String,
     /// `password` or `logi`.
     pub method: String,
-    /// A readable device: "Chrome on Linux", else the raw user agent, else "Unknown browser".
+    /// A readable device: "Chrome on Linux", else the raw user agent, else "Unknown
+    /// browser"; for a native app, the `device_name` it sent.
     pub device: String,
+    /// A native app's device (our bearer tokens) rather than a browser.
+    pub app: bool,
     pub created_at: String,
     pub last_seen_at: String,
     pub this_device: bool,
@@ -179,7 +182,7 @@ pub(crate) mod ssr {
     use super::{AccountError, ActiveSession};
     pub use crate::ids::{Issuer, LoginId, UserId};
     use crate::login::store::LoginRecord;
-    use crate::login::{BrowserSession, Logins, MaybeLogin, Method};
+    use crate::login::{BrowserSession, Client, Logins, MaybeLogin, Method};
     use crate::server::config::Config;
     use crate::server::request;
     use leptos::prelude::expect_context;
@@ -237,11 +240,13 @@ pub(crate) mod ssr {
     }
 
     pub fn active_session(record: LoginRecord, current_login_id: &LoginId) -> ActiveSession {
+        let app = record.client == Client::Device;
         ActiveSession {
             this_device: &record.id == current_login_id,
             id: record.id.as_str().to_owned(),
             method: record.method,
-            device: readable_device(&record.user_agent),
+            device: if app { record.user_agent } else { readable_device(&record.user_agent) },
+            app,
             created_at: format_utc(record.created_at),
             last_seen_at: format_utc(record.last_seen_at),
         }

@@ -22,6 +22,14 @@ pub struct Profile {
 pub async fn sign_in_with_identity(pool: &SqlitePool, issuer: &Issuer, subject: &Subject, profile: &Profile) -> Result<UserId, AppError> {
     // IMMEDIATE takes the write lock up front: two first sign-ins of one subject serialise.
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let user_id = user_for_identity(&mut tx, issuer, subject, profile).await?;
+    tx.commit().await?;
+    Ok(user_id)
+}
+
+/// [`sign_in_with_identity`] inside the caller's write transaction (`BEGIN IMMEDIATE`),
+/// so what the caller writes next commits with the user or not at all.
+pub async fn user_for_identity(tx: &mut sqlx::SqliteConnection, issuer: &Issuer, subject: &Subject, profile: &Profile) -> Result<UserId, AppError> {
     let linked: Option<UserId> =
         sqlx::query_scalar("SELECT user_id FROM identities WHERE issuer = ? AND subject = ?").bind(issuer).bind(subject).fetch_optional(&mut *tx).await?;
     let user_id = match linked {
@@ -54,7 +62,6 @@ pub async fn sign_in_with_identity(pool: &SqlitePool, issuer: &Issuer, subject: 
             user_id
         }
     };
-    tx.commit().await?;
     Ok(user_id)
 }
 

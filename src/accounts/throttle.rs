@@ -1,5 +1,5 @@
-//! Throttling of password checks, per account and per client address, in SQLite so
-//! it survives restarts.
+//! Throttling of password checks, per account and per client address, and a plain
+//! rate limit ([`take`], the native exchange's), in SQLite so they survive restarts.
 //!
 //! An attempt is recorded *before* the password is checked, in the same transaction
 //! that counts the recent ones, so concurrent guesses cannot slip past the limit. A
@@ -46,14 +46,7 @@ pub enum Admission {
 pub async fn admit(pool: &SqlitePool, keys: &Keys) -> Result<Admission, AppError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     for (key, limit) in keys.with_limits() {
-        let (count, oldest, now): (i64, Option<i64>, i64) =
-            sqlx::query_as("SELECT count(*), min(at), unixepoch() FROM sign_in_attempts WHERE key = ? AND at > unixepoch() - ?")
-                .bind(key)
-                .bind(WINDOW_SECS)
-                .fetch_one(&mut *tx)
-                .await?;
-        if count >= limit {
-            let free_in_secs = oldest.unwrap_or(now) + WINDOW_SECS - now;
+        if let Err(free_in_secs) = room(&mut tx, key, limit, WINDOW_SECS).await? {
             return Ok(Admission::Throttled { retry_after_minutes: ((free_in_secs + 59) / 60).max(1) as u32 });
         }
     }
@@ -63,6 +56,30 @@ pub async fn admit(pool: &SqlitePool, keys: &Keys) -> Result<Admission, AppError
     }
     tx.commit().await?;
     Ok(Admission::Allowed(ids))
+}
+
+/// `Ok` when `key` has fewer than `limit` attempts within the window, else
+/// `Err(seconds until the oldest leaves it)`.
+async fn room(tx: &mut sqlx::SqliteConnection, key: &str, limit: i64, window_secs: i64) -> Result<Result<(), i64>, AppError> {
+    let (count, oldest, now): (i64, Option<i64>, i64) =
+        sqlx::query_as("SELECT count(*), min(at), unixepoch() FROM sign_in_attempts WHERE key = ? AND at > unixepoch() - ?")
+            .bind(key)
+            .bind(window_secs)
+            .fetch_one(tx)
+            .await?;
+    Ok(if count < limit { Ok(()) } else { Err((oldest.unwrap_or(now) + window_secs - now).max(1)) })
+}
+
+/// A rate limit: records one use of `key` unless it had `limit` uses within the last
+/// `window_secs`; then `Err(seconds to wait)`. Check and record are one transaction.
+pub async fn take(pool: &SqlitePool, key: &str, limit: i64, window_secs: i64) -> Result<Result<(), i64>, AppError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    if let Err(wait) = room(&mut tx, key, limit, window_secs).await? {
+        return Ok(Err(wait));
+    }
+    sqlx::query("INSERT INTO sign_in_attempts (key, at) VALUES (?, unixepoch())").bind(key).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(Ok(()))
 }
 
 /// The password was right: forget this attempt and the account's failures.
@@ -142,6 +159,19 @@ mod tests {
             allowed += matches!(task.await.unwrap(), Admission::Allowed(_)) as i64;
         }
         assert_eq!(allowed, MAX_PER_ACCOUNT);
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_counts_per_key_within_its_window() {
+        let (_dir, pool) = pool().await;
+        for _ in 0..3 {
+            assert_eq!(take(&pool, "exchange:10.5.5.5", 3, 60).await.unwrap(), Ok(()));
+        }
+        let refused = take(&pool, "exchange:10.5.5.5", 3, 60).await.unwrap();
+        assert!(matches!(refused, Err(wait) if (1..=60).contains(&wait)), "{refused:?}");
+        assert_eq!(take(&pool, "exchange:10.5.5.6", 3, 60).await.unwrap(), Ok(()));
+        sqlx::query("UPDATE sign_in_attempts SET at = at - 60").execute(&pool).await.unwrap();
+        assert_eq!(take(&pool, "exchange:10.5.5.5", 3, 60).await.unwrap(), Ok(()), "the window did not move");
     }
 
     #[tokio::test]

@@ -203,9 +203,9 @@ async fn redeem(auth: &Auth, headers: &HeaderMap, found: &MaybeLogin, params: &C
 
 /// Code → tokens → verified `sub`.
 async fn verified_subject(provider: &Provider, code: &str, pending: &PendingLogin) -> Result<(TokenSet, Subject), AuthError> {
-    let tokens = provider.exchange_code(code, &pending.pkce_verifier).await?;
+    let tokens = provider.exchange_code(code, &pending.pkce_verifier, provider.redirect_uri()).await?;
     let id_token = tokens.id_token.as_ref().ok_or(AuthError::NoSubjectInIdToken)?;
-    let sub = provider.verify_id_token(id_token, &pending.nonce, &tokens.access_token).await?;
+    let sub = provider.verify_id_token(id_token, Some(&pending.nonce), &tokens.access_token).await?;
     Ok((tokens, sub))
 }
 

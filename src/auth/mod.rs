@@ -7,6 +7,8 @@ pub mod errors;
 #[cfg(feature = "ssr")]
 pub mod flow;
 #[cfg(feature = "ssr")]
+pub mod native;
+#[cfg(feature = "ssr")]
 pub mod oidc;
 #[cfg(feature = "ssr")]
 pub mod profile;

@@ -12,7 +12,7 @@ use crate::server::config::LogiConfig;
 use crate::server::http::{self, error_chain};
 use async_trait::async_trait;
 use openidconnect::core::{CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata};
-use openidconnect::{AccessToken, AccessTokenHash, ClientId, ClientSecret, IssuerUrl, Nonce};
+use openidconnect::{AccessToken, AccessTokenHash, ClientId, ClientSecret, IssuerUrl, Nonce, NonceVerifier};
 use openidconnect::{ClaimsVerificationError, SignatureVerificationError};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -186,10 +186,16 @@ impl Provider {
         url
     }
 
-    /// Exchanges an authorization code at the token endpoint (client_secret_basic + PKCE verifier).
-    pub async fn exchange_code(&self, code: &str, code_verifier: &str) -> Result<TokenSet, AuthError> {
-        let form = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", self.redirect_uri.as_str()), ("code_verifier", code_verifier)];
-        Ok(self.token_request(&form).await?)
+    /// The browser sign-in's redirect URI (`APP_URL` + `/api/auth/callback`).
+    pub fn redirect_uri(&self) -> &str {
+        self.redirect_uri.as_str()
+    }
+
+    /// Exchanges an authorization code at the token endpoint (client_secret_basic + PKCE
+    /// verifier), with the redirect URI the authorization request used.
+    pub async fn exchange_code(&self, code: &str, code_verifier: &str, redirect_uri: &str) -> Result<TokenSet, TokenError> {
+        let form = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri), ("code_verifier", code_verifier)];
+        self.token_request(&form).await
     }
 
     async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenSet, TokenError> {
@@ -243,17 +249,18 @@ impl Provider {
     }
 
     /// Verifies the id_token and returns its subject. See [`IdTokenCheck`] for the checks.
-    pub async fn verify_id_token(&self, raw: &SecretString, nonce: &str, access_token: &SecretString) -> Result<Subject, AuthError> {
+    /// With `nonce`, the id_token's must equal it; without, the id_token must have none.
+    pub async fn verify_id_token(&self, raw: &SecretString, nonce: Option<&str>, access_token: &SecretString) -> Result<Subject, AuthError> {
         let endpoints = self.endpoints().await?;
         let token: CoreIdToken = raw.expose_secret().parse().map_err(|e| rejected("malformed id_token", &e))?;
         let check =
             IdTokenCheck { client_id: &self.client_id, client_secret: self.client_secret.as_ref(), issuer: &self.issuer, algs: &endpoints.id_token_algs };
-        let nonce = Nonce::new(nonce.to_owned());
+        let nonce = nonce.map(|nonce| Nonce::new(nonce.to_owned()));
         let access_token = AccessToken::new(access_token.expose_secret().to_owned());
-        let first = check.subject(&token, &self.keys.read().await.set, &nonce, &access_token);
+        let first = check.subject(&token, &self.keys.read().await.set, nonce.as_ref(), &access_token);
         match first {
             Err(IdTokenRejection::UnknownKey) if self.refetch_keys(&endpoints).await => {
-                check.subject(&token, &self.keys.read().await.set, &nonce, &access_token).map_err(IdTokenRejection::into_auth_error)
+                check.subject(&token, &self.keys.read().await.set, nonce.as_ref(), &access_token).map_err(IdTokenRejection::into_auth_error)
             }
             other => other.map_err(IdTokenRejection::into_auth_error),
         }
@@ -369,7 +376,7 @@ impl UserInfo {
 
 /// The id_token checks: signature with a JWKS key and an advertised algorithm (never
 /// `none`), `iss` exact, `aud` only our client id, `azp` (when present) our client id,
-/// `exp` in the future, `iat` present (required to parse), `nonce` equal, a non-empty
+/// `exp` in the future, `iat` present (required to parse), `nonce` as expected, a non-empty
 /// `sub`, and `at_hash` (when present) matching the access token.
 struct IdTokenCheck<'a> {
     client_id: &'a ClientId,
@@ -396,7 +403,7 @@ impl IdTokenRejection {
 }
 
 impl IdTokenCheck<'_> {
-    fn subject(&self, token: &CoreIdToken, keys: &CoreJsonWebKeySet, nonce: &Nonce, access_token: &AccessToken) -> Result<Subject, IdTokenRejection> {
+    fn subject(&self, token: &CoreIdToken, keys: &CoreJsonWebKeySet, nonce: Option<&Nonce>, access_token: &AccessToken) -> Result<Subject, IdTokenRejection> {
         let verifier = match self.client_secret {
             Some(secret) => CoreIdTokenVerifier::new_confidential_client(
                 self.client_id.clone(),
@@ -407,7 +414,12 @@ impl IdTokenCheck<'_> {
             None => CoreIdTokenVerifier::new_public_client(self.client_id.clone(), self.issuer.clone(), keys.clone()),
         }
         .set_allowed_algs(self.algs.iter().cloned());
-        let claims = token.claims(&verifier, nonce).map_err(|error| match error {
+        let nonce_check = |claimed: Option<&Nonce>| match (nonce, claimed) {
+            (Some(expected), _) => expected.verify(claimed),
+            (None, None) => Ok(()),
+            (None, Some(_)) => Err("the id_token has a nonce the request did not send".to_owned()),
+        };
+        let claims = token.claims(&verifier, nonce_check).map_err(|error| match error {
             ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey) => IdTokenRejection::UnknownKey,
             other => IdTokenRejection::Invalid(other.to_string()),
         })?;

@@ -1,11 +1,11 @@
 //! The BFF's plain HTTP routes: `POST /api/auth/link` (a form on the account page),
 //! `GET /api/auth/me`, `POST|GET /api/auth/logout`. Login and callback are server
-//! functions (`super::login`, `super::callback`). Every POST has already passed the
+//! functions (`super::login`, `super::callback`); native apps' routes are in `super::native`. Every POST has already passed the
 //! same-origin check of [`crate::server::csrf::reject_cross_site_mutations`].
 
 use super::flow::{self, Auth, LoginParams};
 use super::query::QueryMap;
-use crate::login::{Logins, MaybeLogin, User};
+use crate::login::{ApiLogin, Logins, MaybeLogin, User};
 use crate::server::{csrf, AppError};
 use axum::body::Bytes;
 use axum::extract::{FromRef, RawQuery, State};
@@ -48,7 +48,8 @@ struct Me {
     user: Option<User>,
 }
 
-async fn me(State(logins): State<Arc<Logins>>, found: MaybeLogin) -> Result<Response, AppError> {
+/// `GET /api/auth/me`, for browsers (session cookie) and native apps (bearer access token).
+async fn me(State(logins): State<Arc<Logins>>, found: ApiLogin) -> Result<Response, AppError> {
     let user = match &found.login {
         Some(login) => logins.user(login).await?,
         None => None,

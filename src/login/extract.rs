@@ -1,12 +1,15 @@
 //! Finding the login of a request: extractors for axum handlers and one helper for
-//! server functions. A second kind of client (a bearer token) is one more way to find
-//! a [`Login`]; everything after the lookup is shared.
+//! server functions. Browsers are found by their session cookie ([`MaybeLogin`]);
+//! the API routes that native apps call also take our bearer access token
+//! ([`ApiLogin`]). Everything after the lookup is shared.
 
+use super::session::has_session_cookie;
 use super::{BrowserSession, Login, Logins};
+use crate::server::request::bearer_token;
 use crate::server::{json_error, AppError};
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use leptos::prelude::expect_context;
 use std::sync::Arc;
@@ -23,8 +26,20 @@ pub struct CurrentLogin {
     pub session: BrowserSession,
 }
 
+/// The request's live login, found by its session cookie or its bearer access token.
+pub struct ApiLogin {
+    pub login: Option<Login>,
+    pub session: BrowserSession,
+    /// True when the request authenticated with a bearer token (no ambient credential).
+    pub bearer: bool,
+}
+
 pub enum LoginRejection {
     NotSignedIn,
+    /// A session cookie and a bearer token on one request: which one speaks is ambiguous.
+    CookieAndBearer,
+    /// `401` with `WWW-Authenticate: Bearer error="invalid_token"`.
+    InvalidToken,
     Failed(AppError),
 }
 
@@ -32,7 +47,42 @@ impl IntoResponse for LoginRejection {
     fn into_response(self) -> Response {
         match self {
             Self::NotSignedIn => json_error(StatusCode::UNAUTHORIZED, "not_signed_in"),
+            Self::CookieAndBearer => json_error(StatusCode::BAD_REQUEST, "invalid_request"),
+            Self::InvalidToken => invalid_token("invalid_token"),
             Self::Failed(error) => error.into_response(),
+        }
+    }
+}
+
+/// `401 {"error": code}` with the challenge RFC 6750 asks for.
+pub fn invalid_token(code: &str) -> Response {
+    let mut response = json_error(StatusCode::UNAUTHORIZED, code);
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer error="invalid_token""#));
+    response
+}
+
+impl<S> FromRequestParts<S> for ApiLogin
+where
+    Arc<Logins>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = LoginRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Some(token) = bearer_token(&parts.headers).map(str::to_owned) else {
+            let MaybeLogin { login, session } = MaybeLogin::from_request_parts(parts, state).await.map_err(LoginRejection::Failed)?;
+            return Ok(Self { login, session, bearer: false });
+        };
+        if has_session_cookie(&parts.headers) {
+            return Err(LoginRejection::CookieAndBearer);
+        }
+        let session = BrowserSession::from_request_parts(parts, state).await.map_err(LoginRejection::Failed)?;
+        match Arc::<Logins>::from_ref(state).bearer(&token).await.map_err(LoginRejection::Failed)? {
+            Ok(login) => Ok(Self { login: Some(login), session, bearer: true }),
+            Err(why) => {
+                tracing::info!(why, "refused a bearer token");
+                Err(LoginRejection::InvalidToken)
+            }
         }
     }
 }

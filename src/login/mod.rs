@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "ssr")]
 mod cache;
 #[cfg(feature = "ssr")]
+pub mod device;
+#[cfg(feature = "ssr")]
 mod extract;
 #[cfg(feature = "ssr")]
 pub mod pending;
@@ -26,13 +28,13 @@ pub mod store;
 pub mod tokens;
 
 #[cfg(feature = "ssr")]
-pub use extract::{from_server_fn, CurrentLogin, MaybeLogin};
+pub use extract::{from_server_fn, invalid_token, ApiLogin, CurrentLogin, LoginRejection, MaybeLogin};
 #[cfg(feature = "ssr")]
 pub use service::{Login, Logins};
 #[cfg(feature = "ssr")]
 pub use session::BrowserSession;
 #[cfg(feature = "ssr")]
-pub use store::Method;
+pub use store::{Client, Method};
 
 /// The signed-in user as the browser sees it (also the body of `GET /api/auth/me`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

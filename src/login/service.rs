@@ -2,9 +2,10 @@
 //! app state; its caches are fields, so two apps in one process never share them.
 
 use super::cache::Expiring;
+use super::device::Devices;
 use super::pending::{PendingCookie, PendingError, PendingLogin, LIFETIME_SECS};
 use super::session::{BrowserSession, SessionCache};
-use super::store::{self, LoginRecord, LoginRow, Method};
+use super::store::{self, Client, Lifetimes, LoginLifetimes, LoginRecord, LoginRow, Method};
 use super::tokens::{self, Custody, CustodyError, HeldTokens, TokenAuthority, TokenSet};
 use super::User;
 use crate::ids::{LoginId, UserId};
@@ -19,7 +20,6 @@ use time::OffsetDateTime;
 
 /// `last_seen_at` is written at most this often: a read per request, a write per minute.
 const TOUCH_INTERVAL_SECS: i64 = 60;
-const MAX_USER_AGENT_CHARS: usize = 200;
 /// Rows and users are served from memory for at most this long; every change this
 /// process makes drops its entries at once.
 const CACHE_TTL: Duration = Duration::from_secs(1);
@@ -33,20 +33,20 @@ pub struct Login {
 }
 
 pub struct Logins {
-    pool: SqlitePool,
-    idle_secs: i64,
-    absolute_secs: i64,
+    pub(super) pool: SqlitePool,
+    pub(super) lifetimes: LoginLifetimes,
     refresh_skew_secs: i64,
     rows: Expiring<LoginId, LoginRow>,
     users: Expiring<LoginId, (UserId, User)>,
-    tokens: Custody,
+    pub(super) tokens: Custody,
     /// logi, for refresh grants and revocation; `None` when logi is not configured.
     authority: Option<Arc<dyn TokenAuthority>>,
     pending: PendingCookie,
     sessions: SessionCache,
+    pub(super) devices: Devices,
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
@@ -56,10 +56,13 @@ fn cache<V: Clone>() -> Expiring<LoginId, V> {
 
 impl Logins {
     pub fn new(pool: SqlitePool, config: &Config, authority: Option<Arc<dyn TokenAuthority>>, sessions: SessionCache) -> Self {
+        let lifetimes = |idle: Duration, absolute: Duration| Lifetimes { idle_secs: idle.as_secs() as i64, absolute_secs: absolute.as_secs() as i64 };
         Self {
             pool,
-            idle_secs: config.session_idle_timeout.as_secs() as i64,
-            absolute_secs: config.session_absolute_timeout.as_secs() as i64,
+            lifetimes: LoginLifetimes {
+                browser: lifetimes(config.session_idle_timeout, config.session_absolute_timeout),
+                device: lifetimes(config.native.refresh_idle, config.native.refresh_absolute),
+            },
             refresh_skew_secs: config.token_refresh_skew_secs,
             rows: cache(),
             users: cache(),
@@ -67,6 +70,7 @@ impl Logins {
             authority,
             pending: PendingCookie::new(config),
             sessions,
+            devices: Devices::new(config),
         }
     }
 
@@ -77,8 +81,7 @@ impl Logins {
             self.forget(&previous).await?;
         }
         let id = LoginId::random();
-        let user_agent: String = user_agent.chars().filter(|c| !c.is_control()).take(MAX_USER_AGENT_CHARS).collect();
-        store::insert(&self.pool, &id, user_id, method, &user_agent, now()).await?;
+        store::insert(&self.pool, &id, user_id, (method, Client::Browser), &store::sanitized_user_agent(user_agent), now()).await?;
         session.start(&id).await?;
         Ok(Login { id, user_id })
     }
@@ -87,21 +90,32 @@ impl Logins {
     /// absolute lifetime reads as signed out, and the session is deleted.
     pub async fn current(&self, session: &BrowserSession) -> Result<Option<Login>, AppError> {
         let Some(id) = session.login_id().await? else { return Ok(None) };
-        let now = now();
-        let live = self.row(&id).await?.filter(|row| row.created_at > now - self.absolute_secs && row.last_seen_at > now - self.idle_secs);
-        let Some(row) = live else {
-            self.forget(&id).await?;
+        let login = self.live(&id, Client::Browser, now()).await?;
+        if login.is_none() {
             session.end().await?;
-            return Ok(None);
-        };
-        if now - row.last_seen_at >= TOUCH_INTERVAL_SECS {
-            store::touch(&self.pool, &id, now).await?;
-            self.rows.insert(id.clone(), LoginRow { last_seen_at: now, ..row.clone() });
         }
-        Ok(Some(Login { id, user_id: row.user_id }))
+        Ok(login)
     }
 
-    async fn row(&self, id: &LoginId) -> Result<Option<LoginRow>, AppError> {
+    /// The login if it is a live one of this kind (its last use recorded, once a
+    /// minute); a login past its lifetimes is deleted.
+    pub(super) async fn live(&self, id: &LoginId, client: Client, now: i64) -> Result<Option<Login>, AppError> {
+        let Some(row) = self.row(id).await? else { return Ok(None) };
+        if row.client != client {
+            return Ok(None);
+        }
+        if !row.is_live(&self.lifetimes, now) {
+            self.forget(id).await?;
+            return Ok(None);
+        }
+        if now - row.last_seen_at >= TOUCH_INTERVAL_SECS {
+            store::touch(&self.pool, id, now).await?;
+            self.rows.insert(id.clone(), LoginRow { last_seen_at: now, ..row.clone() });
+        }
+        Ok(Some(Login { id: id.clone(), user_id: row.user_id }))
+    }
+
+    pub(super) async fn row(&self, id: &LoginId) -> Result<Option<LoginRow>, AppError> {
         if let Some(row) = self.rows.get(id) {
             return Ok(Some(row));
         }
@@ -154,6 +168,16 @@ impl Logins {
         session.end().await
     }
 
+    /// Ends a login whose logi refresh token was refused: a browser's (with its session)
+    /// or a device's (its next refresh is `invalid_grant`).
+    pub async fn end_refused(&self, login: &Login, session: &BrowserSession) -> Result<(), AppError> {
+        self.forget(&login.id).await?;
+        if session.login_id().await?.as_ref() == Some(&login.id) {
+            session.end().await?;
+        }
+        Ok(())
+    }
+
     /// Signs this browser out: the login (as the request's extractor found it) and the
     /// session are deleted and the login's refresh token is revoked at logi. True when
     /// the login held logi tokens.
@@ -188,20 +212,19 @@ impl Logins {
         Ok(ended)
     }
 
-    /// The user's live logins, most recently used first.
+    /// The user's live logins (browsers and devices), most recently used first.
     pub async fn list(&self, user_id: UserId) -> Result<Vec<LoginRecord>, AppError> {
-        let now = now();
-        store::list_live(&self.pool, user_id, now - self.absolute_secs, now - self.idle_secs).await
+        store::list_live(&self.pool, user_id, &self.lifetimes, now()).await
     }
 
     /// Deletes a login row (and its cached copies).
-    async fn forget(&self, id: &LoginId) -> Result<(), AppError> {
+    pub(super) async fn forget(&self, id: &LoginId) -> Result<(), AppError> {
         self.rows.remove(id);
         self.users.remove(id);
         store::delete(&self.pool, id).await
     }
 
-    async fn revoke(&self, refresh_tokens: Vec<SecretString>) {
+    pub(super) async fn revoke(&self, refresh_tokens: Vec<SecretString>) {
         if let Some(authority) = &self.authority {
             tokens::revoke(authority.as_ref(), &refresh_tokens).await;
         }
@@ -227,12 +250,13 @@ impl Logins {
         Ok((if first_use { Ok(login) } else { Err(PendingError::Expired) }, rest))
     }
 
-    /// Deletes logins past their lifetimes and single-use markers no login can need (run periodically).
+    /// Deletes logins past their lifetimes, single-use markers no login can need and old
+    /// rotated refresh tokens; rotates the signing key when due (run periodically).
     pub async fn sweep(&self) -> Result<u64, AppError> {
         let now = now();
-        let logins = store::delete_expired(&self.pool, now - self.absolute_secs, now - self.idle_secs).await?;
+        let logins = store::delete_expired(&self.pool, &self.lifetimes, now).await?;
         let markers = sqlx::query("DELETE FROM used_logins WHERE expires_at < $1").bind(now).execute(&self.pool).await?.rows_affected();
-        Ok(logins + markers)
+        Ok(logins + markers + self.sweep_devices(now).await?)
     }
 
     /// Entries held by the in-process caches (session records, login rows, users,

@@ -48,6 +48,17 @@ pub fn layer(config: &Config, cache: SessionCache, store: SqliteStore) -> Sessio
         .with_signed(Key::from(key.expose_secret()))
 }
 
+/// True when the request carries one of our session cookies (valid or not).
+pub fn has_session_cookie(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.split_once('=').map(|(name, _)| name.trim()))
+        .any(|name| name == COOKIE_NAME || name == SECURE_COOKIE_NAME)
+}
+
 /// This browser's session, as logins use it.
 #[derive(Clone)]
 pub struct BrowserSession(Session);

@@ -21,12 +21,52 @@ impl Method {
     }
 }
 
+/// What kind of client holds a login: a browser (session cookie) or a native app's
+/// device (our bearer and refresh tokens). Each kind has its own lifetimes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
+pub enum Client {
+    Browser,
+    Device,
+}
+
+/// How long logins of one kind live: since their last use, and in all.
+#[derive(Clone, Copy, Debug)]
+pub struct Lifetimes {
+    pub idle_secs: i64,
+    pub absolute_secs: i64,
+}
+
+/// The lifetimes of both kinds of login.
+#[derive(Clone, Copy, Debug)]
+pub struct LoginLifetimes {
+    pub browser: Lifetimes,
+    pub device: Lifetimes,
+}
+
+impl LoginLifetimes {
+    pub fn of(&self, client: Client) -> Lifetimes {
+        match client {
+            Client::Browser => self.browser,
+            Client::Device => self.device,
+        }
+    }
+}
+
 /// A login row as the lookup needs it.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct LoginRow {
     pub user_id: UserId,
+    pub client: Client,
     pub created_at: i64,
     pub last_seen_at: i64,
+}
+
+impl LoginRow {
+    pub fn is_live(&self, lifetimes: &LoginLifetimes, now: i64) -> bool {
+        let Lifetimes { idle_secs, absolute_secs } = lifetimes.of(self.client);
+        self.created_at > now - absolute_secs && self.last_seen_at > now - idle_secs
+    }
 }
 
 /// A login as listed on the account page.
@@ -34,25 +74,43 @@ pub struct LoginRow {
 pub struct LoginRecord {
     pub id: LoginId,
     pub method: String,
+    pub client: Client,
+    /// A browser's User-Agent, or a device's name.
     pub user_agent: String,
     pub created_at: i64,
     pub last_seen_at: i64,
 }
 
-pub async fn insert(pool: &SqlitePool, id: &LoginId, user_id: UserId, method: Method, user_agent: &str, now: i64) -> Result<(), AppError> {
-    sqlx::query("INSERT INTO logins (id, user_id, method, user_agent, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $5)")
+const MAX_USER_AGENT_CHARS: usize = 200;
+
+/// A User-Agent (or a device's name) as stored: without control characters, bounded.
+pub fn sanitized_user_agent(raw: &str) -> String {
+    raw.chars().filter(|c| !c.is_control()).take(MAX_USER_AGENT_CHARS).collect()
+}
+
+/// A new login. `user_agent` is a browser's User-Agent or a device's name, already sanitised.
+pub async fn insert(
+    db: impl sqlx::SqliteExecutor<'_>,
+    id: &LoginId,
+    user_id: UserId,
+    (method, client): (Method, Client),
+    user_agent: &str,
+    now: i64,
+) -> Result<(), AppError> {
+    sqlx::query("INSERT INTO logins (id, user_id, method, client, user_agent, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $6)")
         .bind(id)
         .bind(user_id)
         .bind(method.as_str())
+        .bind(client)
         .bind(user_agent)
         .bind(now)
-        .execute(pool)
+        .execute(db)
         .await?;
     Ok(())
 }
 
 pub async fn find(pool: &SqlitePool, id: &LoginId) -> Result<Option<LoginRow>, AppError> {
-    Ok(sqlx::query_as("SELECT user_id, created_at, last_seen_at FROM logins WHERE id = $1").bind(id).fetch_optional(pool).await?)
+    Ok(sqlx::query_as("SELECT user_id, client, created_at, last_seen_at FROM logins WHERE id = $1").bind(id).fetch_optional(pool).await?)
 }
 
 pub async fn touch(pool: &SqlitePool, id: &LoginId, now: i64) -> Result<(), AppError> {
@@ -77,24 +135,33 @@ pub async fn delete_all_of_user(pool: &SqlitePool, user_id: UserId, keep: Option
     Ok(done.rows_affected())
 }
 
-/// The user's logins still within both lifetimes, most recently used first.
-pub async fn list_live(pool: &SqlitePool, user_id: UserId, created_after: i64, seen_after: i64) -> Result<Vec<LoginRecord>, AppError> {
-    Ok(sqlx::query_as(
-        "SELECT id, method, user_agent, created_at, last_seen_at FROM logins
-          WHERE user_id = $1 AND created_at > $2 AND last_seen_at > $3
-          ORDER BY last_seen_at DESC, created_at DESC",
-    )
-    .bind(user_id)
-    .bind(created_after)
-    .bind(seen_after)
-    .fetch_all(pool)
-    .await?)
+/// `WHERE` text true for logins within the lifetimes of their kind; [`bind_live`] binds `$1..=$4`.
+const LIVE: &str = "CASE client WHEN 'device' THEN created_at > $3 AND last_seen_at > $4 ELSE created_at > $1 AND last_seen_at > $2 END";
+
+/// Binds the earliest live creation and last-use times of browsers, then devices.
+fn bind_live<'q, O>(
+    query: sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>,
+    lifetimes: &LoginLifetimes,
+    now: i64,
+) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>> {
+    let (browser, device) = (lifetimes.browser, lifetimes.device);
+    query.bind(now - browser.absolute_secs).bind(now - browser.idle_secs).bind(now - device.absolute_secs).bind(now - device.idle_secs)
 }
 
-/// Deletes logins past either lifetime (run periodically).
-pub async fn delete_expired(pool: &SqlitePool, created_after: i64, seen_after: i64) -> Result<u64, AppError> {
-    let done = sqlx::query("DELETE FROM logins WHERE created_at <= $1 OR last_seen_at <= $2").bind(created_after).bind(seen_after).execute(pool).await?;
-    Ok(done.rows_affected())
+/// The user's logins still within their lifetimes, most recently used first.
+pub async fn list_live(pool: &SqlitePool, user_id: UserId, lifetimes: &LoginLifetimes, now: i64) -> Result<Vec<LoginRecord>, AppError> {
+    let sql = format!(
+        "SELECT id, method, client, user_agent, created_at, last_seen_at FROM logins
+          WHERE user_id = $5 AND {LIVE} ORDER BY last_seen_at DESC, created_at DESC"
+    );
+    Ok(bind_live(sqlx::query_as(&sql), lifetimes, now).bind(user_id).fetch_all(pool).await?)
+}
+
+/// Deletes logins past either lifetime of their kind (run periodically).
+pub async fn delete_expired(pool: &SqlitePool, lifetimes: &LoginLifetimes, now: i64) -> Result<u64, AppError> {
+    let sql = format!("DELETE FROM logins WHERE NOT ({LIVE}) RETURNING id");
+    let deleted: Vec<(LoginId,)> = bind_live(sqlx::query_as(&sql), lifetimes, now).fetch_all(pool).await?;
+    Ok(deleted.len() as u64)
 }
 
 #[derive(sqlx::FromRow)]

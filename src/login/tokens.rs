@@ -27,7 +27,7 @@ use time::OffsetDateTime;
 const DEFAULT_LIFETIME_SECS: i64 = 300;
 
 /// A token endpoint response, held as secrets (never printed or serialised).
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct TokenSet {
     pub access_token: SecretString,
     pub token_type: String,
@@ -154,7 +154,7 @@ impl Custody {
     }
 
     /// Keeps the tokens of a login (or replaces them).
-    pub async fn keep(&self, pool: &SqlitePool, login_id: &LoginId, tokens: &HeldTokens) -> Result<(), AppError> {
+    pub async fn keep(&self, db: impl sqlx::SqliteExecutor<'_>, login_id: &LoginId, tokens: &HeldTokens) -> Result<(), AppError> {
         let sealed = self.seal(login_id, tokens)?;
         sqlx::query(
             "INSERT INTO login_tokens (login_id, sealed, updated_at) VALUES ($1, $2, $3)
@@ -163,7 +163,7 @@ impl Custody {
         .bind(login_id)
         .bind(sealed)
         .bind(now())
-        .execute(pool)
+        .execute(db)
         .await?;
         self.opened.insert(login_id.clone(), tokens.clone());
         Ok(())

@@ -169,10 +169,14 @@ fn Sessions(sessions: Vec<ActiveSession>) -> impl IntoView {
 
 #[component]
 fn SessionRow(session: ActiveSession, end: ServerAction<EndSession>) -> impl IntoView {
-    let ActiveSession { id, method, device, created_at, last_seen_at, this_device } = session;
+    let ActiveSession { id, method, device, app, created_at, last_seen_at, this_device } = session;
     view! {
-        <tr data-testid="session" data-this-device=this_device.to_string()>
-            <td>{device} {this_device.then(|| view! { " " <span class="badge" data-testid="this-device">"this device"</span> })}</td>
+        <tr data-testid="session" data-this-device=this_device.to_string() data-app=app.to_string()>
+            <td>
+                {device}
+                {app.then(|| view! { " " <span class="badge" data-testid="app">"app"</span> })}
+                {this_device.then(|| view! { " " <span class="badge" data-testid="this-device">"this device"</span> })}
+            </td>
             <td>{method}</td>
             <td>{created_at}</td>
             <td>{last_seen_at}</td>

@@ -1,8 +1,9 @@
 //! `ANY /api/proxy/{*path}`: the browser's API calls, forwarded to `UPSTREAM_API_URL`
 //! with the login's access token (refreshed first when it is about to expire).
 //!
-//! Contract: the request must carry `X-CSRF: 1` (every method, GET included) and a
-//! session cookie. Errors are JSON `{"error": code}`: 403 `missing_csrf_header`,
+//! Contract: a browser's request must carry `X-CSRF: 1` (every method, GET included)
+//! and its session cookie; a native app's carries `Authorization: Bearer <our access
+//! token>` instead (no ambient credential, so no `X-CSRF`). Errors are JSON `{"error": code}`: 403 `missing_csrf_header`,
 //! 401 `not_signed_in`, 401 `session_expired` (the refresh token was refused; the
 //! session is ended), 403 `logi_sign_in_required` (signed in without logi), 400
 //! `invalid_proxy_path`, 413 `body_too_large`, 502 `token_refresh_failed`, 502
@@ -10,7 +11,7 @@
 
 use super::{target, CSRF_HEADER};
 use crate::login::tokens::CustodyError;
-use crate::login::{Login, Logins, MaybeLogin};
+use crate::login::{ApiLogin, Login, Logins};
 use crate::server::http::error_chain;
 use crate::server::{http, json_error, AppError};
 use axum::body::Body;
@@ -96,12 +97,18 @@ impl From<AppError> for ProxyError {
     }
 }
 
-async fn proxy(State(logins): State<Arc<Logins>>, State(upstream): State<Option<Arc<Upstream>>>, found: MaybeLogin, request: Request) -> Response {
-    forward(&logins, upstream.as_deref(), found, request).await.unwrap_or_else(IntoResponse::into_response)
+async fn proxy(State(logins): State<Arc<Logins>>, State(upstream): State<Option<Arc<Upstream>>>, found: ApiLogin, request: Request) -> Response {
+    let bearer = found.bearer;
+    match forward(&logins, upstream.as_deref(), found, request).await {
+        Ok(response) => response,
+        // A device whose logi session was refused gets the bearer challenge too.
+        Err(ProxyError::SessionExpired) if bearer => crate::login::invalid_token("session_expired"),
+        Err(error) => error.into_response(),
+    }
 }
 
-async fn forward(logins: &Logins, upstream: Option<&Upstream>, found: MaybeLogin, request: Request) -> Result<Response, ProxyError> {
-    if request.headers().get(CSRF_HEADER).is_none_or(|value| value != "1") {
+async fn forward(logins: &Logins, upstream: Option<&Upstream>, found: ApiLogin, request: Request) -> Result<Response, ProxyError> {
+    if !found.bearer && request.headers().get(CSRF_HEADER).is_none_or(|value| value != "1") {
         return Err(ProxyError::MissingCsrfHeader);
     }
     let upstream = upstream.ok_or(ProxyError::NotConfigured)?;
@@ -128,12 +135,12 @@ async fn forward(logins: &Logins, upstream: Option<&Upstream>, found: MaybeLogin
 
 /// The login's access token, refreshed if needed. A refused refresh (or a login ended
 /// meanwhile) ends the session.
-async fn access_token(logins: &Logins, found: &MaybeLogin, login: &Login) -> Result<SecretString, ProxyError> {
+async fn access_token(logins: &Logins, found: &ApiLogin, login: &Login) -> Result<SecretString, ProxyError> {
     match logins.access_token(login).await {
         Ok(token) => Ok(token),
         Err(CustodyError::Expired) => {
-            tracing::info!("refresh token refused; ending the session");
-            logins.sign_out(&found.session).await?;
+            tracing::info!("refresh token refused; ending the login");
+            logins.end_refused(login, &found.session).await?;
             Err(ProxyError::SessionExpired)
         }
         Err(CustodyError::NoTokens) => Err(ProxyError::LogiSignInRequired),

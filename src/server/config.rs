@@ -40,6 +40,30 @@ pub struct Config {
     pub upstream_timeout: Duration,
     /// An access token this close to expiry is refreshed before use.
     pub token_refresh_skew_secs: i64,
+    /// Native apps: the exchange and our own tokens.
+    pub native: NativeConfig,
+}
+
+/// Native apps (`POST /api/auth/logi/exchange` and our own tokens).
+#[derive(Debug)]
+pub struct NativeConfig {
+    /// The exact redirect URIs apps may use; empty turns the native endpoints off (404).
+    pub redirect_uris: Vec<String>,
+    pub access_token_lifetime: Duration,
+    /// A device login ends after this long without a refresh or an API call.
+    pub refresh_idle: Duration,
+    /// A device login ends this long after the exchange, whatever its use.
+    pub refresh_absolute: Duration,
+    /// `aud` of our access tokens.
+    pub audience: String,
+    /// Exchanges allowed per client address per minute.
+    pub exchanges_per_minute: u32,
+}
+
+impl NativeConfig {
+    pub fn enabled(&self) -> bool {
+        !self.redirect_uris.is_empty()
+    }
 }
 
 #[derive(Debug)]
@@ -78,6 +102,7 @@ impl Config {
         let listen_addr = listen_addr(var("LEPTOS_SITE_ADDR"), var("HOST"), var("PORT"))?;
         let app_url = app_url(mode, var("APP_URL"), listen_addr)?;
         let session_secret = session_secret(mode, lookup("SESSION_SECRET"))?;
+        let native = native_config(&var, &app_url)?;
         Ok(Config {
             mode,
             app_url,
@@ -90,7 +115,13 @@ impl Config {
             upstream_api_url: upstream_api_url(mode, var("UPSTREAM_API_URL"))?,
             upstream_timeout: Duration::from_secs(bounded(var("UPSTREAM_TIMEOUT_SECS"), "UPSTREAM_TIMEOUT_SECS", 15, 1..=300)?),
             token_refresh_skew_secs: bounded(var("TOKEN_REFRESH_SKEW_SECS"), "TOKEN_REFRESH_SKEW_SECS", 30, 0..=600)? as i64,
+            native,
         })
+    }
+
+    /// `iss` of our own tokens: the public origin, without a trailing slash.
+    pub fn issuer(&self) -> String {
+        self.app_url.origin().ascii_serialization()
     }
 
     /// The one redirect URI registered with logi; never derived from request headers.
@@ -193,6 +224,52 @@ fn upstream_api_url(mode: Mode, value: Option<String>) -> Result<Option<Url>, Co
         return Err(invalid("UPSTREAM_API_URL", "must be a base URL without credentials, query or fragment"));
     }
     Ok(Some(url))
+}
+
+const DAY_SECS: u64 = 24 * 60 * 60;
+
+fn native_config(var: &impl Fn(&str) -> Option<String>, app_url: &Url) -> Result<NativeConfig, ConfigError> {
+    let redirect_uris = match var("NATIVE_REDIRECT_URIS") {
+        Some(list) => list.split(',').map(str::trim).map(native_redirect_uri).collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    let idle_days = bounded(var("NATIVE_REFRESH_IDLE_DAYS"), "NATIVE_REFRESH_IDLE_DAYS", 30, 1..=3650)?;
+    let absolute_days = bounded(var("NATIVE_REFRESH_ABSOLUTE_DAYS"), "NATIVE_REFRESH_ABSOLUTE_DAYS", 90, 1..=3650)?;
+    if absolute_days < idle_days {
+        return Err(invalid("NATIVE_REFRESH_ABSOLUTE_DAYS", format!("must not be shorter than NATIVE_REFRESH_IDLE_DAYS ({idle_days})")));
+    }
+    let audience = var("NATIVE_TOKEN_AUDIENCE").unwrap_or_else(|| app_url.origin().ascii_serialization());
+    if audience.len() > 512 || audience.chars().any(char::is_control) {
+        return Err(invalid("NATIVE_TOKEN_AUDIENCE", "must be one line of at most 512 bytes"));
+    }
+    Ok(NativeConfig {
+        redirect_uris,
+        access_token_lifetime: Duration::from_secs(60 * bounded(var("NATIVE_ACCESS_TOKEN_MINUTES"), "NATIVE_ACCESS_TOKEN_MINUTES", 10, 1..=60)?),
+        refresh_idle: Duration::from_secs(idle_days * DAY_SECS),
+        refresh_absolute: Duration::from_secs(absolute_days * DAY_SECS),
+        audience,
+        exchanges_per_minute: bounded(var("NATIVE_EXCHANGE_PER_MINUTE"), "NATIVE_EXCHANGE_PER_MINUTE", 10, 1..=100_000)? as u32,
+    })
+}
+
+/// One redirect URI a native app may use (RFC 8252): a private-use scheme in reverse-DNS
+/// form (`com.example.app:/oauth/callback`), a claimed `https` URI, or `http` on a
+/// loopback IP literal. Never a fragment, credentials, or a scheme a page could abuse.
+fn native_redirect_uri(entry: &str) -> Result<String, ConfigError> {
+    let problem = |why: &str| invalid("NATIVE_REDIRECT_URIS", format!("`{entry}` {why}"));
+    let url = Url::parse(entry).map_err(|e| problem(&format!("is not a URI ({e})")))?;
+    if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err(problem("must not have a fragment or credentials"));
+    }
+    match url.scheme() {
+        "https" if url.host().is_some() => {}
+        "http" if matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback()) => {}
+        "http" if matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback()) => {}
+        "http" => return Err(problem("must use a loopback IP literal (127.0.0.1 or [::1]) with http")),
+        scheme if scheme.contains('.') && url.host().is_none() => {}
+        _ => return Err(problem("must be https, loopback http, or a reverse-DNS private-use scheme (com.example.app:/callback)")),
+    }
+    Ok(entry.to_owned())
 }
 
 fn logi_config(mode: Mode, var: &impl Fn(&str) -> Option<String>) -> Result<Option<LogiConfig>, ConfigError> {
@@ -373,6 +450,59 @@ mod tests {
         let vars = production(&[("ONE_PASS_URL", "https://logi.example"), ("ONE_PASS_CLIENT_ID", "c"), ("ONE_PASS_CLIENT_SECRET", "very-secret-client-value")]);
         let printed = format!("{:?}", parse(&vars).unwrap());
         assert!(!printed.contains(SECRET) && !printed.contains("very-secret-client-value"), "{printed}");
+    }
+
+    #[test]
+    fn native_apps_are_off_by_default_with_safe_lifetimes() {
+        let native = parse(&production(&[])).unwrap().native;
+        assert!(!native.enabled());
+        assert_eq!(native.access_token_lifetime, Duration::from_secs(600));
+        assert_eq!((native.refresh_idle.as_secs(), native.refresh_absolute.as_secs()), (30 * DAY_SECS, 90 * DAY_SECS));
+        assert_eq!((native.audience.as_str(), native.exchanges_per_minute), ("https://app.example.com", 10));
+    }
+
+    #[test]
+    fn native_redirect_uris_follow_rfc_8252() {
+        let list = "com.example.app:/oauth/callback, https://app.example.com/native, http://127.0.0.1:8765/cb,http://[::1]:9/cb";
+        let native = parse(&production(&[("NATIVE_REDIRECT_URIS", list)])).unwrap().native;
+        assert_eq!(native.redirect_uris.len(), 4);
+        assert_eq!(native.redirect_uris[0], "com.example.app:/oauth/callback");
+        for bad in [
+            "http://localhost:8765/cb",
+            "http://app.example.com/cb",
+            "javascript:alert(1)",
+            "myapp:/cb",
+            "com.example.app:/cb#frag",
+            "https://u:p@app.example.com/cb",
+            "not a uri",
+            "com.example.app:/cb,,https://x.example/cb",
+        ] {
+            let error = parse(&production(&[("NATIVE_REDIRECT_URIS", bad)])).expect_err(bad);
+            assert_eq!(error.variable, "NATIVE_REDIRECT_URIS", "{bad}");
+        }
+        // Development is no more lenient.
+        assert!(parse(&[("APP_ENV", "development"), ("NATIVE_REDIRECT_URIS", "myapp:/cb")]).is_err());
+    }
+
+    #[test]
+    fn native_token_settings_are_bounded() {
+        let vars = production(&[
+            ("NATIVE_ACCESS_TOKEN_MINUTES", "60"),
+            ("NATIVE_TOKEN_AUDIENCE", "https://api.example.com"),
+            ("NATIVE_EXCHANGE_PER_MINUTE", "100000"),
+        ]);
+        let native = parse(&vars).unwrap().native;
+        assert_eq!((native.access_token_lifetime.as_secs(), native.audience.as_str(), native.exchanges_per_minute), (3600, "https://api.example.com", 100_000));
+        for (variable, value) in [
+            ("NATIVE_ACCESS_TOKEN_MINUTES", "0"),
+            ("NATIVE_ACCESS_TOKEN_MINUTES", "61"),
+            ("NATIVE_EXCHANGE_PER_MINUTE", "0"),
+            ("NATIVE_EXCHANGE_PER_MINUTE", "100001"),
+            ("NATIVE_REFRESH_IDLE_DAYS", "0"),
+            ("NATIVE_REFRESH_ABSOLUTE_DAYS", "7"),
+        ] {
+            assert_eq!(error_variable(&production(&[(variable, value)])), variable, "{variable}={value}");
+        }
     }
 
     #[test]

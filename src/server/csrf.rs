@@ -5,6 +5,11 @@
 //! `Sec-Fetch-Site` (which pages cannot set) must say `same-origin`. A request with
 //! neither is refused (fail closed). Together with the
 //! SameSite=Lax session cookie this stops forged cross-site form posts.
+//!
+//! A request that presents `Authorization: Bearer` is exempt: its credential is not
+//! ambient, and a page on another site cannot add that header without a CORS preflight,
+//! which this server never grants. (Routes that accept a bearer refuse a request that
+//! carries a session cookie too.)
 
 use super::config::Config;
 use axum::extract::{Request, State};
@@ -19,7 +24,7 @@ use url::Url;
 /// in front of every route, so a new route cannot forget it.
 pub async fn reject_cross_site_mutations(State(config): State<Arc<Config>>, request: Request, next: Next) -> Response {
     let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !safe {
+    if !safe && super::request::bearer_token(request.headers()).is_none() {
         if let Err(rejection) = require_same_origin(request.headers(), &config.app_url) {
             return rejection.into_response();
         }

@@ -77,7 +77,18 @@ mod tests {
         assert!(path.exists());
         assert_eq!(
             table_names(&pool).await,
-            ["identities", "login_tokens", "logins", "passwords", "sign_in_attempts", "tower_sessions", "used_logins", "users"]
+            [
+                "device_refresh_tokens",
+                "identities",
+                "login_tokens",
+                "logins",
+                "passwords",
+                "sign_in_attempts",
+                "signing_keys",
+                "tower_sessions",
+                "used_logins",
+                "users"
+            ]
         );
         let journal: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&pool).await.unwrap();
         assert_eq!(journal, "wal");

@@ -7,6 +7,7 @@ use base64::Engine;
 use logi_bff::auth::errors::AuthError;
 use logi_bff::auth::oidc::{Provider, UserInfo};
 use logi_bff::ids::Subject;
+use logi_bff::login::tokens::TokenError;
 use logi_bff::server::config::LogiConfig;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -35,7 +36,7 @@ fn claims(issuer: &str) -> Value {
 }
 
 async fn verify(provider: &Provider, token: String) -> Result<Subject, AuthError> {
-    provider.verify_id_token(&SecretString::from(token), NONCE, &SecretString::from(ACCESS_TOKEN)).await
+    provider.verify_id_token(&SecretString::from(token), Some(NONCE), &SecretString::from(ACCESS_TOKEN)).await
 }
 
 /// Verifies `claims` after `edit`, signed by key 0 as "k1".
@@ -191,6 +192,6 @@ async fn without_a_client_secret_no_code_is_sent_to_the_provider() {
     let (double, _) = provider_double().await;
     let config = LogiConfig { issuer_url: Url::parse(&double.issuer).unwrap(), client_id: CLIENT_ID.into(), client_secret: None, scopes: vec![] };
     let provider = Provider::new(&config, Url::parse("http://localhost/cb").unwrap()).unwrap();
-    assert_eq!(provider.exchange_code("code", "verifier").await.err(), Some(AuthError::ServerMisconfiguredNoSecret));
+    assert_eq!(provider.exchange_code("code", "verifier", "http://localhost/cb").await.err(), Some(TokenError::NoClientSecret));
     assert_eq!(double.hits("discovery"), 0);
 }

@@ -5,6 +5,7 @@
 mod anonymous;
 mod custody;
 mod id_tokens;
+mod native;
 mod provider;
 mod proxy;
 mod server_fns;

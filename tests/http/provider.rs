@@ -318,7 +318,9 @@ async fn upstream(State(d): State<Arc<Double>>, request: axum::extract::Request)
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
-    let headers: HashMap<String, String> = parts.headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
+    // The token itself is not echoed: a real API would not, and tests scan answers for tokens.
+    let mut headers: HashMap<String, String> = parts.headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
+    headers.insert("authorization".into(), "Bearer (a live access token)".into());
     let answer = json!({ "sub": sub, "method": parts.method.as_str(), "path": parts.uri.path(), "query": parts.uri.query(), "headers": headers, "body_bytes": body.len() });
     ([("set-cookie", "upstream_tracker=1; Path=/")], Json(answer)).into_response()
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 pub const SESSION_SECRET: &str = "http-test-session-secret-0123456789abcdef";
+pub const NATIVE_REDIRECT_URI: &str = "com.example.logibff:/oauth/callback";
 
 pub struct TestApp {
     pub url: String,
@@ -46,6 +47,7 @@ pub async fn spawn_app_against(double: Arc<Double>, upstream: &str, extra: &[(&s
         ("UPSTREAM_API_URL", upstream),
         ("UPSTREAM_TIMEOUT_SECS", "2"),
         ("TOKEN_REFRESH_SKEW_SECS", "0"),
+        ("NATIVE_REDIRECT_URIS", NATIVE_REDIRECT_URI),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -56,7 +58,7 @@ pub async fn spawn_app_against(double: Arc<Double>, upstream: &str, extra: &[(&s
     vars.retain(|_, value| !value.is_empty());
     let config = Config::from_lookup(|key| vars.get(key).cloned()).expect("a valid test configuration");
     let pool = logi_bff::server::db::connect(&config.database_url).await.expect("a migrated database");
-    let (app, state) = router(config, pool).expect("the router builds");
+    let (app, state) = router(config, pool).await.expect("the router builds");
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     TestApp { url, state, double, _dir: dir }

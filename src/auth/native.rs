@@ -1,0 +1,385 @@
+//! Native apps, the seed's "Confidential + BFF" exchange: the app runs PKCE against
+//! logi itself and sends us the code; we redeem it with our client secret, check it as
+//! for a browser, start a device login and answer with **our** tokens. Also our token
+//! endpoint (refresh rotation), revocation, and the JWKS that verifies our tokens.
+//!
+//! These routes sit outside the session and cross-site layers: they ignore cookies
+//! entirely and carry no ambient credential. Errors use the RFC 6749 §5.2 shape.
+
+use super::flow::Auth;
+use super::oidc::Provider;
+use super::profile;
+use crate::accounts::{store as accounts, throttle};
+use crate::login::device::DeviceTokens;
+use crate::login::tokens::{self, TokenError, TokenSet};
+use crate::login::{Logins, User};
+use crate::server::request::peer_address;
+use crate::server::AppError;
+use axum::body::{to_bytes, Body};
+use axum::extract::{FromRef, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub const EXCHANGE: &str = "/api/auth/logi/exchange";
+pub const TOKEN: &str = "/api/auth/token";
+pub const REVOKE: &str = "/api/auth/revoke";
+pub const JWKS: &str = "/.well-known/jwks.json";
+const MAX_BODY_BYTES: usize = 16 * 1024;
+const MAX_CODE_BYTES: usize = 2048;
+const MAX_NONCE_BYTES: usize = 512;
+const MAX_DEVICE_NAME_CHARS: usize = 200;
+
+pub fn routes<S>() -> Router<S>
+where
+    Arc<Logins>: FromRef<S>,
+    Option<Arc<Provider>>: FromRef<S>,
+    Arc<crate::server::config::Config>: FromRef<S>,
+    sqlx::SqlitePool: FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
+    Router::new().route(EXCHANGE, post(exchange)).route(TOKEN, post(token)).route(REVOKE, post(revoke)).route(JWKS, get(jwks))
+}
+
+/// Every error of these routes, as `{"error", "error_description"}`.
+#[derive(Debug, PartialEq, Eq)]
+enum NativeError {
+    /// `NATIVE_REDIRECT_URIS` is not set: native apps are off.
+    NotEnabled,
+    InvalidRequest(&'static str),
+    InvalidGrant,
+    UnsupportedGrantType,
+    InvalidIdToken,
+    UserinfoFailed,
+    ProviderUnavailable,
+    SlowDown {
+        retry_after_secs: i64,
+    },
+    LogiNotConfigured,
+    Internal,
+}
+
+impl NativeError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::NotEnabled => (StatusCode::NOT_FOUND, "not_found", "Native apps are not enabled on this server."),
+            Self::InvalidRequest(why) => (StatusCode::BAD_REQUEST, "invalid_request", why),
+            Self::InvalidGrant => (StatusCode::BAD_REQUEST, "invalid_grant", "The grant is invalid, expired, revoked or was already used."),
+            Self::UnsupportedGrantType => (StatusCode::BAD_REQUEST, "unsupported_grant_type", "Only grant_type=refresh_token is supported here."),
+            Self::InvalidIdToken => (StatusCode::BAD_REQUEST, "invalid_id_token", "logi's id_token failed verification."),
+            Self::UserinfoFailed => (StatusCode::BAD_REQUEST, "userinfo_failed", "logi's userinfo could not be read or did not match."),
+            Self::ProviderUnavailable => (StatusCode::BAD_GATEWAY, "provider_unavailable", "logi could not be reached or did not answer properly."),
+            Self::SlowDown { .. } => (StatusCode::TOO_MANY_REQUESTS, "slow_down", "Too many exchanges from this address; retry later."),
+            Self::LogiNotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "logi_not_configured", "logi sign-in is not configured on this server."),
+            Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "Something went wrong on our side."),
+        }
+    }
+}
+
+impl IntoResponse for NativeError {
+    fn into_response(self) -> Response {
+        let (status, error, description) = self.parts();
+        let mut response = no_store((status, Json(serde_json::json!({ "error": error, "error_description": description }))).into_response());
+        if let Self::SlowDown { retry_after_secs } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}
+
+impl From<AppError> for NativeError {
+    fn from(error: AppError) -> Self {
+        error.logged();
+        Self::Internal
+    }
+}
+
+fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// The token response: our tokens only. `user` only after an exchange.
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    token_type: &'static str,
+    access_token: &'a str,
+    expires_in: i64,
+    refresh_token: &'a str,
+    refresh_expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<User>,
+}
+
+fn token_response(tokens: &DeviceTokens, user: Option<User>) -> Response {
+    let body = TokenResponse {
+        token_type: "Bearer",
+        access_token: tokens.access_token.expose_secret(),
+        expires_in: tokens.expires_in,
+        refresh_token: tokens.refresh_token.expose_secret(),
+        refresh_expires_in: tokens.refresh_expires_in,
+        user,
+    };
+    no_store(Json(body).into_response())
+}
+
+/// `POST /api/auth/logi/exchange`.
+async fn exchange(auth: Auth, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    redeem(&auth, &parts, body).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn redeem(auth: &Auth, parts: &Parts, body: Body) -> Result<Response, NativeError> {
+    let native = &auth.config.native;
+    if !native.enabled() {
+        return Err(NativeError::NotEnabled);
+    }
+    let address = peer_address(&parts.extensions);
+    let headers = &parts.headers;
+    if let Err(retry_after_secs) = throttle::take(&auth.pool, &format!("exchange:{address}"), native.exchanges_per_minute.into(), 60).await? {
+        return Err(NativeError::SlowDown { retry_after_secs });
+    }
+    if !is_json(headers) {
+        return Err(NativeError::InvalidRequest("The body must be JSON (Content-Type: application/json)."));
+    }
+    let request = ExchangeRequest::parse(&read_body(body).await?)?;
+    let provider = auth.logi.as_deref().ok_or(NativeError::LogiNotConfigured)?;
+    if !native.redirect_uris.contains(&request.redirect_uri) {
+        return Err(NativeError::InvalidRequest("redirect_uri is not one of this server's native redirect URIs."));
+    }
+    let grant = provider.exchange_code(&request.code, &request.code_verifier, &request.redirect_uri).await.map_err(refused_code)?;
+    match sign_in(auth, provider, &request, &grant).await {
+        Ok(response) => Ok(response),
+        Err(error) => {
+            // The app will not get these tokens: logi's refresh token must not outlive the failure.
+            tokens::revoke(provider, &grant.refresh_token.into_iter().collect::<Vec<_>>()).await;
+            Err(error)
+        }
+    }
+}
+
+/// Verified id_token → userinfo → the user, the device login, its tokens: one transaction.
+async fn sign_in(auth: &Auth, provider: &Provider, request: &ExchangeRequest, grant: &TokenSet) -> Result<Response, NativeError> {
+    let id_token = grant.id_token.as_ref().ok_or(NativeError::InvalidIdToken)?;
+    let sub = provider.verify_id_token(id_token, request.nonce.as_deref(), &grant.access_token).await.map_err(from_auth_error)?;
+    let info = provider.userinfo(&grant.access_token, &sub).await.map_err(from_auth_error)?;
+    let mut tx = auth.pool.begin_with("BEGIN IMMEDIATE").await.map_err(AppError::from)?;
+    let user_id = accounts::user_for_identity(&mut tx, provider.issuer(), &sub, &profile::from_userinfo(&info)).await?;
+    let (login, tokens) = auth.logins.start_device(&mut tx, user_id, request.device_name.as_deref(), grant).await?;
+    tx.commit().await.map_err(AppError::from)?;
+    auth.logins.forget_user(user_id);
+    tracing::info!(login = %login.id, "native app signed in");
+    let user = auth.logins.user(&login).await?;
+    Ok(token_response(&tokens, user))
+}
+
+/// logi refused the code: the app's fault (`invalid_grant`) unless logi failed or refused us.
+fn refused_code(error: TokenError) -> NativeError {
+    match error {
+        TokenError::Refused { status, .. } if status >= 500 => NativeError::ProviderUnavailable,
+        TokenError::Refused { error, .. } if error == "invalid_client" => {
+            tracing::error!("logi refused our client credentials (check ONE_PASS_CLIENT_ID / ONE_PASS_CLIENT_SECRET)");
+            NativeError::ProviderUnavailable
+        }
+        TokenError::Refused { .. } => NativeError::InvalidGrant,
+        TokenError::Malformed(_) | TokenError::Unreachable => NativeError::ProviderUnavailable,
+        TokenError::NoClientSecret => NativeError::LogiNotConfigured,
+    }
+}
+
+fn from_auth_error(error: super::errors::AuthError) -> NativeError {
+    use super::errors::AuthError;
+    match error {
+        AuthError::IdTokenInvalid | AuthError::NoSubjectInIdToken => NativeError::InvalidIdToken,
+        AuthError::UserinfoFailed | AuthError::UserinfoSubMismatch => NativeError::UserinfoFailed,
+        AuthError::ProviderUnreachable => NativeError::ProviderUnavailable,
+        other => {
+            tracing::error!(code = %other.code(), "unexpected sign-in error in the native exchange");
+            NativeError::Internal
+        }
+    }
+}
+
+/// The exchange's JSON body, checked field by field.
+struct ExchangeRequest {
+    code: String,
+    code_verifier: String,
+    redirect_uri: String,
+    nonce: Option<String>,
+    device_name: Option<String>,
+}
+
+impl ExchangeRequest {
+    fn parse(body: &[u8]) -> Result<Self, NativeError> {
+        #[derive(Deserialize)]
+        struct Raw {
+            code: Option<String>,
+            code_verifier: Option<String>,
+            redirect_uri: Option<String>,
+            nonce: Option<String>,
+            device_name: Option<String>,
+        }
+        let raw: Raw = serde_json::from_slice(body).map_err(|_| NativeError::InvalidRequest("The body is not a JSON object of string fields."))?;
+        let code = raw.code.filter(|code| is_line(code, MAX_CODE_BYTES)).ok_or(NativeError::InvalidRequest("code is missing or malformed."))?;
+        let code_verifier = raw
+            .code_verifier
+            .filter(|verifier| is_pkce_verifier(verifier))
+            .ok_or(NativeError::InvalidRequest("code_verifier is missing or malformed (RFC 7636)."))?;
+        let redirect_uri = raw.redirect_uri.ok_or(NativeError::InvalidRequest("redirect_uri is missing."))?;
+        if raw.nonce.as_deref().is_some_and(|nonce| !is_line(nonce, MAX_NONCE_BYTES)) {
+            return Err(NativeError::InvalidRequest("nonce is malformed."));
+        }
+        if raw.device_name.as_deref().is_some_and(|name| name.chars().count() > MAX_DEVICE_NAME_CHARS) {
+            return Err(NativeError::InvalidRequest("device_name is longer than 200 characters."));
+        }
+        Ok(Self { code, code_verifier, redirect_uri, nonce: raw.nonce, device_name: raw.device_name })
+    }
+}
+
+/// Non-empty, at most `max` bytes, no control characters.
+fn is_line(value: &str, max: usize) -> bool {
+    !value.is_empty() && value.len() <= max && !value.chars().any(char::is_control)
+}
+
+/// RFC 7636 §4.1: 43 to 128 characters of `[A-Za-z0-9-._~]`.
+fn is_pkce_verifier(value: &str) -> bool {
+    (43..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    content_type(headers).is_some_and(|essence| essence == "application/json")
+}
+
+/// The media type without parameters, lowercased.
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+}
+
+async fn read_body(body: Body) -> Result<axum::body::Bytes, NativeError> {
+    to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| NativeError::InvalidRequest("The body is larger than 16 KiB or could not be read."))
+}
+
+/// The string fields of a form-encoded or JSON body (first value of a repeated key wins).
+async fn fields(headers: &HeaderMap, body: Body) -> Result<HashMap<String, String>, NativeError> {
+    let bytes = read_body(body).await?;
+    match content_type(headers).as_deref() {
+        Some("application/x-www-form-urlencoded") => {
+            let mut fields = HashMap::new();
+            for (key, value) in form_urlencoded::parse(&bytes) {
+                fields.entry(key.into_owned()).or_insert_with(|| value.into_owned());
+            }
+            Ok(fields)
+        }
+        Some("application/json") => {
+            let object: HashMap<String, serde_json::Value> =
+                serde_json::from_slice(&bytes).map_err(|_| NativeError::InvalidRequest("The body is not a JSON object."))?;
+            Ok(object.into_iter().filter_map(|(key, value)| Some((key, value.as_str()?.to_owned()))).collect())
+        }
+        _ => Err(NativeError::InvalidRequest("The body must be form-encoded or JSON.")),
+    }
+}
+
+/// `POST /api/auth/token`: `grant_type=refresh_token&refresh_token=…` → a new pair.
+async fn token(State(logins): State<Arc<Logins>>, State(config): State<Arc<crate::server::config::Config>>, headers: HeaderMap, body: Body) -> Response {
+    refresh(&logins, config.native.enabled(), &headers, body).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn refresh(logins: &Logins, enabled: bool, headers: &HeaderMap, body: Body) -> Result<Response, NativeError> {
+    if !enabled {
+        return Err(NativeError::NotEnabled);
+    }
+    let mut fields = fields(headers, body).await?;
+    match fields.remove("grant_type").as_deref() {
+        Some("refresh_token") => {}
+        Some(_) => return Err(NativeError::UnsupportedGrantType),
+        None => return Err(NativeError::InvalidRequest("grant_type is missing.")),
+    }
+    let presented = SecretString::from(fields.remove("refresh_token").ok_or(NativeError::InvalidRequest("refresh_token is missing."))?);
+    let tokens = logins.refresh_device(presented.expose_secret()).await?.ok_or(NativeError::InvalidGrant)?;
+    Ok(token_response(&tokens, None))
+}
+
+/// `POST /api/auth/revoke` (RFC 7009): `token=<refresh token>` ends that device login.
+/// Always `200` for a well-formed request, whether the token was known or not.
+async fn revoke(State(logins): State<Arc<Logins>>, State(config): State<Arc<crate::server::config::Config>>, headers: HeaderMap, body: Body) -> Response {
+    let revoked = async {
+        if !config.native.enabled() {
+            return Err(NativeError::NotEnabled);
+        }
+        let token = SecretString::from(fields(&headers, body).await?.remove("token").ok_or(NativeError::InvalidRequest("token is missing."))?);
+        logins.revoke_device(token.expose_secret()).await?;
+        Ok(no_store(StatusCode::OK.into_response()))
+    };
+    revoked.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /.well-known/jwks.json`: the public keys of our access tokens.
+async fn jwks(State(logins): State<Arc<Logins>>, State(config): State<Arc<crate::server::config::Config>>) -> Response {
+    if !config.native.enabled() {
+        return NativeError::NotEnabled.into_response();
+    }
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], logins.devices().jwks()).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VERIFIER: &str = "0123456789abcdef0123456789abcdef0123456789a";
+
+    fn parse(body: serde_json::Value) -> Result<ExchangeRequest, NativeError> {
+        ExchangeRequest::parse(body.to_string().as_bytes())
+    }
+
+    #[test]
+    fn exchange_bodies_are_checked_field_by_field() {
+        let good = serde_json::json!({ "code": "c", "code_verifier": VERIFIER, "redirect_uri": "com.example.app:/cb" });
+        let parsed = parse(good.clone()).unwrap();
+        assert_eq!((parsed.code.as_str(), parsed.nonce, parsed.device_name), ("c", None, None));
+        let with = |key: &str, value: serde_json::Value| {
+            let mut body = good.clone();
+            body[key] = value;
+            parse(body).err()
+        };
+        for (key, value) in [
+            ("code", serde_json::json!("")),
+            ("code", serde_json::json!(42)),
+            ("code", serde_json::json!("a".repeat(MAX_CODE_BYTES + 1))),
+            ("code", serde_json::json!("a\nb")),
+            ("code_verifier", serde_json::json!("short")),
+            ("code_verifier", serde_json::json!(format!("{VERIFIER}!"))),
+            ("code_verifier", serde_json::json!("a".repeat(129))),
+            ("redirect_uri", serde_json::Value::Null),
+            ("nonce", serde_json::json!("")),
+            ("nonce", serde_json::json!(["n"])),
+            ("device_name", serde_json::json!("é".repeat(201))),
+        ] {
+            assert!(matches!(with(key, value.clone()), Some(NativeError::InvalidRequest(_))), "{key}: {value}");
+        }
+        assert!(with("device_name", serde_json::json!("é".repeat(200))).is_none());
+        for not_an_object in ["", "[]", "null", "{", "\"code\""] {
+            assert!(matches!(ExchangeRequest::parse(not_an_object.as_bytes()), Err(NativeError::InvalidRequest(_))), "{not_an_object}");
+        }
+    }
+
+    #[test]
+    fn logi_refusals_map_to_oauth_errors() {
+        let refused = |status, error: &str| refused_code(TokenError::Refused { status, error: error.into() });
+        assert_eq!(refused(400, "invalid_grant"), NativeError::InvalidGrant);
+        assert_eq!(refused(401, "invalid_client"), NativeError::ProviderUnavailable);
+        assert_eq!(refused(503, ""), NativeError::ProviderUnavailable);
+        assert_eq!(refused_code(TokenError::Malformed(200)), NativeError::ProviderUnavailable);
+        assert_eq!(refused_code(TokenError::NoClientSecret), NativeError::LogiNotConfigured);
+    }
+}
