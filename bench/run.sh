@@ -5,7 +5,8 @@
 # the app and the ceiling, then measures with wrk (Debian's package):
 #   (a) the ceiling: a bare axum handler            (b) GET /api/auth/me with a session
 #   (c) GET /api/proxy/x with a session -> ceiling   (d) the ceiling's /x directly
-# plus p50/p99 of 100 full logins, the app's RSS idle and after load, the wasm size, and
+#   (e) GET /api/auth/me with a native app's bearer access token
+# plus p50/p99 of 100 full logins and of 100 native exchanges, the app's RSS idle and after load, the wasm size, and
 # 5 s of anonymous GET /api/auth/login, >100k requests (throughput, database size
 # before/after, RSS after).
 # Prints a markdown table with the ratios (b)/(a) and (c)/(d) and the targets.
@@ -37,7 +38,8 @@ cp target/release/logi-bff "$work/"
 (cd "$work" && APP_ENV=production APP_URL=http://localhost:$app_port LEPTOS_SITE_ADDR=127.0.0.1:$app_port \
   SESSION_SECRET=bench-session-secret-0123456789abcdef0123456789 DATABASE_URL="sqlite://$work/bench.db" \
   ONE_PASS_URL=http://127.0.0.1:$provider_port ONE_PASS_CLIENT_ID=bench ONE_PASS_CLIENT_SECRET=bench-secret \
-  UPSTREAM_API_URL=http://$ceiling_addr RUST_LOG=warn exec ./logi-bff >"$work/app.log" 2>&1) &
+  UPSTREAM_API_URL=http://$ceiling_addr NATIVE_REDIRECT_URIS=com.example.logibff:/oauth/callback NATIVE_EXCHANGE_PER_MINUTE=100000 \
+  RUST_LOG=warn exec ./logi-bff >"$work/app.log" 2>&1) &
 app_pid=$!
 pids+=($app_pid)
 
@@ -64,6 +66,27 @@ cookie=$(awk '$6 == "logi_bff_session" { print $6 "=" $7 }' "$work/jar")
 curl -fs -H "Cookie: $cookie" "http://localhost:$app_port/api/auth/me" | grep -q '"sub"' || { echo "bench: the session is not signed in" >&2; exit 1; }
 curl -fs -H "Cookie: $cookie" -H "X-CSRF: 1" "http://localhost:$app_port/api/proxy/x" | grep -q bench-user || { echo "bench: the proxy does not reach the ceiling" >&2; exit 1; }
 
+# 100 native exchanges (the app's PKCE + authorize at the provider, untimed; then the timed
+# POST /api/auth/logi/exchange: code redemption, id_token, userinfo, device login, our tokens).
+(cd end2end && node --input-type=module -e "
+  import { authorize, exchange } from './native-client.mjs';
+  const settings = { providerUrl: 'http://127.0.0.1:$provider_port', clientId: 'bench', redirectUri: 'com.example.logibff:/oauth/callback', loginHint: 'alice' };
+  const times = [];
+  let tokens;
+  for (let run = 0; run < 100; run++) {
+    const authorization = await authorize(settings);
+    const started = performance.now();
+    const answer = await exchange('http://localhost:$app_port', authorization, 'bench');
+    times.push(performance.now() - started);
+    if (answer.status !== 200) throw new Error('exchange: ' + answer.status + ' ' + JSON.stringify(answer.body));
+    tokens = answer.body;
+  }
+  times.sort((x, y) => x - y);
+  console.log(times[49].toFixed(1), times[98].toFixed(1), tokens.access_token);
+") >"$work/exchanges"
+read -r exchange_p50 exchange_p99 bearer <"$work/exchanges"
+curl -fs -H "Authorization: Bearer $bearer" "http://localhost:$app_port/api/auth/me" | grep -q '"sub"' || { echo "bench: the bearer is not signed in" >&2; exit 1; }
+
 rps() { # url [headers...]
   local url=$1; shift
   local args=()
@@ -74,6 +97,7 @@ a=$(rps "http://$ceiling_addr/x")
 b=$(rps "http://localhost:$app_port/api/auth/me" "Cookie: $cookie")
 c=$(rps "http://localhost:$app_port/api/proxy/x" "Cookie: $cookie" "X-CSRF: 1")
 d=$(rps "http://$ceiling_addr/x")
+e=$(rps "http://localhost:$app_port/api/auth/me" "Authorization: Bearer $bearer")
 rss_load=$(rss_kb)
 
 # The login-start flood of issue 14: 100k cookie-less GET /api/auth/login must leave the
@@ -94,7 +118,7 @@ wasm_raw=$(stat -c %s "$wasm")
 wasm_gz=$(gzip -9 -c "$wasm" | wc -c)
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN { printf "%.2f", x / y }'; }
 verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { ok = (dir == ">=") ? v >= t : v <= t; print ok ? "met" : "MISSED" }'; }
-rb=$(ratio "$b" "$a") rc=$(ratio "$c" "$d")
+rb=$(ratio "$b" "$a") rc=$(ratio "$c" "$d") re=$(ratio "$e" "$b")
 rss_load_mb=$(awk -v k="$rss_load" 'BEGIN { printf "%.1f", k / 1024 }')
 
 cat <<TABLE
@@ -104,7 +128,9 @@ cat <<TABLE
 | (b) \`GET /api/auth/me\` with a session | $b req/s = **$rb× (a)** | ≥ 0.6× ($(verdict "$rb" 0.6 ">=")) |
 | (c) \`GET /api/proxy/x\` with a session → fast upstream | $c req/s = **$rc× (d)** | ≥ 0.35× ($(verdict "$rc" 0.35 ">=")) |
 | (d) that upstream directly | $d req/s | |
+| (e) \`GET /api/auth/me\` with a native app's bearer | $e req/s = **$re× (b)** | |
 | full login (app → logi → callback → home), 100 runs | p50 $p50 ms, p99 $p99 ms | |
+| native exchange (\`POST /api/auth/logi/exchange\`), 100 runs | p50 $exchange_p50 ms, p99 $exchange_p99 ms | |
 | server RSS idle / after load | $(awk -v k="$rss_idle" 'BEGIN { printf "%.1f", k / 1024 }') MB / $rss_load_mb MB | ≤ 60 MB after load ($(verdict "$rss_load_mb" 60 "<=")) |
 | release wasm raw / gzip -9 | $wasm_raw B / $wasm_gz B | |
 | $flood_requests anonymous \`GET /api/auth/login\` | $flood_rps req/s; database $db_before → $db_after B, session/login rows $rows_before → $rows_after | must not grow ($flat) |

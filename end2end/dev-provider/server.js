@@ -5,6 +5,7 @@
 //   PROVIDER_PORT (9090)  PROVIDER_HOST (127.0.0.1)
 //   CLIENT_ID (logi-bff-dev)  CLIENT_SECRET (logi-bff-dev-secret)
 //   APP_URLS (http://localhost:3000): comma-separated app origins allowed as redirect targets
+//   NATIVE_REDIRECT_URIS (com.example.logibff:/oauth/callback): the native app's redirect URIs
 //   ACCESS_TOKEN_TTL (600 seconds)
 //   UPSTREAM_PORT (unset): also serve the tiny upstream API (upstream.js) on this port
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
@@ -20,6 +21,7 @@ const ISSUER = `http://${HOST}:${PORT}`;
 const CLIENT_ID = process.env.CLIENT_ID || 'logi-bff-dev';
 const CLIENT_SECRET = process.env.CLIENT_SECRET || 'logi-bff-dev-secret';
 const APP_URLS = (process.env.APP_URLS || 'http://localhost:3000').split(',').map((u) => u.trim().replace(/\/$/, ''));
+const NATIVE_REDIRECT_URIS = (process.env.NATIVE_REDIRECT_URIS || 'com.example.logibff:/oauth/callback').split(',').map((u) => u.trim());
 const ACCESS_TOKEN_TTL = Number(process.env.ACCESS_TOKEN_TTL || 600);
 
 function signingKey() {
@@ -39,13 +41,17 @@ function loginHintPolicy() {
 }
 
 const configuration = {
+  // One confidential client for the BFF and the native app it serves ("Confidential +
+  // BFF"): the app authorizes with its own redirect URI, the BFF redeems the code with
+  // the secret. `native` is what lets oidc-provider register a private-use scheme.
   clients: [{
     client_id: CLIENT_ID,
     client_secret: CLIENT_SECRET,
+    application_type: 'native',
     token_endpoint_auth_method: 'client_secret_basic',
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
-    redirect_uris: APP_URLS.map((origin) => `${origin}/api/auth/callback`),
+    redirect_uris: [...APP_URLS.map((origin) => `${origin}/api/auth/callback`), ...NATIVE_REDIRECT_URIS],
     post_logout_redirect_uris: APP_URLS.map((origin) => `${origin}/`),
   }],
   jwks: { keys: [signingKey()] },

@@ -54,6 +54,8 @@ export function appEnv(port = APP_PORT, overrides: Record<string, string | undef
     UPSTREAM_TIMEOUT_SECS: '2',
     // With 5 s tokens the default 30 s skew would refresh on every call.
     TOKEN_REFRESH_SKEW_SECS: '1',
+    // The native app's redirect URI, registered for the same client at the dev provider.
+    NATIVE_REDIRECT_URIS: 'com.example.logibff:/oauth/callback',
     RUST_LOG: 'info,logi_bff=debug',
   };
   for (const [key, value] of Object.entries(overrides)) {
