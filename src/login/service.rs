@@ -260,8 +260,8 @@ impl Logins {
     }
 
     /// Entries held by the in-process caches (session records, login rows, users,
-    /// opened tokens): what tests and the benchmark watch stay flat under anonymous load.
+    /// opened tokens, verified bearers): what tests and the benchmark watch stay flat under anonymous load.
     pub fn cached_entries(&self) -> usize {
-        self.sessions.len() + self.rows.len() + self.users.len() + self.tokens.cached_entries()
+        self.sessions.len() + self.rows.len() + self.users.len() + self.tokens.cached_entries() + self.devices.cached_entries()
     }
 }

@@ -245,6 +245,7 @@ async fn bad_bearers_get_401_with_the_bearer_challenge() {
     let lenient = forge(&app, es256.clone(), with("exp", json!(now - 30))).await;
     assert_eq!(with_bearer(&app, Method::GET, "/api/auth/me", &lenient).await.status, StatusCode::OK);
 
+    let cached = app.state.logins.cached_entries();
     for (name, token) in bad {
         for (method, path) in [(Method::GET, "/api/auth/me"), (Method::POST, "/api/proxy/echo")] {
             let answer = with_bearer(&app, method, path, &token).await;
@@ -253,6 +254,9 @@ async fn bad_bearers_get_401_with_the_bearer_challenge() {
         }
     }
     assert_eq!(app.double.hits("upstream"), 0, "a bad bearer reached the upstream");
+    // Only the two tokens our key signed ("another user", "an unknown login") are remembered
+    // as verified; the login check still refuses them at every use.
+    assert_eq!(app.state.logins.cached_entries(), cached + 2, "a token we did not sign was cached");
 }
 
 #[tokio::test]
