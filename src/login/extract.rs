@@ -20,12 +20,6 @@ pub struct MaybeLogin {
     pub session: BrowserSession,
 }
 
-/// The request's live login; answers `401 {"error":"not_signed_in"}` without one.
-pub struct CurrentLogin {
-    pub login: Login,
-    pub session: BrowserSession,
-}
-
 /// The request's live login, found by its session cookie or its bearer access token.
 pub struct ApiLogin {
     pub login: Option<Login>,
@@ -35,7 +29,6 @@ pub struct ApiLogin {
 }
 
 pub enum LoginRejection {
-    NotSignedIn,
     /// A session cookie and a bearer token on one request: which one speaks is ambiguous.
     CookieAndBearer,
     /// `401` with `WWW-Authenticate: Bearer error="invalid_token"`.
@@ -46,7 +39,6 @@ pub enum LoginRejection {
 impl IntoResponse for LoginRejection {
     fn into_response(self) -> Response {
         match self {
-            Self::NotSignedIn => json_error(StatusCode::UNAUTHORIZED, "not_signed_in"),
             Self::CookieAndBearer => json_error(StatusCode::BAD_REQUEST, "invalid_request"),
             Self::InvalidToken => invalid_token("invalid_token"),
             Self::Failed(error) => error.into_response(),
@@ -108,20 +100,6 @@ where
 
 #[derive(Clone)]
 struct FoundLogin(Option<Login>, BrowserSession);
-
-impl<S> FromRequestParts<S> for CurrentLogin
-where
-    Arc<Logins>: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = LoginRejection;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let MaybeLogin { login, session } = MaybeLogin::from_request_parts(parts, state).await.map_err(LoginRejection::Failed)?;
-        let login = login.ok_or(LoginRejection::NotSignedIn)?;
-        Ok(Self { login, session })
-    }
-}
 
 /// For server functions: the login service (from context) and this request's login and session.
 pub async fn from_server_fn() -> Result<(Arc<Logins>, MaybeLogin), AppError> {

@@ -28,7 +28,7 @@ pub mod store;
 pub mod tokens;
 
 #[cfg(feature = "ssr")]
-pub use extract::{from_server_fn, invalid_token, ApiLogin, CurrentLogin, LoginRejection, MaybeLogin};
+pub use extract::{from_server_fn, invalid_token, ApiLogin, LoginRejection, MaybeLogin};
 #[cfg(feature = "ssr")]
 pub use service::{Login, Logins};
 #[cfg(feature = "ssr")]
