@@ -38,7 +38,7 @@ pub struct Logins {
     refresh_skew_secs: i64,
     rows: Expiring<LoginId, LoginRow>,
     users: Expiring<LoginId, (UserId, User)>,
-    pub(super) tokens: Custody,
+    pub(super) tokens: Arc<Custody>,
     /// logi, for refresh grants and revocation; `None` when logi is not configured.
     authority: Option<Arc<dyn TokenAuthority>>,
     pending: PendingCookie,
@@ -66,7 +66,7 @@ impl Logins {
             refresh_skew_secs: config.token_refresh_skew_secs,
             rows: cache(),
             users: cache(),
-            tokens: Custody::new(&config.session_secret),
+            tokens: Arc::new(Custody::new(&config.session_secret)),
             authority,
             pending: PendingCookie::new(config),
             sessions,
@@ -153,7 +153,7 @@ impl Logins {
     /// A fresh logi access token for the login, refreshed single-flight when needed. A
     /// login that ended meanwhile (its tokens went with it) is `Expired`, not `NoTokens`.
     pub async fn access_token(&self, login: &Login) -> Result<SecretString, CustodyError> {
-        let authority = self.authority.as_deref().ok_or(CustodyError::NoTokens)?;
+        let authority = self.authority.as_ref().ok_or(CustodyError::NoTokens)?;
         match self.tokens.access_token(&self.pool, authority, &login.id, self.refresh_skew_secs).await {
             Err(CustodyError::NoTokens) if self.row(&login.id).await?.is_none() => Err(CustodyError::Expired),
             other => other,

@@ -8,7 +8,9 @@
 //! logi rotates refresh tokens and revokes the whole family when an old one is used
 //! again, so two refreshes of one login must never race: each login has a lock, the
 //! refresh happens under it, and the rotated tokens are stored before it is released.
-//! Requests that waited reread the row and use the fresh access token.
+//! Requests that waited reread the row and use the fresh access token. The refresh runs
+//! in its own task, so it completes (and stores the rotated tokens) even when the
+//! request that started it is dropped.
 
 use super::cache::Expiring;
 use crate::ids::{LoginId, UserId};
@@ -202,9 +204,9 @@ impl Custody {
     /// A fresh access token for the login, refreshing it first when it expires within
     /// `skew_secs`, at most one refresh per login at a time.
     pub async fn access_token(
-        &self,
+        self: &Arc<Self>,
         pool: &SqlitePool,
-        authority: &dyn TokenAuthority,
+        authority: &Arc<dyn TokenAuthority>,
         login_id: &LoginId,
         skew_secs: i64,
     ) -> Result<SecretString, CustodyError> {
@@ -212,9 +214,21 @@ impl Custody {
         if held.is_fresh(skew_secs) {
             return Ok(held.access_token);
         }
+        // The refresh runs in a task of its own: a client that disconnects must not cancel
+        // it after logi has rotated the refresh token but before the new one is stored.
+        let (custody, pool, authority, login_id) = (self.clone(), pool.clone(), authority.clone(), login_id.clone());
+        let refresh = tokio::spawn(async move { custody.refresh(&pool, authority.as_ref(), &login_id, skew_secs).await });
+        refresh.await.unwrap_or_else(|panicked| {
+            tracing::error!(%panicked, "the refresh task failed");
+            Err(CustodyError::Internal)
+        })
+    }
+
+    /// Under the login's lock: rereads the tokens (whoever held the lock before may have
+    /// refreshed already), else trades the refresh token and stores the rotated ones.
+    async fn refresh(&self, pool: &SqlitePool, authority: &dyn TokenAuthority, login_id: &LoginId, skew_secs: i64) -> Result<SecretString, CustodyError> {
         let lock = self.refresh_lock(login_id);
         let _refreshing = lock.lock().await;
-        // Whoever held the lock before us may have refreshed already.
         let held = self.load(pool, login_id).await?.ok_or(CustodyError::NoTokens)?;
         if held.is_fresh(skew_secs) {
             return Ok(held.access_token);

@@ -4,7 +4,7 @@
 use crate::provider::{self, Double, CLIENT_ID, CLIENT_SECRET};
 use logi_bff::auth::oidc::Provider;
 use logi_bff::ids::LoginId;
-use logi_bff::login::tokens::{Custody, CustodyError, HeldTokens};
+use logi_bff::login::tokens::{Custody, CustodyError, HeldTokens, TokenAuthority};
 use logi_bff::server::config::LogiConfig;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::SqlitePool;
@@ -29,8 +29,8 @@ async fn pool() -> (tempfile::TempDir, SqlitePool) {
     (dir, pool)
 }
 
-fn custody(secret: &str) -> Custody {
-    Custody::new(&SecretString::from(secret.to_owned()))
+fn custody(secret: &str) -> Arc<Custody> {
+    Arc::new(Custody::new(&SecretString::from(secret.to_owned())))
 }
 
 fn held(access: &str, refresh: Option<&str>, expires_at: i64) -> HeldTokens {
@@ -66,7 +66,7 @@ async fn ending_the_login_deletes_its_tokens() {
     assert_eq!(rows, 0);
 }
 
-async fn provider_with(rotate: bool) -> (Arc<Double>, Provider) {
+async fn provider_with(rotate: bool) -> (Arc<Double>, Arc<dyn TokenAuthority>) {
     let (double, _) = provider::start().await;
     double.rotate.store(rotate, Ordering::SeqCst);
     double.access_token_ttl.store(60, Ordering::SeqCst);
@@ -76,7 +76,7 @@ async fn provider_with(rotate: bool) -> (Arc<Double>, Provider) {
         client_secret: Some(CLIENT_SECRET.into()),
         scopes: vec!["openid".into()],
     };
-    (double.clone(), Provider::new(&config, url::Url::parse("http://localhost/cb").unwrap()).unwrap())
+    (double.clone(), Arc::new(Provider::new(&config, url::Url::parse("http://localhost/cb").unwrap()).unwrap()))
 }
 
 async fn expired_login(double: &Double, pool: &SqlitePool, custody: &Custody) {
@@ -88,14 +88,13 @@ async fn expired_login(double: &Double, pool: &SqlitePool, custody: &Custody) {
 async fn twenty_concurrent_requests_after_expiry_share_one_refresh() {
     let (_dir, pool) = pool().await;
     let (double, provider) = provider_with(true).await;
-    let provider = Arc::new(provider);
-    let custody = Arc::new(custody("session-secret-0123456789abcdef-0123"));
+    let custody = custody("session-secret-0123456789abcdef-0123");
     expired_login(&double, &pool, &custody).await;
 
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let (pool, provider, custody) = (pool.clone(), provider.clone(), custody.clone());
-            tokio::spawn(async move { custody.access_token(&pool, &*provider, &login("login-1"), 30).await.map(|t| t.expose_secret().to_owned()) })
+            tokio::spawn(async move { custody.access_token(&pool, &provider, &login("login-1"), 30).await.map(|t| t.expose_secret().to_owned()) })
         })
         .collect();
     let mut tokens = Vec::new();
@@ -108,6 +107,23 @@ async fn twenty_concurrent_requests_after_expiry_share_one_refresh() {
     let rotated = stored.refresh_token.unwrap().expose_secret().to_owned();
     assert!(rotated != "refresh-0" && double.is_live_refresh_token(&rotated), "the rotated refresh token was not kept");
     assert_eq!(stored.id_token.unwrap().expose_secret(), "id-token");
+}
+
+#[tokio::test]
+async fn a_refresh_completes_and_is_kept_even_when_its_caller_gives_up() {
+    let (_dir, pool) = pool().await;
+    let (double, provider) = provider_with(true).await;
+    let custody = custody("session-secret-0123456789abcdef-0123");
+    expired_login(&double, &pool, &custody).await;
+    // The double answers refresh grants after 150 ms; the caller is dropped after 20.
+    let dropped = tokio::time::timeout(std::time::Duration::from_millis(20), custody.access_token(&pool, &provider, &login("login-1"), 30)).await;
+    assert!(dropped.is_err(), "the refresh finished before the caller gave up");
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let stored = custody.load(&pool, &login("login-1")).await.unwrap().unwrap();
+    let rotated = stored.refresh_token.unwrap().expose_secret().to_owned();
+    assert!(rotated != "refresh-0" && double.is_live_refresh_token(&rotated), "the rotated refresh token was lost with the request");
+    assert!(custody.access_token(&pool, &provider, &login("login-1"), 30).await.is_ok());
+    assert_eq!(double.hits("token"), 1);
 }
 
 #[tokio::test]
