@@ -8,6 +8,10 @@ use crate::ids::{Issuer, Subject, UserId};
 use crate::server::AppError;
 use sqlx::SqlitePool;
 
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 /// The profile kept from logi for a user signed in with it (see `auth::profile` for logi's rules).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Profile {
@@ -31,29 +35,30 @@ pub async fn sign_in_with_identity(pool: &SqlitePool, issuer: &Issuer, subject: 
 /// so what the caller writes next commits with the user or not at all.
 pub async fn user_for_identity(tx: &mut sqlx::SqliteConnection, issuer: &Issuer, subject: &Subject, profile: &Profile) -> Result<UserId, AppError> {
     let linked: Option<UserId> =
-        sqlx::query_scalar("SELECT user_id FROM identities WHERE issuer = ? AND subject = ?").bind(issuer).bind(subject).fetch_optional(&mut *tx).await?;
+        sqlx::query_scalar("SELECT user_id FROM identities WHERE issuer = $1 AND subject = $2").bind(issuer).bind(subject).fetch_optional(&mut *tx).await?;
     let user_id = match linked {
         Some(user_id) => {
             sqlx::query(
-                "UPDATE users SET email = ?, name = ?, anonymous = ?, updated_at = unixepoch()
-                  WHERE id = ? AND NOT EXISTS (SELECT 1 FROM passwords WHERE user_id = users.id)",
+                "UPDATE users SET email = $1, name = $2, anonymous = $3, updated_at = $4
+                  WHERE id = $5 AND NOT EXISTS (SELECT 1 FROM passwords WHERE user_id = users.id)",
             )
             .bind(&profile.email)
             .bind(&profile.name)
             .bind(profile.anonymous)
+            .bind(now())
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
             user_id
         }
         None => {
-            let user_id: UserId = sqlx::query_scalar("INSERT INTO users (email, name, anonymous) VALUES (?, ?, ?) RETURNING id")
+            let user_id: UserId = sqlx::query_scalar("INSERT INTO users (email, name, anonymous) VALUES ($1, $2, $3) RETURNING id")
                 .bind(&profile.email)
                 .bind(&profile.name)
                 .bind(profile.anonymous)
                 .fetch_one(&mut *tx)
                 .await?;
-            sqlx::query("INSERT INTO identities (user_id, issuer, subject) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO identities (user_id, issuer, subject) VALUES ($1, $2, $3)")
                 .bind(user_id)
                 .bind(issuer)
                 .bind(subject)
@@ -78,18 +83,18 @@ pub struct PasswordRecord {
 }
 
 pub async fn password_by_email(pool: &SqlitePool, email: &Email) -> Result<Option<PasswordRecord>, AppError> {
-    Ok(sqlx::query_as("SELECT user_id, email, hash FROM passwords WHERE email = ?").bind(email.as_str()).fetch_optional(pool).await?)
+    Ok(sqlx::query_as("SELECT user_id, email, hash FROM passwords WHERE email = $1").bind(email.as_str()).fetch_optional(pool).await?)
 }
 
 pub async fn password_of_user(pool: &SqlitePool, user_id: UserId) -> Result<Option<PasswordRecord>, AppError> {
-    Ok(sqlx::query_as("SELECT user_id, email, hash FROM passwords WHERE user_id = ?").bind(user_id).fetch_optional(pool).await?)
+    Ok(sqlx::query_as("SELECT user_id, email, hash FROM passwords WHERE user_id = $1").bind(user_id).fetch_optional(pool).await?)
 }
 
 /// Creates a local account: the user and its password, or neither.
 pub async fn create_password_user(pool: &SqlitePool, email: &Email, name: Option<&str>, hash: &str) -> Result<UserId, AccountError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let user_id: UserId =
-        sqlx::query_scalar("INSERT INTO users (email, name) VALUES (?, ?) RETURNING id").bind(email.as_str()).bind(name).fetch_one(&mut *tx).await?;
+        sqlx::query_scalar("INSERT INTO users (email, name) VALUES ($1, $2) RETURNING id").bind(email.as_str()).bind(name).fetch_one(&mut *tx).await?;
     insert_password(&mut tx, user_id, email, hash).await?;
     tx.commit().await?;
     Ok(user_id)
@@ -107,7 +112,8 @@ pub async fn add_password(pool: &SqlitePool, user_id: UserId, email: &Email, has
 }
 
 async fn insert_password(tx: &mut sqlx::SqliteConnection, user_id: UserId, email: &Email, hash: &str) -> Result<(), AccountError> {
-    let inserted = sqlx::query("INSERT INTO passwords (user_id, email, hash) VALUES (?, ?, ?)").bind(user_id).bind(email.as_str()).bind(hash).execute(tx).await;
+    let inserted =
+        sqlx::query("INSERT INTO passwords (user_id, email, hash) VALUES ($1, $2, $3)").bind(user_id).bind(email.as_str()).bind(hash).execute(tx).await;
     match inserted {
         Ok(_) => Ok(()),
         Err(error) if is_unique_violation(&error) => Err(AccountError::EmailTaken),
@@ -116,11 +122,11 @@ async fn insert_password(tx: &mut sqlx::SqliteConnection, user_id: UserId, email
 }
 
 async fn password_exists(tx: &mut sqlx::SqliteConnection, user_id: UserId) -> Result<bool, AppError> {
-    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM passwords WHERE user_id = ?)").bind(user_id).fetch_one(tx).await?)
+    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM passwords WHERE user_id = $1)").bind(user_id).fetch_one(tx).await?)
 }
 
 pub async fn replace_password_hash(pool: &SqlitePool, user_id: UserId, hash: &str) -> Result<(), AppError> {
-    sqlx::query("UPDATE passwords SET hash = ?, updated_at = unixepoch() WHERE user_id = ?").bind(hash).bind(user_id).execute(pool).await?;
+    sqlx::query("UPDATE passwords SET hash = $1, updated_at = $2 WHERE user_id = $3").bind(hash).bind(now()).bind(user_id).execute(pool).await?;
     Ok(())
 }
 
@@ -132,7 +138,7 @@ pub struct LinkedIdentity {
 }
 
 pub async fn identity_of_user(pool: &SqlitePool, user_id: UserId, issuer: &Issuer) -> Result<Option<LinkedIdentity>, AppError> {
-    Ok(sqlx::query_as("SELECT subject, linked_at FROM identities WHERE user_id = ? AND issuer = ?").bind(user_id).bind(issuer).fetch_optional(pool).await?)
+    Ok(sqlx::query_as("SELECT subject, linked_at FROM identities WHERE user_id = $1 AND issuer = $2").bind(user_id).bind(issuer).fetch_optional(pool).await?)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -150,12 +156,12 @@ pub enum LinkOutcome {
 pub async fn link_identity(pool: &SqlitePool, user_id: UserId, issuer: &Issuer, subject: &Subject) -> Result<LinkOutcome, AppError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let owner: Option<UserId> =
-        sqlx::query_scalar("SELECT user_id FROM identities WHERE issuer = ? AND subject = ?").bind(issuer).bind(subject).fetch_optional(&mut *tx).await?;
+        sqlx::query_scalar("SELECT user_id FROM identities WHERE issuer = $1 AND subject = $2").bind(issuer).bind(subject).fetch_optional(&mut *tx).await?;
     let outcome = match owner {
         Some(owner) if owner == user_id => LinkOutcome::AlreadyLinked,
         Some(_) => LinkOutcome::LinkedToAnotherUser,
         None => {
-            let has_one: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM identities WHERE user_id = ? AND issuer = ?)")
+            let has_one: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM identities WHERE user_id = $1 AND issuer = $2)")
                 .bind(user_id)
                 .bind(issuer)
                 .fetch_one(&mut *tx)
@@ -163,7 +169,7 @@ pub async fn link_identity(pool: &SqlitePool, user_id: UserId, issuer: &Issuer, 
             if has_one {
                 LinkOutcome::OtherIdentityLinked
             } else {
-                sqlx::query("INSERT INTO identities (user_id, issuer, subject) VALUES (?, ?, ?)")
+                sqlx::query("INSERT INTO identities (user_id, issuer, subject) VALUES ($1, $2, $3)")
                     .bind(user_id)
                     .bind(issuer)
                     .bind(subject)
@@ -181,12 +187,12 @@ pub async fn link_identity(pool: &SqlitePool, user_id: UserId, issuer: &Issuer, 
 pub async fn unlink_identity(pool: &SqlitePool, user_id: UserId, issuer: &Issuer) -> Result<(), AccountError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     if !password_exists(&mut tx, user_id).await? {
-        let identities: i64 = sqlx::query_scalar("SELECT count(*) FROM identities WHERE user_id = ?").bind(user_id).fetch_one(&mut *tx).await?;
+        let identities: i64 = sqlx::query_scalar("SELECT count(*) FROM identities WHERE user_id = $1").bind(user_id).fetch_one(&mut *tx).await?;
         if identities <= 1 {
             return Err(AccountError::LastSignInMethod);
         }
     }
-    let removed = sqlx::query("DELETE FROM identities WHERE user_id = ? AND issuer = ?").bind(user_id).bind(issuer).execute(&mut *tx).await?;
+    let removed = sqlx::query("DELETE FROM identities WHERE user_id = $1 AND issuer = $2").bind(user_id).bind(issuer).execute(&mut *tx).await?;
     if removed.rows_affected() == 0 {
         return Err(AccountError::NotLinked);
     }
@@ -306,7 +312,7 @@ mod tests {
         let (_dir, pool) = pool().await;
         let local = local_user(&pool, "ada@example.com").await;
         link_identity(&pool, local, &logi(), &sub("sub-ada")).await.unwrap();
-        sqlx::query("DELETE FROM users WHERE id = ?").bind(local).execute(&pool).await.unwrap();
+        sqlx::query("DELETE FROM users WHERE id = $1").bind(local).execute(&pool).await.unwrap();
         let left: i64 = sqlx::query_scalar("SELECT (SELECT count(*) FROM identities) + (SELECT count(*) FROM passwords)").fetch_one(&pool).await.unwrap();
         assert_eq!(left, 0);
     }

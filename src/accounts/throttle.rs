@@ -9,6 +9,10 @@
 use crate::server::AppError;
 use sqlx::SqlitePool;
 
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 pub const WINDOW_SECS: i64 = 15 * 60;
 /// Failures allowed per account within the window.
 pub const MAX_PER_ACCOUNT: i64 = 5;
@@ -52,7 +56,7 @@ pub async fn admit(pool: &SqlitePool, keys: &Keys) -> Result<Admission, AppError
     }
     let mut ids = Vec::with_capacity(2);
     for (key, _) in keys.with_limits() {
-        ids.push(sqlx::query_scalar("INSERT INTO sign_in_attempts (key, at) VALUES (?, unixepoch()) RETURNING id").bind(key).fetch_one(&mut *tx).await?);
+        ids.push(sqlx::query_scalar("INSERT INTO sign_in_attempts (key, at) VALUES ($1, $2) RETURNING id").bind(key).bind(now()).fetch_one(&mut *tx).await?);
     }
     tx.commit().await?;
     Ok(Admission::Allowed(ids))
@@ -61,12 +65,9 @@ pub async fn admit(pool: &SqlitePool, keys: &Keys) -> Result<Admission, AppError
 /// `Ok` when `key` has fewer than `limit` attempts within the window, else
 /// `Err(seconds until the oldest leaves it)`.
 async fn room(tx: &mut sqlx::SqliteConnection, key: &str, limit: i64, window_secs: i64) -> Result<Result<(), i64>, AppError> {
-    let (count, oldest, now): (i64, Option<i64>, i64) =
-        sqlx::query_as("SELECT count(*), min(at), unixepoch() FROM sign_in_attempts WHERE key = ? AND at > unixepoch() - ?")
-            .bind(key)
-            .bind(window_secs)
-            .fetch_one(tx)
-            .await?;
+    let now = now();
+    let (count, oldest): (i64, Option<i64>) =
+        sqlx::query_as("SELECT count(*), min(at) FROM sign_in_attempts WHERE key = $1 AND at > $2").bind(key).bind(now - window_secs).fetch_one(tx).await?;
     Ok(if count < limit { Ok(()) } else { Err((oldest.unwrap_or(now) + window_secs - now).max(1)) })
 }
 
@@ -77,7 +78,7 @@ pub async fn take(pool: &SqlitePool, key: &str, limit: i64, window_secs: i64) ->
     if let Err(wait) = room(&mut tx, key, limit, window_secs).await? {
         return Ok(Err(wait));
     }
-    sqlx::query("INSERT INTO sign_in_attempts (key, at) VALUES (?, unixepoch())").bind(key).execute(&mut *tx).await?;
+    sqlx::query("INSERT INTO sign_in_attempts (key, at) VALUES ($1, $2)").bind(key).bind(now()).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(Ok(()))
 }
@@ -86,16 +87,16 @@ pub async fn take(pool: &SqlitePool, key: &str, limit: i64, window_secs: i64) ->
 pub async fn succeeded(pool: &SqlitePool, keys: &Keys, attempt: &[i64]) -> Result<(), AppError> {
     let mut tx = pool.begin().await?;
     for id in attempt {
-        sqlx::query("DELETE FROM sign_in_attempts WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sign_in_attempts WHERE id = $1").bind(id).execute(&mut *tx).await?;
     }
-    sqlx::query("DELETE FROM sign_in_attempts WHERE key = ?").bind(&keys.account).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM sign_in_attempts WHERE key = $1").bind(&keys.account).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// Deletes attempts that left the window (run periodically).
 pub async fn delete_old_attempts(pool: &SqlitePool) -> Result<u64, AppError> {
-    let done = sqlx::query("DELETE FROM sign_in_attempts WHERE at <= unixepoch() - ?").bind(WINDOW_SECS).execute(pool).await?;
+    let done = sqlx::query("DELETE FROM sign_in_attempts WHERE at <= $1").bind(now() - WINDOW_SECS).execute(pool).await?;
     Ok(done.rows_affected())
 }
 
@@ -181,7 +182,7 @@ mod tests {
         for _ in 0..MAX_PER_ACCOUNT {
             fail(&pool, &keys).await;
         }
-        sqlx::query("UPDATE sign_in_attempts SET at = at - ?").bind(WINDOW_SECS).execute(&pool).await.unwrap();
+        sqlx::query("UPDATE sign_in_attempts SET at = at - $1").bind(WINDOW_SECS).execute(&pool).await.unwrap();
         assert_eq!(delete_old_attempts(&pool).await.unwrap(), 2 * MAX_PER_ACCOUNT as u64);
         assert!(matches!(fail(&pool, &keys).await, Admission::Allowed(_)));
     }

@@ -131,7 +131,7 @@ pub async fn delete_of_user(pool: &SqlitePool, user_id: UserId, id: &LoginId) ->
 
 /// Deletes every login of the user except `keep`; returns how many ended.
 pub async fn delete_all_of_user(pool: &SqlitePool, user_id: UserId, keep: Option<&LoginId>) -> Result<u64, AppError> {
-    let done = sqlx::query("DELETE FROM logins WHERE user_id = $1 AND id IS NOT $2").bind(user_id).bind(keep).execute(pool).await?;
+    let done = sqlx::query("DELETE FROM logins WHERE user_id = $1 AND id IS DISTINCT FROM $2").bind(user_id).bind(keep).execute(pool).await?;
     Ok(done.rows_affected())
 }
 

@@ -192,12 +192,13 @@ impl Custody {
 
     /// The refresh tokens of the user's logins (except `keep`), read before those logins end.
     pub async fn refresh_tokens_of_user(&self, pool: &SqlitePool, user_id: UserId, keep: Option<&LoginId>) -> Result<Vec<SecretString>, AppError> {
-        let rows: Vec<(LoginId, Vec<u8>)> =
-            sqlx::query_as("SELECT t.login_id, t.sealed FROM login_tokens t JOIN logins l ON l.id = t.login_id WHERE l.user_id = $1 AND l.id IS NOT $2")
-                .bind(user_id)
-                .bind(keep)
-                .fetch_all(pool)
-                .await?;
+        let rows: Vec<(LoginId, Vec<u8>)> = sqlx::query_as(
+            "SELECT t.login_id, t.sealed FROM login_tokens t JOIN logins l ON l.id = t.login_id WHERE l.user_id = $1 AND l.id IS DISTINCT FROM $2",
+        )
+        .bind(user_id)
+        .bind(keep)
+        .fetch_all(pool)
+        .await?;
         Ok(rows.iter().filter_map(|(login_id, sealed)| self.open(login_id, sealed)?.refresh_token).collect())
     }
 

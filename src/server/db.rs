@@ -19,7 +19,7 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Opens (creating if missing) the database and applies pending migrations.
 pub async fn connect(database_url: &str) -> Result<SqlitePool, DbError> {
@@ -112,7 +112,7 @@ mod tests {
         let link = "INSERT INTO identities (user_id, issuer, subject) VALUES (?, 'https://logi', 'sub-1')";
         sqlx::query(link).bind(user).execute(&pool).await.unwrap();
         assert!(sqlx::query(link).bind(user).execute(&pool).await.is_err(), "duplicate (issuer, subject) accepted");
-        sqlx::query("DELETE FROM users WHERE id = ?").bind(user).execute(&pool).await.unwrap();
+        sqlx::query("DELETE FROM users WHERE id = $1").bind(user).execute(&pool).await.unwrap();
         let left: i64 = sqlx::query_scalar("SELECT count(*) FROM identities").fetch_one(&pool).await.unwrap();
         assert_eq!(left, 0);
     }
