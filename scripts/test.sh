@@ -14,16 +14,24 @@ echo "== cargo clippy (ssr with tests; hydrate on wasm32)"
 cargo clippy --features ssr --all-targets -- -D warnings
 cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
 
-echo "== cargo test (ssr)"
+echo "== cargo test (ssr, SQLite)"
 cargo test --features ssr
+
+# The same suite against a throwaway Postgres server (Unix socket only, fsync off).
+root=$PWD
+pg_dir=$(mktemp -d -t logi-bff-pg-XXXXXX)
+bin_dir=$(mktemp -d -t logi-bff-bin-XXXXXX)
+trap '"$root/scripts/postgres.sh" stop "$pg_dir"; rm -rf "$pg_dir" "$bin_dir"' EXIT
+echo "== cargo test (ssr, Postgres)"
+pg_url=$(scripts/postgres.sh start "$pg_dir")
+LOGI_BFF_TEST_POSTGRES=$pg_url cargo test --features ssr
+scripts/postgres.sh stop "$pg_dir"
 
 # --precompress also orders the build: front end first (with .br/.gz copies), then the
 # server, which embeds target/site (src/server/assets.rs).
 echo "== cargo leptos build --release --precompress"
 cargo leptos build --release --precompress
 
-bin_dir=$(mktemp -d -t logi-bff-bin-XXXXXX)
-trap 'rm -rf "$bin_dir"' EXIT
 cp target/release/logi-bff "$bin_dir/"
 export LOGI_BFF_BIN="$bin_dir/logi-bff"
 

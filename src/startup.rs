@@ -4,11 +4,12 @@
 
 use crate::app::{shell, App};
 use crate::auth::oidc::Provider;
-use crate::login::session::{self, SessionCache};
+use crate::login::session::{self, SessionCache, SessionRecords};
 use crate::login::tokens::TokenAuthority;
 use crate::login::Logins;
 use crate::proxy::routes::Upstream;
 use crate::server::config::Config;
+use crate::server::db::Db;
 use crate::server::{assets, csrf, db};
 use axum::body::{to_bytes, Body};
 use axum::extract::{FromRef, Request, State};
@@ -17,12 +18,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use sqlx::SqlitePool;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_sessions::ExpiredDeletion;
-use tower_sessions_sqlx_store::SqliteStore;
 
 const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 
@@ -31,7 +30,7 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
-    pub pool: SqlitePool,
+    pub db: Db,
     pub config: Arc<Config>,
     pub logins: Arc<Logins>,
     /// The logi client; `None` when `ONE_PASS_URL` is not configured.
@@ -43,7 +42,7 @@ pub struct AppState {
 impl AppState {
     /// What server functions and pages find in context.
     fn provide_context(&self) {
-        provide_context(self.pool.clone());
+        provide_context(self.db.clone());
         provide_context(self.config.clone());
         provide_context(self.logins.clone());
         provide_context(self.logi.clone());
@@ -76,13 +75,13 @@ fn init_tracing() {
 }
 
 async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let pool = db::connect(&config.database_url).await?;
+    let db = db::connect(&config.database_url).await?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
     if config.logi.is_none() {
         tracing::warn!("ONE_PASS_URL is not set: logi sign-in is not configured");
     }
     tracing::info!(addr = %listener.local_addr()?, app_url = %config.app_url, mode = ?config.mode, "logi-bff listening");
-    let (app, state) = router(config, pool).await?;
+    let (app, state) = router(config, db).await?;
     spawn_sweepers(&state);
     // Connection info gives server functions the peer address (per-address throttling).
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -92,7 +91,7 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
 
 /// The whole application (pages, server functions, routes, assets, sessions) and its
 /// state; loads (or makes) the signing keys of native apps' tokens.
-pub async fn router(config: Config, pool: SqlitePool) -> Result<(Router, AppState), String> {
+pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), String> {
     let logi = match &config.logi {
         Some(logi) => Some(Arc::new(Provider::new(logi, config.redirect_uri())?)),
         None => None,
@@ -102,12 +101,12 @@ pub async fn router(config: Config, pool: SqlitePool) -> Result<(Router, AppStat
         None => None,
     };
     let session_cache = SessionCache::default();
-    let session_layer = session::layer(&config, session_cache.clone(), SqliteStore::new(pool.clone()));
+    let session_layer = session::layer(&config, session_cache.clone(), SessionRecords::new(&db));
     let authority = logi.clone().map(|provider| provider as Arc<dyn TokenAuthority>);
-    let logins = Arc::new(Logins::new(pool.clone(), &config, authority, session_cache));
+    let logins = Arc::new(Logins::new(db.clone(), &config, authority, session_cache));
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    logins.devices().maintain_keys(&pool, now).await.map_err(|error| format!("signing keys: {:?}", error.logged()))?;
-    let state = AppState { leptos_options: leptos_options(&config), pool, config: Arc::new(config), logins, logi, upstream };
+    logins.devices().maintain_keys(&db, now).await.map_err(|error| format!("signing keys: {:?}", error.logged()))?;
+    let state = AppState { leptos_options: leptos_options(&config), db, config: Arc::new(config), logins, logi, upstream };
     let routes = generate_route_list(App);
     let app = Router::new()
         .merge(crate::auth::routes::routes())
@@ -138,14 +137,14 @@ pub async fn router(config: Config, pool: SqlitePool) -> Result<(Router, AppStat
 /// Expired sessions, ended logins, used login markers and old sign-in attempts, every few
 /// minutes. Each is one idempotent `DELETE`, so running it on several replicas is harmless.
 pub fn spawn_sweepers(state: &AppState) {
-    tokio::spawn(SqliteStore::new(state.pool.clone()).continuously_delete_expired(SWEEP_INTERVAL));
-    let (pool, logins) = (state.pool.clone(), state.logins.clone());
+    tokio::spawn(SessionRecords::new(&state.db).continuously_delete_expired(SWEEP_INTERVAL));
+    let (db, logins) = (state.db.clone(), state.logins.clone());
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(SWEEP_INTERVAL);
         loop {
             interval.tick().await;
             let swept = logins.sweep().await;
-            let attempts = crate::accounts::throttle::delete_old_attempts(&pool).await;
+            let attempts = crate::accounts::throttle::delete_old_attempts(&db).await;
             if let Err(error) = swept.and(attempts) {
                 error.logged();
             }

@@ -184,18 +184,18 @@ pub(crate) mod ssr {
     use crate::login::store::LoginRecord;
     use crate::login::{BrowserSession, Client, Logins, MaybeLogin, Method};
     use crate::server::config::Config;
+    use crate::server::db::Db;
     use crate::server::request;
     use leptos::prelude::expect_context;
     use secrecy::SecretString;
-    use sqlx::SqlitePool;
     use std::sync::Arc;
 
     const MAX_NAME_CHARS: usize = 100;
 
     /// The database, the login service and this request's login.
-    pub async fn context() -> Result<(SqlitePool, Arc<Logins>, MaybeLogin), AccountError> {
+    pub async fn context() -> Result<(Db, Arc<Logins>, MaybeLogin), AccountError> {
         let (logins, found) = crate::login::from_server_fn().await?;
-        Ok((expect_context::<SqlitePool>(), logins, found))
+        Ok((expect_context::<Db>(), logins, found))
     }
 
     /// logi's issuer, when logi sign-in is configured.
@@ -214,7 +214,7 @@ pub(crate) mod ssr {
 
     /// Checks `password` for the account with this login email, throttled; a weak
     /// stored hash is upgraded. Any failure is `wrong`, whether the account exists or not.
-    pub async fn check_password(pool: &SqlitePool, email: &Email, password: String, wrong: AccountError) -> Result<UserId, AccountError> {
+    pub async fn check_password(pool: &Db, email: &Email, password: String, wrong: AccountError) -> Result<UserId, AccountError> {
         let keys = Keys::new(email.as_str(), &request::client_address());
         let attempt = match throttle::admit(pool, &keys).await? {
             Admission::Allowed(attempt) => attempt,

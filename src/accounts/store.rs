@@ -1,12 +1,13 @@
-//! Users, their password and their linked logi identity, in SQLite (server only).
-//! Every change that checks something and then writes does both in one
-//! `BEGIN IMMEDIATE` transaction, so concurrent requests cannot interleave.
+//! Users, their password and their linked logi identity (server only).
+//! Every change that checks something and then writes does both in one locked write
+//! transaction ([`begin`]), so concurrent requests (and replicas) cannot interleave.
 
 use super::passwords::Email;
 use super::AccountError;
 use crate::ids::{Issuer, Subject, UserId};
+use crate::server::db::{Db, Tx};
 use crate::server::AppError;
-use sqlx::SqlitePool;
+use crate::{with_db, with_tx};
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -20,55 +21,52 @@ pub struct Profile {
     pub name: Option<String>,
 }
 
+/// Every check-then-write of users, identities and passwords holds this lock (on SQLite
+/// the database's write lock; on Postgres an advisory lock shared by all replicas).
+const LOCK: &str = "accounts";
+
 /// Finds the user linked to `(issuer, subject)` or creates one; all in one transaction,
 /// so a failure leaves no half-written rows. The profile is refreshed from logi unless
 /// the user has a password: a local account keeps the profile it was created with.
-pub async fn sign_in_with_identity(pool: &SqlitePool, issuer: &Issuer, subject: &Subject, profile: &Profile) -> Result<UserId, AppError> {
-    // IMMEDIATE takes the write lock up front: two first sign-ins of one subject serialise.
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+pub async fn sign_in_with_identity(db: &Db, issuer: &Issuer, subject: &Subject, profile: &Profile) -> Result<UserId, AppError> {
+    // The lock is taken up front: two first sign-ins of one subject serialise.
+    let mut tx = begin(db).await?;
     let user_id = user_for_identity(&mut tx, issuer, subject, profile).await?;
     tx.commit().await?;
     Ok(user_id)
 }
 
-/// [`sign_in_with_identity`] inside the caller's write transaction (`BEGIN IMMEDIATE`),
-/// so what the caller writes next commits with the user or not at all.
-pub async fn user_for_identity(tx: &mut sqlx::SqliteConnection, issuer: &Issuer, subject: &Subject, profile: &Profile) -> Result<UserId, AppError> {
-    let linked: Option<UserId> =
-        sqlx::query_scalar("SELECT user_id FROM identities WHERE issuer = $1 AND subject = $2").bind(issuer).bind(subject).fetch_optional(&mut *tx).await?;
+/// The locked write transaction every change here runs in; callers that write more in
+/// the same transaction (the native exchange) start it with this too.
+pub async fn begin(db: &Db) -> Result<Tx, AppError> {
+    Ok(db.begin_locked(LOCK).await?)
+}
+
+/// [`sign_in_with_identity`] inside the caller's transaction (from [`begin`]), so what
+/// the caller writes next commits with the user or not at all.
+pub async fn user_for_identity(tx: &mut Tx, issuer: &Issuer, subject: &Subject, profile: &Profile) -> Result<UserId, AppError> {
+    let linked: Option<UserId> = with_tx!(&mut *tx, conn => sqlx::query_scalar(OWNER).bind(issuer).bind(subject).fetch_optional(conn).await)?;
     let user_id = match linked {
         Some(user_id) => {
-            sqlx::query(
-                "UPDATE users SET email = $1, name = $2, anonymous = $3, updated_at = $4
-                  WHERE id = $5 AND NOT EXISTS (SELECT 1 FROM passwords WHERE user_id = users.id)",
-            )
-            .bind(&profile.email)
-            .bind(&profile.name)
-            .bind(profile.anonymous)
-            .bind(now())
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+            let sql = "UPDATE users SET email = $1, name = $2, anonymous = $3, updated_at = $4
+                        WHERE id = $5 AND NOT EXISTS (SELECT 1 FROM passwords WHERE user_id = users.id)";
+            let Profile { email, name, anonymous } = profile;
+            with_tx!(&mut *tx, conn => sqlx::query(sql).bind(email).bind(name).bind(anonymous).bind(now()).bind(user_id).execute(conn).await.map(|done| done.rows_affected()))?;
             user_id
         }
         None => {
-            let user_id: UserId = sqlx::query_scalar("INSERT INTO users (email, name, anonymous) VALUES ($1, $2, $3) RETURNING id")
-                .bind(&profile.email)
-                .bind(&profile.name)
-                .bind(profile.anonymous)
-                .fetch_one(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO identities (user_id, issuer, subject) VALUES ($1, $2, $3)")
-                .bind(user_id)
-                .bind(issuer)
-                .bind(subject)
-                .execute(&mut *tx)
-                .await?;
+            let sql = "INSERT INTO users (email, name, anonymous) VALUES ($1, $2, $3) RETURNING id";
+            let Profile { email, name, anonymous } = profile;
+            let user_id: UserId = with_tx!(&mut *tx, conn => sqlx::query_scalar(sql).bind(email).bind(name).bind(anonymous).fetch_one(conn).await)?;
+            with_tx!(&mut *tx, conn => sqlx::query(LINK).bind(user_id).bind(issuer).bind(subject).execute(conn).await.map(|done| done.rows_affected()))?;
             user_id
         }
     };
     Ok(user_id)
 }
+
+const OWNER: &str = "SELECT user_id FROM identities WHERE issuer = $1 AND subject = $2";
+const LINK: &str = "INSERT INTO identities (user_id, issuer, subject) VALUES ($1, $2, $3)";
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
@@ -82,38 +80,42 @@ pub struct PasswordRecord {
     pub hash: String,
 }
 
-pub async fn password_by_email(pool: &SqlitePool, email: &Email) -> Result<Option<PasswordRecord>, AppError> {
-    Ok(sqlx::query_as("SELECT user_id, email, hash FROM passwords WHERE email = $1").bind(email.as_str()).fetch_optional(pool).await?)
+/// The password of this login email, compared without regard to ASCII case (as the
+/// unique index is).
+pub async fn password_by_email(db: &Db, email: &Email) -> Result<Option<PasswordRecord>, AppError> {
+    let sql = "SELECT user_id, email, hash FROM passwords WHERE lower(email) = lower($1)";
+    Ok(with_db!(db, pool => sqlx::query_as(sql).bind(email.as_str()).fetch_optional(pool).await)?)
 }
 
-pub async fn password_of_user(pool: &SqlitePool, user_id: UserId) -> Result<Option<PasswordRecord>, AppError> {
-    Ok(sqlx::query_as("SELECT user_id, email, hash FROM passwords WHERE user_id = $1").bind(user_id).fetch_optional(pool).await?)
+pub async fn password_of_user(db: &Db, user_id: UserId) -> Result<Option<PasswordRecord>, AppError> {
+    let sql = "SELECT user_id, email, hash FROM passwords WHERE user_id = $1";
+    Ok(with_db!(db, pool => sqlx::query_as(sql).bind(user_id).fetch_optional(pool).await)?)
 }
 
 /// Creates a local account: the user and its password, or neither.
-pub async fn create_password_user(pool: &SqlitePool, email: &Email, name: Option<&str>, hash: &str) -> Result<UserId, AccountError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let user_id: UserId =
-        sqlx::query_scalar("INSERT INTO users (email, name) VALUES ($1, $2) RETURNING id").bind(email.as_str()).bind(name).fetch_one(&mut *tx).await?;
+pub async fn create_password_user(db: &Db, email: &Email, name: Option<&str>, hash: &str) -> Result<UserId, AccountError> {
+    let mut tx = begin(db).await?;
+    let sql = "INSERT INTO users (email, name) VALUES ($1, $2) RETURNING id";
+    let user_id: UserId = with_tx!(&mut tx, conn => sqlx::query_scalar(sql).bind(email.as_str()).bind(name).fetch_one(conn).await).map_err(AppError::from)?;
     insert_password(&mut tx, user_id, email, hash).await?;
-    tx.commit().await?;
+    tx.commit().await.map_err(AppError::from)?;
     Ok(user_id)
 }
 
 /// Gives an account without a password one (a logi-only user setting a password).
-pub async fn add_password(pool: &SqlitePool, user_id: UserId, email: &Email, hash: &str) -> Result<(), AccountError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+pub async fn add_password(db: &Db, user_id: UserId, email: &Email, hash: &str) -> Result<(), AccountError> {
+    let mut tx = begin(db).await?;
     if password_exists(&mut tx, user_id).await? {
         return Err(AccountError::PasswordAlreadySet);
     }
     insert_password(&mut tx, user_id, email, hash).await?;
-    tx.commit().await?;
+    tx.commit().await.map_err(AppError::from)?;
     Ok(())
 }
 
-async fn insert_password(tx: &mut sqlx::SqliteConnection, user_id: UserId, email: &Email, hash: &str) -> Result<(), AccountError> {
-    let inserted =
-        sqlx::query("INSERT INTO passwords (user_id, email, hash) VALUES ($1, $2, $3)").bind(user_id).bind(email.as_str()).bind(hash).execute(tx).await;
+async fn insert_password(tx: &mut Tx, user_id: UserId, email: &Email, hash: &str) -> Result<(), AccountError> {
+    let sql = "INSERT INTO passwords (user_id, email, hash) VALUES ($1, $2, $3)";
+    let inserted = with_tx!(tx, conn => sqlx::query(sql).bind(user_id).bind(email.as_str()).bind(hash).execute(conn).await.map(|done| done.rows_affected()));
     match inserted {
         Ok(_) => Ok(()),
         Err(error) if is_unique_violation(&error) => Err(AccountError::EmailTaken),
@@ -121,12 +123,14 @@ async fn insert_password(tx: &mut sqlx::SqliteConnection, user_id: UserId, email
     }
 }
 
-async fn password_exists(tx: &mut sqlx::SqliteConnection, user_id: UserId) -> Result<bool, AppError> {
-    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM passwords WHERE user_id = $1)").bind(user_id).fetch_one(tx).await?)
+async fn password_exists(tx: &mut Tx, user_id: UserId) -> Result<bool, AppError> {
+    let sql = "SELECT EXISTS (SELECT 1 FROM passwords WHERE user_id = $1)";
+    Ok(with_tx!(tx, conn => sqlx::query_scalar(sql).bind(user_id).fetch_one(conn).await)?)
 }
 
-pub async fn replace_password_hash(pool: &SqlitePool, user_id: UserId, hash: &str) -> Result<(), AppError> {
-    sqlx::query("UPDATE passwords SET hash = $1, updated_at = $2 WHERE user_id = $3").bind(hash).bind(now()).bind(user_id).execute(pool).await?;
+pub async fn replace_password_hash(db: &Db, user_id: UserId, hash: &str) -> Result<(), AppError> {
+    let sql = "UPDATE passwords SET hash = $1, updated_at = $2 WHERE user_id = $3";
+    with_db!(db, pool => sqlx::query(sql).bind(hash).bind(now()).bind(user_id).execute(pool).await.map(|done| done.rows_affected()))?;
     Ok(())
 }
 
@@ -137,8 +141,9 @@ pub struct LinkedIdentity {
     pub linked_at: i64,
 }
 
-pub async fn identity_of_user(pool: &SqlitePool, user_id: UserId, issuer: &Issuer) -> Result<Option<LinkedIdentity>, AppError> {
-    Ok(sqlx::query_as("SELECT subject, linked_at FROM identities WHERE user_id = $1 AND issuer = $2").bind(user_id).bind(issuer).fetch_optional(pool).await?)
+pub async fn identity_of_user(db: &Db, user_id: UserId, issuer: &Issuer) -> Result<Option<LinkedIdentity>, AppError> {
+    let sql = "SELECT subject, linked_at FROM identities WHERE user_id = $1 AND issuer = $2";
+    Ok(with_db!(db, pool => sqlx::query_as(sql).bind(user_id).bind(issuer).fetch_optional(pool).await)?)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -153,28 +158,19 @@ pub enum LinkOutcome {
 }
 
 /// Links a verified `(issuer, subject)` to `user_id`, never moving it from another user.
-pub async fn link_identity(pool: &SqlitePool, user_id: UserId, issuer: &Issuer, subject: &Subject) -> Result<LinkOutcome, AppError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let owner: Option<UserId> =
-        sqlx::query_scalar("SELECT user_id FROM identities WHERE issuer = $1 AND subject = $2").bind(issuer).bind(subject).fetch_optional(&mut *tx).await?;
+pub async fn link_identity(db: &Db, user_id: UserId, issuer: &Issuer, subject: &Subject) -> Result<LinkOutcome, AppError> {
+    let mut tx = begin(db).await?;
+    let owner: Option<UserId> = with_tx!(&mut tx, conn => sqlx::query_scalar(OWNER).bind(issuer).bind(subject).fetch_optional(conn).await)?;
     let outcome = match owner {
         Some(owner) if owner == user_id => LinkOutcome::AlreadyLinked,
         Some(_) => LinkOutcome::LinkedToAnotherUser,
         None => {
-            let has_one: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM identities WHERE user_id = $1 AND issuer = $2)")
-                .bind(user_id)
-                .bind(issuer)
-                .fetch_one(&mut *tx)
-                .await?;
+            let sql = "SELECT EXISTS (SELECT 1 FROM identities WHERE user_id = $1 AND issuer = $2)";
+            let has_one: bool = with_tx!(&mut tx, conn => sqlx::query_scalar(sql).bind(user_id).bind(issuer).fetch_one(conn).await)?;
             if has_one {
                 LinkOutcome::OtherIdentityLinked
             } else {
-                sqlx::query("INSERT INTO identities (user_id, issuer, subject) VALUES ($1, $2, $3)")
-                    .bind(user_id)
-                    .bind(issuer)
-                    .bind(subject)
-                    .execute(&mut *tx)
-                    .await?;
+                with_tx!(&mut tx, conn => sqlx::query(LINK).bind(user_id).bind(issuer).bind(subject).execute(conn).await.map(|done| done.rows_affected()))?;
                 LinkOutcome::Linked
             }
         }
@@ -184,19 +180,22 @@ pub async fn link_identity(pool: &SqlitePool, user_id: UserId, issuer: &Issuer, 
 }
 
 /// Unlinks the user's identity from `issuer`, unless it is the last way to sign in.
-pub async fn unlink_identity(pool: &SqlitePool, user_id: UserId, issuer: &Issuer) -> Result<(), AccountError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+pub async fn unlink_identity(db: &Db, user_id: UserId, issuer: &Issuer) -> Result<(), AccountError> {
+    let mut tx = begin(db).await?;
     if !password_exists(&mut tx, user_id).await? {
-        let identities: i64 = sqlx::query_scalar("SELECT count(*) FROM identities WHERE user_id = $1").bind(user_id).fetch_one(&mut *tx).await?;
+        let sql = "SELECT count(*) FROM identities WHERE user_id = $1";
+        let identities: i64 = with_tx!(&mut tx, conn => sqlx::query_scalar(sql).bind(user_id).fetch_one(conn).await).map_err(AppError::from)?;
         if identities <= 1 {
             return Err(AccountError::LastSignInMethod);
         }
     }
-    let removed = sqlx::query("DELETE FROM identities WHERE user_id = $1 AND issuer = $2").bind(user_id).bind(issuer).execute(&mut *tx).await?;
-    if removed.rows_affected() == 0 {
+    let sql = "DELETE FROM identities WHERE user_id = $1 AND issuer = $2";
+    let removed =
+        with_tx!(&mut tx, conn => sqlx::query(sql).bind(user_id).bind(issuer).execute(conn).await.map(|done| done.rows_affected())).map_err(AppError::from)?;
+    if removed == 0 {
         return Err(AccountError::NotLinked);
     }
-    tx.commit().await?;
+    tx.commit().await.map_err(AppError::from)?;
     Ok(())
 }
 
@@ -252,11 +251,11 @@ mod tests {
             ids.push(handle.await.unwrap());
         }
         assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
-        let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&pool).await.unwrap();
+        let users = pool.count("SELECT count(*) FROM users").await.unwrap();
         assert_eq!(users, 1);
     }
 
-    async fn local_user(pool: &SqlitePool, email: &str) -> UserId {
+    async fn local_user(pool: &Db, email: &str) -> UserId {
         create_password_user(pool, &Email::parse(email).unwrap(), Some("Local"), "$argon2id$test").await.unwrap()
     }
 
@@ -266,7 +265,7 @@ mod tests {
         local_user(&pool, "ada@example.com").await;
         let again = create_password_user(&pool, &Email::parse("ADA@example.com").unwrap(), None, "h").await;
         assert_eq!(again, Err(AccountError::EmailTaken));
-        let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&pool).await.unwrap();
+        let users = pool.count("SELECT count(*) FROM users").await.unwrap();
         assert_eq!(users, 1, "a half-written user was left behind");
     }
 
@@ -279,7 +278,8 @@ mod tests {
         assert_eq!(link_identity(&pool, local, &logi(), &sub("sub-ada")).await.unwrap(), LinkOutcome::Linked);
         assert_eq!(link_identity(&pool, local, &logi(), &sub("sub-ada")).await.unwrap(), LinkOutcome::AlreadyLinked);
         assert_eq!(link_identity(&pool, local, &logi(), &sub("sub-second")).await.unwrap(), LinkOutcome::OtherIdentityLinked);
-        let owners: Vec<(String, UserId)> = sqlx::query_as("SELECT subject, user_id FROM identities ORDER BY subject").fetch_all(&pool).await.unwrap();
+        let sql = "SELECT subject, user_id FROM identities ORDER BY subject";
+        let owners: Vec<(String, UserId)> = with_db!(&pool, pool => sqlx::query_as(sql).fetch_all(pool).await).unwrap();
         assert_eq!(owners, vec![("sub-ada".into(), local), ("sub-other".into(), other)]);
         assert_eq!(sign_in_with_identity(&pool, &logi(), &sub("sub-ada"), &profile("x@y.z")).await.unwrap(), local);
     }
@@ -312,8 +312,8 @@ mod tests {
         let (_dir, pool) = pool().await;
         let local = local_user(&pool, "ada@example.com").await;
         link_identity(&pool, local, &logi(), &sub("sub-ada")).await.unwrap();
-        sqlx::query("DELETE FROM users WHERE id = $1").bind(local).execute(&pool).await.unwrap();
-        let left: i64 = sqlx::query_scalar("SELECT (SELECT count(*) FROM identities) + (SELECT count(*) FROM passwords)").fetch_one(&pool).await.unwrap();
+        pool.execute(&format!("DELETE FROM users WHERE id = {}", local.0)).await.unwrap();
+        let left = pool.count("SELECT (SELECT count(*) FROM identities) + (SELECT count(*) FROM passwords)").await.unwrap();
         assert_eq!(left, 0);
     }
 }

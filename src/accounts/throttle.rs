@@ -6,8 +6,9 @@
 //! successful check deletes its attempt and the account's earlier failures; every
 //! other attempt stays and counts as a failure until it leaves the window.
 
+use crate::server::db::{Db, Tx};
 use crate::server::AppError;
-use sqlx::SqlitePool;
+use crate::{with_db, with_tx};
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -46,9 +47,12 @@ pub enum Admission {
     },
 }
 
+/// Counting and recording hold this lock (shared by replicas on Postgres).
+const LOCK: &str = "sign-in-attempts";
+
 /// Records an attempt unless one of the keys is at its limit.
-pub async fn admit(pool: &SqlitePool, keys: &Keys) -> Result<Admission, AppError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+pub async fn admit(db: &Db, keys: &Keys) -> Result<Admission, AppError> {
+    let mut tx = db.begin_locked(LOCK).await?;
     for (key, limit) in keys.with_limits() {
         if let Err(free_in_secs) = room(&mut tx, key, limit, WINDOW_SECS).await? {
             return Ok(Admission::Throttled { retry_after_minutes: ((free_in_secs + 59) / 60).max(1) as u32 });
@@ -56,7 +60,8 @@ pub async fn admit(pool: &SqlitePool, keys: &Keys) -> Result<Admission, AppError
     }
     let mut ids = Vec::with_capacity(2);
     for (key, _) in keys.with_limits() {
-        ids.push(sqlx::query_scalar("INSERT INTO sign_in_attempts (key, at) VALUES ($1, $2) RETURNING id").bind(key).bind(now()).fetch_one(&mut *tx).await?);
+        let sql = "INSERT INTO sign_in_attempts (key, at) VALUES ($1, $2) RETURNING id";
+        ids.push(with_tx!(&mut tx, conn => sqlx::query_scalar(sql).bind(key).bind(now()).fetch_one(conn).await)?);
     }
     tx.commit().await?;
     Ok(Admission::Allowed(ids))
@@ -64,40 +69,42 @@ pub async fn admit(pool: &SqlitePool, keys: &Keys) -> Result<Admission, AppError
 
 /// `Ok` when `key` has fewer than `limit` attempts within the window, else
 /// `Err(seconds until the oldest leaves it)`.
-async fn room(tx: &mut sqlx::SqliteConnection, key: &str, limit: i64, window_secs: i64) -> Result<Result<(), i64>, AppError> {
+async fn room(tx: &mut Tx, key: &str, limit: i64, window_secs: i64) -> Result<Result<(), i64>, AppError> {
     let now = now();
-    let (count, oldest): (i64, Option<i64>) =
-        sqlx::query_as("SELECT count(*), min(at) FROM sign_in_attempts WHERE key = $1 AND at > $2").bind(key).bind(now - window_secs).fetch_one(tx).await?;
+    let sql = "SELECT count(*), min(at) FROM sign_in_attempts WHERE key = $1 AND at > $2";
+    let (count, oldest): (i64, Option<i64>) = with_tx!(tx, conn => sqlx::query_as(sql).bind(key).bind(now - window_secs).fetch_one(conn).await)?;
     Ok(if count < limit { Ok(()) } else { Err((oldest.unwrap_or(now) + window_secs - now).max(1)) })
 }
 
 /// A rate limit: records one use of `key` unless it had `limit` uses within the last
 /// `window_secs`; then `Err(seconds to wait)`. Check and record are one transaction.
-pub async fn take(pool: &SqlitePool, key: &str, limit: i64, window_secs: i64) -> Result<Result<(), i64>, AppError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+pub async fn take(db: &Db, key: &str, limit: i64, window_secs: i64) -> Result<Result<(), i64>, AppError> {
+    let mut tx = db.begin_locked(LOCK).await?;
     if let Err(wait) = room(&mut tx, key, limit, window_secs).await? {
         return Ok(Err(wait));
     }
-    sqlx::query("INSERT INTO sign_in_attempts (key, at) VALUES ($1, $2)").bind(key).bind(now()).execute(&mut *tx).await?;
+    let sql = "INSERT INTO sign_in_attempts (key, at) VALUES ($1, $2)";
+    with_tx!(&mut tx, conn => sqlx::query(sql).bind(key).bind(now()).execute(conn).await.map(|done| done.rows_affected()))?;
     tx.commit().await?;
     Ok(Ok(()))
 }
 
 /// The password was right: forget this attempt and the account's failures.
-pub async fn succeeded(pool: &SqlitePool, keys: &Keys, attempt: &[i64]) -> Result<(), AppError> {
-    let mut tx = pool.begin().await?;
+pub async fn succeeded(db: &Db, keys: &Keys, attempt: &[i64]) -> Result<(), AppError> {
+    let mut tx = db.begin().await?;
     for id in attempt {
-        sqlx::query("DELETE FROM sign_in_attempts WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        with_tx!(&mut tx, conn => sqlx::query("DELETE FROM sign_in_attempts WHERE id = $1").bind(id).execute(conn).await.map(|done| done.rows_affected()))?;
     }
-    sqlx::query("DELETE FROM sign_in_attempts WHERE key = $1").bind(&keys.account).execute(&mut *tx).await?;
+    let sql = "DELETE FROM sign_in_attempts WHERE key = $1";
+    with_tx!(&mut tx, conn => sqlx::query(sql).bind(&keys.account).execute(conn).await.map(|done| done.rows_affected()))?;
     tx.commit().await?;
     Ok(())
 }
 
 /// Deletes attempts that left the window (run periodically).
-pub async fn delete_old_attempts(pool: &SqlitePool) -> Result<u64, AppError> {
-    let done = sqlx::query("DELETE FROM sign_in_attempts WHERE at <= $1").bind(now() - WINDOW_SECS).execute(pool).await?;
-    Ok(done.rows_affected())
+pub async fn delete_old_attempts(db: &Db) -> Result<u64, AppError> {
+    let sql = "DELETE FROM sign_in_attempts WHERE at <= $1";
+    Ok(with_db!(db, pool => sqlx::query(sql).bind(now() - WINDOW_SECS).execute(pool).await.map(|done| done.rows_affected()))?)
 }
 
 #[cfg(test)]
@@ -106,7 +113,7 @@ mod tests {
 
     use crate::server::db::temp_pool as pool;
 
-    async fn fail(pool: &SqlitePool, keys: &Keys) -> Admission {
+    async fn fail(pool: &Db, keys: &Keys) -> Admission {
         admit(pool, keys).await.unwrap()
     }
 
@@ -141,7 +148,7 @@ mod tests {
         }
         let Admission::Allowed(attempt) = fail(&pool, &keys).await else { panic!("throttled too early") };
         succeeded(&pool, &keys, &attempt).await.unwrap();
-        let left: Vec<String> = sqlx::query_scalar("SELECT key FROM sign_in_attempts").fetch_all(&pool).await.unwrap();
+        let left: Vec<String> = with_db!(&pool, pool => sqlx::query_scalar("SELECT key FROM sign_in_attempts").fetch_all(pool).await).unwrap();
         assert_eq!(left, vec!["address:10.2.2.2"; 4]);
         assert!(matches!(fail(&pool, &keys).await, Admission::Allowed(_)));
     }
@@ -171,7 +178,7 @@ mod tests {
         let refused = take(&pool, "exchange:10.5.5.5", 3, 60).await.unwrap();
         assert!(matches!(refused, Err(wait) if (1..=60).contains(&wait)), "{refused:?}");
         assert_eq!(take(&pool, "exchange:10.5.5.6", 3, 60).await.unwrap(), Ok(()));
-        sqlx::query("UPDATE sign_in_attempts SET at = at - 60").execute(&pool).await.unwrap();
+        pool.execute("UPDATE sign_in_attempts SET at = at - 60").await.unwrap();
         assert_eq!(take(&pool, "exchange:10.5.5.5", 3, 60).await.unwrap(), Ok(()), "the window did not move");
     }
 
@@ -182,7 +189,7 @@ mod tests {
         for _ in 0..MAX_PER_ACCOUNT {
             fail(&pool, &keys).await;
         }
-        sqlx::query("UPDATE sign_in_attempts SET at = at - $1").bind(WINDOW_SECS).execute(&pool).await.unwrap();
+        pool.execute(&format!("UPDATE sign_in_attempts SET at = at - {WINDOW_SECS}")).await.unwrap();
         assert_eq!(delete_old_attempts(&pool).await.unwrap(), 2 * MAX_PER_ACCOUNT as u64);
         assert!(matches!(fail(&pool, &keys).await, Admission::Allowed(_)));
     }

@@ -13,6 +13,7 @@ use crate::login::return_to::sanitize_return_to;
 use crate::login::tokens::TokenSet;
 use crate::login::{Login, Logins, MaybeLogin, Method};
 use crate::server::config::Config;
+use crate::server::db::Db;
 use crate::server::request::user_agent_of;
 use crate::server::AppError;
 use axum::extract::{FromRef, FromRequestParts};
@@ -21,7 +22,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use leptos::prelude::expect_context;
 use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge};
-use sqlx::SqlitePool;
 use std::convert::Infallible;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -35,13 +35,13 @@ pub struct Auth {
     pub logins: Arc<Logins>,
     pub logi: Option<Arc<Provider>>,
     pub config: Arc<Config>,
-    pub pool: SqlitePool,
+    pub db: Db,
 }
 
 impl Auth {
     /// In a server function: the services the composition root provided as context.
     pub fn from_context() -> Self {
-        Self { logins: expect_context(), logi: expect_context(), config: expect_context(), pool: expect_context() }
+        Self { logins: expect_context(), logi: expect_context(), config: expect_context(), db: expect_context() }
     }
 
     fn provider(&self) -> Result<&Provider, AuthError> {
@@ -54,13 +54,13 @@ where
     Arc<Logins>: FromRef<S>,
     Option<Arc<Provider>>: FromRef<S>,
     Arc<Config>: FromRef<S>,
-    SqlitePool: FromRef<S>,
+    Db: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = Infallible;
 
     async fn from_request_parts(_: &mut Parts, state: &S) -> Result<Self, Infallible> {
-        Ok(Self { logins: FromRef::from_ref(state), logi: FromRef::from_ref(state), config: FromRef::from_ref(state), pool: FromRef::from_ref(state) })
+        Ok(Self { logins: FromRef::from_ref(state), logi: FromRef::from_ref(state), config: FromRef::from_ref(state), db: FromRef::from_ref(state) })
     }
 }
 
@@ -213,7 +213,7 @@ async fn verified_subject(provider: &Provider, code: &str, pending: &PendingLogi
 async fn sign_in(auth: &Auth, provider: &Provider, code: &str, pending: &PendingLogin) -> Result<(UserId, TokenSet), AuthError> {
     let (tokens, sub) = verified_subject(provider, code, pending).await?;
     let info = provider.userinfo(&tokens.access_token, &sub).await?;
-    let user_id = accounts::sign_in_with_identity(&auth.pool, provider.issuer(), &sub, &profile::from_userinfo(&info)).await.map_err(internal)?;
+    let user_id = accounts::sign_in_with_identity(&auth.db, provider.issuer(), &sub, &profile::from_userinfo(&info)).await.map_err(internal)?;
     // The profile may have changed for the user's other browsers too.
     auth.logins.forget_user(user_id);
     Ok((user_id, tokens))
@@ -224,7 +224,7 @@ async fn sign_in(auth: &Auth, provider: &Provider, code: &str, pending: &Pending
 async fn link(auth: &Auth, current: Option<&Login>, provider: &Provider, code: &str, pending: &PendingLogin, login_id: &LoginId) -> Result<String, AuthError> {
     let login = current.filter(|login| &login.id == login_id).ok_or(AuthError::NotSignedIn)?;
     let (tokens, sub) = verified_subject(provider, code, pending).await?;
-    match accounts::link_identity(&auth.pool, login.user_id, provider.issuer(), &sub).await.map_err(internal)? {
+    match accounts::link_identity(&auth.db, login.user_id, provider.issuer(), &sub).await.map_err(internal)? {
         LinkOutcome::Linked | LinkOutcome::AlreadyLinked => {
             auth.logins.forget_user(login.user_id);
             // This browser may now call the API with the linked identity.

@@ -41,7 +41,7 @@ where
     Arc<Logins>: FromRef<S>,
     Option<Arc<Provider>>: FromRef<S>,
     Arc<crate::server::config::Config>: FromRef<S>,
-    sqlx::SqlitePool: FromRef<S>,
+    crate::server::db::Db: FromRef<S>,
     S: Clone + Send + Sync + 'static,
 {
     Router::new().route(EXCHANGE, post(exchange)).route(TOKEN, post(token)).route(REVOKE, post(revoke)).route(JWKS, get(jwks))
@@ -144,7 +144,7 @@ async fn redeem(auth: &Auth, parts: &Parts, body: Body) -> Result<Response, Nati
     }
     let address = peer_address(&parts.extensions);
     let headers = &parts.headers;
-    if let Err(retry_after_secs) = throttle::take(&auth.pool, &format!("exchange:{address}"), native.exchanges_per_minute.into(), 60).await? {
+    if let Err(retry_after_secs) = throttle::take(&auth.db, &format!("exchange:{address}"), native.exchanges_per_minute.into(), 60).await? {
         return Err(NativeError::SlowDown { retry_after_secs });
     }
     if !is_json(headers) {
@@ -171,7 +171,7 @@ async fn sign_in(auth: &Auth, provider: &Provider, request: &ExchangeRequest, gr
     let id_token = grant.id_token.as_ref().ok_or(NativeError::InvalidIdToken)?;
     let sub = provider.verify_id_token(id_token, request.nonce.as_deref(), &grant.access_token).await.map_err(from_auth_error)?;
     let info = provider.userinfo(&grant.access_token, &sub).await.map_err(from_auth_error)?;
-    let mut tx = auth.pool.begin_with("BEGIN IMMEDIATE").await.map_err(AppError::from)?;
+    let mut tx = accounts::begin(&auth.db).await?;
     let user_id = accounts::user_for_identity(&mut tx, provider.issuer(), &sub, &profile::from_userinfo(&info)).await?;
     let (login, tokens) = auth.logins.start_device(&mut tx, user_id, request.device_name.as_deref(), grant).await?;
     tx.commit().await.map_err(AppError::from)?;

@@ -22,7 +22,7 @@ where
     Arc<Logins>: FromRef<S>,
     Option<Arc<super::oidc::Provider>>: FromRef<S>,
     Arc<crate::server::config::Config>: FromRef<S>,
-    sqlx::SqlitePool: FromRef<S>,
+    crate::server::db::Db: FromRef<S>,
     S: Clone + Send + Sync + 'static,
 {
     Router::new().route("/api/auth/link", post(link)).route("/api/auth/me", get(me)).route("/api/auth/logout", get(logout_and_redirect).post(logout))

@@ -168,13 +168,14 @@ mod tests {
     #[test]
     fn the_cookie_is_http_only_lax_scoped_to_the_auth_routes_and_short_lived() {
         let jar = PendingCookie::new(&config("http://localhost:3000", SECRET));
-        let cookie = jar.add(&HeaderMap::new(), login("s1", 100), 100);
+        // A state long enough that random base64 cannot contain it by chance.
+        let cookie = jar.add(&HeaderMap::new(), login("readable-state-value", 100), 100);
         let text = cookie.to_str().unwrap();
         assert!(text.starts_with("logi_bff_login="), "{text}");
         for attribute in ["HttpOnly", "SameSite=Lax", "Path=/api/auth", "Max-Age=600"] {
             assert!(text.contains(attribute), "{attribute} missing: {text}");
         }
-        assert!(!text.contains("s1") && !text.contains("Secure"), "{text}");
+        assert!(!text.contains("readable-state-value") && !text.contains("Secure"), "{text}");
         let secure = PendingCookie::new(&config("https://app.example.com", SECRET)).add(&HeaderMap::new(), login("s1", 100), 100);
         assert!(secure.to_str().unwrap().starts_with("__Secure-logi_bff_login=") && secure.to_str().unwrap().contains("Secure"));
     }

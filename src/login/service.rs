@@ -10,10 +10,11 @@ use super::tokens::{self, Custody, CustodyError, HeldTokens, TokenAuthority, Tok
 use super::User;
 use crate::ids::{LoginId, UserId};
 use crate::server::config::Config;
+use crate::server::db::Db;
 use crate::server::AppError;
+use crate::with_db;
 use axum::http::{HeaderMap, HeaderValue};
 use secrecy::SecretString;
-use sqlx::SqlitePool;
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -21,8 +22,9 @@ use time::OffsetDateTime;
 /// `last_seen_at` is written at most this often: a read per request, a write per minute.
 const TOUCH_INTERVAL_SECS: i64 = 60;
 /// Rows and users are served from memory for at most this long; every change this
-/// process makes drops its entries at once.
-const CACHE_TTL: Duration = Duration::from_secs(1);
+/// process makes drops its entries at once, and a change another replica makes is seen
+/// within this time (so within a second, with margin).
+pub(super) const CACHE_TTL: Duration = Duration::from_millis(500);
 const CACHE_CAPACITY: usize = 100_000;
 
 /// The signed-in client a request comes from.
@@ -33,7 +35,7 @@ pub struct Login {
 }
 
 pub struct Logins {
-    pub(super) pool: SqlitePool,
+    pub(super) db: Db,
     pub(super) lifetimes: LoginLifetimes,
     refresh_skew_secs: i64,
     rows: Expiring<LoginId, LoginRow>,
@@ -55,10 +57,10 @@ fn cache<V: Clone>() -> Expiring<LoginId, V> {
 }
 
 impl Logins {
-    pub fn new(pool: SqlitePool, config: &Config, authority: Option<Arc<dyn TokenAuthority>>, sessions: SessionCache) -> Self {
+    pub fn new(db: Db, config: &Config, authority: Option<Arc<dyn TokenAuthority>>, sessions: SessionCache) -> Self {
         let lifetimes = |idle: Duration, absolute: Duration| Lifetimes { idle_secs: idle.as_secs() as i64, absolute_secs: absolute.as_secs() as i64 };
         Self {
-            pool,
+            db,
             lifetimes: LoginLifetimes {
                 browser: lifetimes(config.session_idle_timeout, config.session_absolute_timeout),
                 device: lifetimes(config.native.refresh_idle, config.native.refresh_absolute),
@@ -81,7 +83,9 @@ impl Logins {
             self.forget(&previous).await?;
         }
         let id = LoginId::random();
-        store::insert(&self.pool, &id, user_id, (method, Client::Browser), &store::sanitized_user_agent(user_agent), now()).await?;
+        let mut tx = self.db.begin().await?;
+        store::insert(&mut tx, &id, user_id, (method, Client::Browser), &store::sanitized_user_agent(user_agent), now()).await?;
+        tx.commit().await?;
         session.start(&id).await?;
         Ok(Login { id, user_id })
     }
@@ -109,7 +113,7 @@ impl Logins {
             return Ok(None);
         }
         if now - row.last_seen_at >= TOUCH_INTERVAL_SECS {
-            store::touch(&self.pool, id, now).await?;
+            store::touch(&self.db, id, now).await?;
             self.rows.insert(id.clone(), LoginRow { last_seen_at: now, ..row.clone() });
         }
         Ok(Some(Login { id: id.clone(), user_id: row.user_id }))
@@ -119,7 +123,7 @@ impl Logins {
         if let Some(row) = self.rows.get(id) {
             return Ok(Some(row));
         }
-        let row = store::find(&self.pool, id).await?;
+        let row = store::find(&self.db, id).await?;
         if let Some(row) = &row {
             self.rows.insert(id.clone(), row.clone());
         }
@@ -133,7 +137,7 @@ impl Logins {
                 return Ok(Some(user));
             }
         }
-        let user = store::find_user(&self.pool, login.user_id).await?;
+        let user = store::find_user(&self.db, login.user_id).await?;
         if let Some(user) = &user {
             self.users.insert(login.id.clone(), (login.user_id, user.clone()));
         }
@@ -147,14 +151,14 @@ impl Logins {
 
     /// Keeps logi's tokens for this login (a sign-in or a link).
     pub async fn keep_tokens(&self, login: &LoginId, grant: TokenSet) -> Result<(), AppError> {
-        self.tokens.keep(&self.pool, login, &HeldTokens::from_grant(grant)).await
+        self.tokens.keep(&self.db, login, &HeldTokens::from_grant(grant)).await
     }
 
     /// A fresh logi access token for the login, refreshed single-flight when needed. A
     /// login that ended meanwhile (its tokens went with it) is `Expired`, not `NoTokens`.
     pub async fn access_token(&self, login: &Login) -> Result<SecretString, CustodyError> {
         let authority = self.authority.as_ref().ok_or(CustodyError::NoTokens)?;
-        match self.tokens.access_token(&self.pool, authority, &login.id, self.refresh_skew_secs).await {
+        match self.tokens.access_token(&self.db, authority, &login.id, self.refresh_skew_secs).await {
             Err(CustodyError::NoTokens) if self.row(&login.id).await?.is_none() => Err(CustodyError::Expired),
             other => other,
         }
@@ -183,7 +187,7 @@ impl Logins {
     /// the login held logi tokens.
     pub async fn sign_out_and_revoke(&self, session: &BrowserSession, login: Option<&Login>) -> Result<bool, AppError> {
         let held = match login {
-            Some(login) => self.tokens.load(&self.pool, &login.id).await?,
+            Some(login) => self.tokens.load(&self.db, &login.id).await?,
             None => None,
         };
         self.sign_out(session).await?;
@@ -194,9 +198,9 @@ impl Logins {
 
     /// Ends one of the user's other logins, revoking its refresh token; false when the user has no such login.
     pub async fn end(&self, user_id: UserId, login: &LoginId) -> Result<bool, AppError> {
-        let doomed = self.tokens.load(&self.pool, login).await?.and_then(|held| held.refresh_token);
+        let doomed = self.tokens.load(&self.db, login).await?.and_then(|held| held.refresh_token);
         self.rows.remove(login);
-        if !store::delete_of_user(&self.pool, user_id, login).await? {
+        if !store::delete_of_user(&self.db, user_id, login).await? {
             return Ok(false);
         }
         self.revoke(doomed.into_iter().collect()).await;
@@ -205,23 +209,23 @@ impl Logins {
 
     /// Ends the user's logins (all but `keep`), revoking their refresh tokens at logi.
     pub async fn end_all(&self, user_id: UserId, keep: Option<&LoginId>) -> Result<u64, AppError> {
-        let doomed = self.tokens.refresh_tokens_of_user(&self.pool, user_id, keep).await?;
+        let doomed = self.tokens.refresh_tokens_of_user(&self.db, user_id, keep).await?;
         self.rows.retain(|id, row| row.user_id != user_id || Some(id) == keep);
-        let ended = store::delete_all_of_user(&self.pool, user_id, keep).await?;
+        let ended = store::delete_all_of_user(&self.db, user_id, keep).await?;
         self.revoke(doomed).await;
         Ok(ended)
     }
 
     /// The user's live logins (browsers and devices), most recently used first.
     pub async fn list(&self, user_id: UserId) -> Result<Vec<LoginRecord>, AppError> {
-        store::list_live(&self.pool, user_id, &self.lifetimes, now()).await
+        store::list_live(&self.db, user_id, &self.lifetimes, now()).await
     }
 
     /// Deletes a login row (and its cached copies).
     pub(super) async fn forget(&self, id: &LoginId) -> Result<(), AppError> {
         self.rows.remove(id);
         self.users.remove(id);
-        store::delete(&self.pool, id).await
+        store::delete(&self.db, id).await
     }
 
     pub(super) async fn revoke(&self, refresh_tokens: Vec<SecretString>) {
@@ -240,13 +244,9 @@ impl Logins {
     pub async fn take_pending(&self, request: &HeaderMap, state: Option<&str>) -> Result<(Result<PendingLogin, PendingError>, Option<HeaderValue>), AppError> {
         let (taken, rest) = self.pending.take(request, state, now());
         let Ok(login) = taken else { return Ok((taken, rest)) };
-        let first_use = sqlx::query("INSERT INTO used_logins (marker, expires_at) VALUES ($1, $2) ON CONFLICT (marker) DO NOTHING")
-            .bind(login.used_marker())
-            .bind(login.started_at + LIFETIME_SECS)
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
-            == 1;
+        let (marker, expires_at) = (login.used_marker(), login.started_at + LIFETIME_SECS);
+        let sql = "INSERT INTO used_logins (marker, expires_at) VALUES ($1, $2) ON CONFLICT (marker) DO NOTHING";
+        let first_use = with_db!(&self.db, pool => sqlx::query(sql).bind(&marker).bind(expires_at).execute(pool).await.map(|done| done.rows_affected()))? == 1;
         Ok((if first_use { Ok(login) } else { Err(PendingError::Expired) }, rest))
     }
 
@@ -254,8 +254,8 @@ impl Logins {
     /// rotated refresh tokens; rotates the signing key when due (run periodically).
     pub async fn sweep(&self) -> Result<u64, AppError> {
         let now = now();
-        let logins = store::delete_expired(&self.pool, &self.lifetimes, now).await?;
-        let markers = sqlx::query("DELETE FROM used_logins WHERE expires_at < $1").bind(now).execute(&self.pool).await?.rows_affected();
+        let logins = store::delete_expired(&self.db, &self.lifetimes, now).await?;
+        let markers = with_db!(&self.db, pool => sqlx::query("DELETE FROM used_logins WHERE expires_at < $1").bind(now).execute(pool).await.map(|done| done.rows_affected()))?;
         Ok(logins + markers + self.sweep_devices(now).await?)
     }
 

@@ -9,6 +9,7 @@ use super::cache::Expiring;
 use crate::ids::LoginId;
 use crate::server::config::Config;
 use crate::server::crypto::derive_key;
+use crate::server::db::Db;
 use crate::server::AppError;
 use async_trait::async_trait;
 use axum::extract::FromRequestParts;
@@ -21,8 +22,9 @@ use tower_sessions::cookie::{Key, SameSite};
 use tower_sessions::service::SignedCookie;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
+use tower_sessions::ExpiredDeletion;
 use tower_sessions::{CachingSessionStore, Expiry, Session, SessionManagerLayer};
-use tower_sessions_sqlx_store::SqliteStore;
+use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 pub const COOKIE_NAME: &str = "logi_bff_session";
 /// `__Host-` requires Secure, Path=/ and no Domain, which pins the cookie to this origin.
@@ -30,12 +32,13 @@ pub const SECURE_COOKIE_NAME: &str = "__Host-logi_bff_session";
 const LOGIN_ID: &str = "login_id";
 /// Session records kept in memory at most; beyond that the least used are read again.
 const SESSION_CACHE_CAPACITY: usize = 100_000;
-/// A cached record is read again from the store after this long.
-const SESSION_CACHE_TTL: Duration = Duration::from_secs(300);
+/// A cached record is read again from the store after this long: a session renewed or
+/// ended by another replica is seen as soon as the login rows are.
+const SESSION_CACHE_TTL: Duration = super::service::CACHE_TTL;
 
-pub type SessionLayer = SessionManagerLayer<CachingSessionStore<SessionCache, SqliteStore>, SignedCookie>;
+pub type SessionLayer = SessionManagerLayer<CachingSessionStore<SessionCache, SessionRecords>, SignedCookie>;
 
-pub fn layer(config: &Config, cache: SessionCache, store: SqliteStore) -> SessionLayer {
+pub fn layer(config: &Config, cache: SessionCache, store: SessionRecords) -> SessionLayer {
     let secure = config.secure_cookies();
     let key = derive_key::<64>(&config.session_secret, "logi-bff/session-cookie-signing/v1");
     SessionManagerLayer::new(CachingSessionStore::new(cache, store))
@@ -94,8 +97,60 @@ impl<S: Send + Sync> FromRequestParts<S> for BrowserSession {
     }
 }
 
-/// The in-memory half of tower-sessions' `CachingSessionStore` in front of the SQLite
-/// store: a record read once is served from memory until it expires. It only ever
+/// The stored half of the sessions: tower-sessions' own store of this backend (its
+/// table is created by our migrations).
+#[derive(Clone, Debug)]
+pub enum SessionRecords {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+impl SessionRecords {
+    pub fn new(db: &Db) -> Self {
+        match db {
+            Db::Sqlite(pool) => Self::Sqlite(SqliteStore::new(pool.clone())),
+            Db::Postgres(pool) => Self::Postgres(PostgresStore::new(pool.clone())),
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            SessionRecords::Sqlite($store) => $call,
+            SessionRecords::Postgres($store) => $call,
+        }
+    };
+}
+
+#[async_trait]
+impl SessionStore for SessionRecords {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        delegate!(self, store => store.create(record).await)
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        delegate!(self, store => store.save(record).await)
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        delegate!(self, store => store.load(id).await)
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        delegate!(self, store => store.delete(id).await)
+    }
+}
+
+#[async_trait]
+impl ExpiredDeletion for SessionRecords {
+    async fn delete_expired(&self) -> session_store::Result<()> {
+        delegate!(self, store => store.delete_expired().await)
+    }
+}
+
+/// The in-memory half of tower-sessions' `CachingSessionStore` in front of the stored
+/// records: a record read once is served from memory until it expires. It only ever
 /// holds records the store has (created, saved or found there), and is bounded.
 #[derive(Clone)]
 pub struct SessionCache(Arc<Expiring<Id, Record>>);

@@ -2,8 +2,9 @@
 
 use super::User;
 use crate::ids::{LoginId, UserId};
+use crate::server::db::{Db, Tx};
 use crate::server::AppError;
-use sqlx::SqlitePool;
+use crate::{with_db, with_tx};
 
 /// How a login was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,11 +24,46 @@ impl Method {
 
 /// What kind of client holds a login: a browser (session cookie) or a native app's
 /// device (our bearer and refresh tokens). Each kind has its own lifetimes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::Type)]
-#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Client {
     Browser,
     Device,
+}
+
+impl Client {
+    fn as_str(self) -> &'static str {
+        match self {
+            Client::Browser => "browser",
+            Client::Device => "device",
+        }
+    }
+}
+
+/// Read from the `client` text column on either backend.
+impl<DB: sqlx::Database> sqlx::Type<DB> for Client
+where
+    String: sqlx::Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <String as sqlx::Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <String as sqlx::Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for Client
+where
+    String: sqlx::Decode<'r, DB>,
+{
+    fn decode(value: DB::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        match <String as sqlx::Decode<'r, DB>>::decode(value)?.as_str() {
+            "browser" => Ok(Client::Browser),
+            "device" => Ok(Client::Device),
+            other => Err(format!("unknown login client `{other}`").into()),
+        }
+    }
 }
 
 /// How long logins of one kind live: since their last use, and in all.
@@ -89,79 +125,64 @@ pub fn sanitized_user_agent(raw: &str) -> String {
 }
 
 /// A new login. `user_agent` is a browser's User-Agent or a device's name, already sanitised.
-pub async fn insert(
-    db: impl sqlx::SqliteExecutor<'_>,
-    id: &LoginId,
-    user_id: UserId,
-    (method, client): (Method, Client),
-    user_agent: &str,
-    now: i64,
-) -> Result<(), AppError> {
-    sqlx::query("INSERT INTO logins (id, user_id, method, client, user_agent, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $6)")
-        .bind(id)
-        .bind(user_id)
-        .bind(method.as_str())
-        .bind(client)
-        .bind(user_agent)
-        .bind(now)
-        .execute(db)
-        .await?;
+pub async fn insert(tx: &mut Tx, id: &LoginId, user_id: UserId, (method, client): (Method, Client), user_agent: &str, now: i64) -> Result<(), AppError> {
+    let sql = "INSERT INTO logins (id, user_id, method, client, user_agent, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $6)";
+    with_tx!(tx, conn => sqlx::query(sql).bind(id).bind(user_id).bind(method.as_str()).bind(client.as_str()).bind(user_agent).bind(now).execute(conn).await.map(|done| done.rows_affected()))?;
     Ok(())
 }
 
-pub async fn find(pool: &SqlitePool, id: &LoginId) -> Result<Option<LoginRow>, AppError> {
-    Ok(sqlx::query_as("SELECT user_id, client, created_at, last_seen_at FROM logins WHERE id = $1").bind(id).fetch_optional(pool).await?)
+pub async fn find(db: &Db, id: &LoginId) -> Result<Option<LoginRow>, AppError> {
+    let sql = "SELECT user_id, client, created_at, last_seen_at FROM logins WHERE id = $1";
+    Ok(with_db!(db, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?)
 }
 
-pub async fn touch(pool: &SqlitePool, id: &LoginId, now: i64) -> Result<(), AppError> {
-    sqlx::query("UPDATE logins SET last_seen_at = $1 WHERE id = $2").bind(now).bind(id).execute(pool).await?;
+pub async fn touch(db: &Db, id: &LoginId, now: i64) -> Result<(), AppError> {
+    with_db!(db, pool => sqlx::query("UPDATE logins SET last_seen_at = $1 WHERE id = $2").bind(now).bind(id).execute(pool).await.map(|done| done.rows_affected()))?;
     Ok(())
 }
 
-pub async fn delete(pool: &SqlitePool, id: &LoginId) -> Result<(), AppError> {
-    sqlx::query("DELETE FROM logins WHERE id = $1").bind(id).execute(pool).await?;
+pub async fn delete(db: &Db, id: &LoginId) -> Result<(), AppError> {
+    with_db!(db, pool => sqlx::query("DELETE FROM logins WHERE id = $1").bind(id).execute(pool).await.map(|done| done.rows_affected()))?;
     Ok(())
 }
 
 /// Deletes one of the user's logins; false when the user has no such login.
-pub async fn delete_of_user(pool: &SqlitePool, user_id: UserId, id: &LoginId) -> Result<bool, AppError> {
-    let done = sqlx::query("DELETE FROM logins WHERE id = $1 AND user_id = $2").bind(id).bind(user_id).execute(pool).await?;
-    Ok(done.rows_affected() == 1)
+pub async fn delete_of_user(db: &Db, user_id: UserId, id: &LoginId) -> Result<bool, AppError> {
+    let sql = "DELETE FROM logins WHERE id = $1 AND user_id = $2";
+    let deleted = with_db!(db, pool => sqlx::query(sql).bind(id).bind(user_id).execute(pool).await.map(|done| done.rows_affected()))?;
+    Ok(deleted == 1)
 }
 
 /// Deletes every login of the user except `keep`; returns how many ended.
-pub async fn delete_all_of_user(pool: &SqlitePool, user_id: UserId, keep: Option<&LoginId>) -> Result<u64, AppError> {
-    let done = sqlx::query("DELETE FROM logins WHERE user_id = $1 AND id IS DISTINCT FROM $2").bind(user_id).bind(keep).execute(pool).await?;
-    Ok(done.rows_affected())
+pub async fn delete_all_of_user(db: &Db, user_id: UserId, keep: Option<&LoginId>) -> Result<u64, AppError> {
+    let sql = "DELETE FROM logins WHERE user_id = $1 AND id IS DISTINCT FROM $2";
+    Ok(with_db!(db, pool => sqlx::query(sql).bind(user_id).bind(keep).execute(pool).await.map(|done| done.rows_affected()))?)
 }
 
-/// `WHERE` text true for logins within the lifetimes of their kind; [`bind_live`] binds `$1..=$4`.
+/// `WHERE` text true for logins within the lifetimes of their kind, given [`live_bounds`] as `$1..=$4`.
 const LIVE: &str = "CASE client WHEN 'device' THEN created_at > $3 AND last_seen_at > $4 ELSE created_at > $1 AND last_seen_at > $2 END";
 
-/// Binds the earliest live creation and last-use times of browsers, then devices.
-fn bind_live<'q, O>(
-    query: sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>,
-    lifetimes: &LoginLifetimes,
-    now: i64,
-) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>> {
+/// The earliest live creation and last-use times of browsers, then devices.
+fn live_bounds(lifetimes: &LoginLifetimes, now: i64) -> [i64; 4] {
     let (browser, device) = (lifetimes.browser, lifetimes.device);
-    query.bind(now - browser.absolute_secs).bind(now - browser.idle_secs).bind(now - device.absolute_secs).bind(now - device.idle_secs)
+    [now - browser.absolute_secs, now - browser.idle_secs, now - device.absolute_secs, now - device.idle_secs]
 }
 
 /// The user's logins still within their lifetimes, most recently used first.
-pub async fn list_live(pool: &SqlitePool, user_id: UserId, lifetimes: &LoginLifetimes, now: i64) -> Result<Vec<LoginRecord>, AppError> {
+pub async fn list_live(db: &Db, user_id: UserId, lifetimes: &LoginLifetimes, now: i64) -> Result<Vec<LoginRecord>, AppError> {
     let sql = format!(
         "SELECT id, method, client, user_agent, created_at, last_seen_at FROM logins
           WHERE user_id = $5 AND {LIVE} ORDER BY last_seen_at DESC, created_at DESC"
     );
-    Ok(bind_live(sqlx::query_as(&sql), lifetimes, now).bind(user_id).fetch_all(pool).await?)
+    let [a, b, c, d] = live_bounds(lifetimes, now);
+    Ok(with_db!(db, pool => sqlx::query_as(&sql).bind(a).bind(b).bind(c).bind(d).bind(user_id).fetch_all(pool).await)?)
 }
 
 /// Deletes logins past either lifetime of their kind (run periodically).
-pub async fn delete_expired(pool: &SqlitePool, lifetimes: &LoginLifetimes, now: i64) -> Result<u64, AppError> {
-    let sql = format!("DELETE FROM logins WHERE NOT ({LIVE}) RETURNING id");
-    let deleted: Vec<(LoginId,)> = bind_live(sqlx::query_as(&sql), lifetimes, now).fetch_all(pool).await?;
-    Ok(deleted.len() as u64)
+pub async fn delete_expired(db: &Db, lifetimes: &LoginLifetimes, now: i64) -> Result<u64, AppError> {
+    let sql = format!("DELETE FROM logins WHERE NOT ({LIVE})");
+    let [a, b, c, d] = live_bounds(lifetimes, now);
+    Ok(with_db!(db, pool => sqlx::query(&sql).bind(a).bind(b).bind(c).bind(d).execute(pool).await.map(|done| done.rows_affected()))?)
 }
 
 #[derive(sqlx::FromRow)]
@@ -173,14 +194,10 @@ struct UserRow {
 }
 
 /// A user as the browser sees it, with the subject of its logi identity if one is linked.
-pub async fn find_user(pool: &SqlitePool, user_id: UserId) -> Result<Option<User>, AppError> {
-    let row: Option<UserRow> = sqlx::query_as(
-        "SELECT (SELECT subject FROM identities WHERE user_id = users.id ORDER BY linked_at LIMIT 1) AS sub,
-                anonymous, email, name
-           FROM users WHERE id = $1",
-    )
-    .bind(user_id)
-    .fetch_optional(pool)
-    .await?;
+pub async fn find_user(db: &Db, user_id: UserId) -> Result<Option<User>, AppError> {
+    let sql = "SELECT (SELECT subject FROM identities WHERE user_id = users.id ORDER BY linked_at LIMIT 1) AS sub,
+                      anonymous, email, name
+                 FROM users WHERE id = $1";
+    let row: Option<UserRow> = with_db!(db, pool => sqlx::query_as(sql).bind(user_id).fetch_optional(pool).await)?;
     Ok(row.map(|UserRow { sub, anonymous, email, name }| User { sub, anonymous, email, name }))
 }

@@ -15,15 +15,20 @@
 use super::cache::Expiring;
 use crate::ids::{LoginId, UserId};
 use crate::server::crypto::Sealer;
+use crate::server::db::{Db, Tx};
 use crate::server::AppError;
+use crate::{with_db, with_tx};
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
 use time::OffsetDateTime;
+
+const KEEP: &str = "INSERT INTO login_tokens (login_id, sealed, updated_at) VALUES ($1, $2, $3)
+     ON CONFLICT (login_id) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at";
+const LOAD: &str = "SELECT sealed FROM login_tokens WHERE login_id = $1";
+const LOCK_ROW: &str = "SELECT sealed FROM login_tokens WHERE login_id = $1 FOR UPDATE";
 
 /// Assumed access-token lifetime when the provider does not say (`expires_in`).
 const DEFAULT_LIFETIME_SECS: i64 = 300;
@@ -151,32 +156,37 @@ impl Custody {
         Self {
             sealer: Sealer::new(session_secret, "logi-bff/token-custody/v1"),
             refresh_locks: Mutex::default(),
-            opened: Expiring::new(100_000, Duration::from_secs(1)),
+            opened: Expiring::new(100_000, super::service::CACHE_TTL),
         }
     }
 
     /// Keeps the tokens of a login (or replaces them).
-    pub async fn keep(&self, db: impl sqlx::SqliteExecutor<'_>, login_id: &LoginId, tokens: &HeldTokens) -> Result<(), AppError> {
+    pub async fn keep(&self, db: &Db, login_id: &LoginId, tokens: &HeldTokens) -> Result<(), AppError> {
         let sealed = self.seal(login_id, tokens)?;
-        sqlx::query(
-            "INSERT INTO login_tokens (login_id, sealed, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (login_id) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
-        )
-        .bind(login_id)
-        .bind(sealed)
-        .bind(now())
-        .execute(db)
-        .await?;
+        with_db!(db, pool => sqlx::query(KEEP).bind(login_id).bind(sealed).bind(now()).execute(pool).await.map(|done| done.rows_affected()))?;
+        self.opened.insert(login_id.clone(), tokens.clone());
+        Ok(())
+    }
+
+    /// [`Custody::keep`] within the caller's transaction.
+    pub async fn keep_in(&self, tx: &mut Tx, login_id: &LoginId, tokens: &HeldTokens) -> Result<(), AppError> {
+        let sealed = self.seal(login_id, tokens)?;
+        with_tx!(tx, conn => sqlx::query(KEEP).bind(login_id).bind(sealed).bind(now()).execute(conn).await.map(|done| done.rows_affected()))?;
         self.opened.insert(login_id.clone(), tokens.clone());
         Ok(())
     }
 
     /// The login's tokens; `None` when there are none or they do not decrypt.
-    pub async fn load(&self, pool: &SqlitePool, login_id: &LoginId) -> Result<Option<HeldTokens>, AppError> {
+    pub async fn load(&self, db: &Db, login_id: &LoginId) -> Result<Option<HeldTokens>, AppError> {
         if let Some(held) = self.opened.get(login_id) {
             return Ok(Some(held));
         }
-        let sealed: Option<Vec<u8>> = sqlx::query_scalar("SELECT sealed FROM login_tokens WHERE login_id = $1").bind(login_id).fetch_optional(pool).await?;
+        let sealed: Option<Vec<u8>> = with_db!(db, pool => sqlx::query_scalar(LOAD).bind(login_id).fetch_optional(pool).await)?;
+        Ok(self.opened_row(login_id, sealed))
+    }
+
+    /// A stored row opened (and remembered); `None` when absent or it does not decrypt.
+    fn opened_row(&self, login_id: &LoginId, sealed: Option<Vec<u8>>) -> Option<HeldTokens> {
         let opened = sealed.and_then(|sealed| {
             let opened = self.open(login_id, &sealed);
             if opened.is_none() {
@@ -187,18 +197,13 @@ impl Custody {
         if let Some(held) = &opened {
             self.opened.insert(login_id.clone(), held.clone());
         }
-        Ok(opened)
+        opened
     }
 
     /// The refresh tokens of the user's logins (except `keep`), read before those logins end.
-    pub async fn refresh_tokens_of_user(&self, pool: &SqlitePool, user_id: UserId, keep: Option<&LoginId>) -> Result<Vec<SecretString>, AppError> {
-        let rows: Vec<(LoginId, Vec<u8>)> = sqlx::query_as(
-            "SELECT t.login_id, t.sealed FROM login_tokens t JOIN logins l ON l.id = t.login_id WHERE l.user_id = $1 AND l.id IS DISTINCT FROM $2",
-        )
-        .bind(user_id)
-        .bind(keep)
-        .fetch_all(pool)
-        .await?;
+    pub async fn refresh_tokens_of_user(&self, db: &Db, user_id: UserId, keep: Option<&LoginId>) -> Result<Vec<SecretString>, AppError> {
+        let sql = "SELECT t.login_id, t.sealed FROM login_tokens t JOIN logins l ON l.id = t.login_id WHERE l.user_id = $1 AND l.id IS DISTINCT FROM $2";
+        let rows: Vec<(LoginId, Vec<u8>)> = with_db!(db, pool => sqlx::query_as(sql).bind(user_id).bind(keep).fetch_all(pool).await)?;
         Ok(rows.iter().filter_map(|(login_id, sealed)| self.open(login_id, sealed)?.refresh_token).collect())
     }
 
@@ -206,19 +211,19 @@ impl Custody {
     /// `skew_secs`, at most one refresh per login at a time.
     pub async fn access_token(
         self: &Arc<Self>,
-        pool: &SqlitePool,
+        db: &Db,
         authority: &Arc<dyn TokenAuthority>,
         login_id: &LoginId,
         skew_secs: i64,
     ) -> Result<SecretString, CustodyError> {
-        let held = self.load(pool, login_id).await?.ok_or(CustodyError::NoTokens)?;
+        let held = self.load(db, login_id).await?.ok_or(CustodyError::NoTokens)?;
         if held.is_fresh(skew_secs) {
             return Ok(held.access_token);
         }
         // The refresh runs in a task of its own: a client that disconnects must not cancel
         // it after logi has rotated the refresh token but before the new one is stored.
-        let (custody, pool, authority, login_id) = (self.clone(), pool.clone(), authority.clone(), login_id.clone());
-        let refresh = tokio::spawn(async move { custody.refresh(&pool, authority.as_ref(), &login_id, skew_secs).await });
+        let (custody, db, authority, login_id) = (self.clone(), db.clone(), authority.clone(), login_id.clone());
+        let refresh = tokio::spawn(async move { custody.refresh(&db, authority.as_ref(), &login_id, skew_secs).await });
         refresh.await.unwrap_or_else(|panicked| {
             tracing::error!(%panicked, "the refresh task failed");
             Err(CustodyError::Internal)
@@ -226,27 +231,50 @@ impl Custody {
     }
 
     /// Under the login's lock: rereads the tokens (whoever held the lock before may have
-    /// refreshed already), else trades the refresh token and stores the rotated ones.
-    async fn refresh(&self, pool: &SqlitePool, authority: &dyn TokenAuthority, login_id: &LoginId, skew_secs: i64) -> Result<SecretString, CustodyError> {
+    /// refreshed already), else trades the refresh token and stores the rotated ones. On
+    /// Postgres the lock is also the row's (`FOR UPDATE`, held across the provider call),
+    /// so replicas queue behind one refresh and read its committed tokens.
+    async fn refresh(&self, db: &Db, authority: &dyn TokenAuthority, login_id: &LoginId, skew_secs: i64) -> Result<SecretString, CustodyError> {
         let lock = self.refresh_lock(login_id);
         let _refreshing = lock.lock().await;
-        let held = self.load(pool, login_id).await?.ok_or(CustodyError::NoTokens)?;
+        let (row_lock, held) = match db {
+            Db::Postgres(pool) => {
+                let (tx, sealed) = Self::lock_row(pool, login_id).await?;
+                (Some(tx), self.opened_row(login_id, sealed))
+            }
+            Db::Sqlite(_) => (None, self.load(db, login_id).await?),
+        };
+        let held = held.ok_or(CustodyError::NoTokens)?;
         if held.is_fresh(skew_secs) {
             return Ok(held.access_token);
         }
         let refresh_token = held.refresh_token.as_ref().ok_or(CustodyError::Expired)?;
-        match authority.refresh(refresh_token).await {
-            Ok(tokens) => {
-                let held = held.refreshed(tokens);
-                self.keep(pool, login_id, &held).await?;
-                Ok(held.access_token)
-            }
-            Err(TokenError::Refused { status, .. }) if status >= 500 => Err(CustodyError::ProviderUnavailable),
-            Err(TokenError::Unreachable) => Err(CustodyError::ProviderUnavailable),
+        let refreshed = match authority.refresh(refresh_token).await {
+            Ok(tokens) => held.refreshed(tokens),
+            Err(TokenError::Refused { status, .. }) if status >= 500 => return Err(CustodyError::ProviderUnavailable),
+            Err(TokenError::Unreachable) => return Err(CustodyError::ProviderUnavailable),
             // invalid_grant (expired, revoked, family revoked) and anything else refused.
-            Err(TokenError::Refused { .. } | TokenError::Malformed(_)) => Err(CustodyError::Expired),
-            Err(TokenError::NoClientSecret) => Err(CustodyError::Internal),
+            Err(TokenError::Refused { .. } | TokenError::Malformed(_)) => return Err(CustodyError::Expired),
+            Err(TokenError::NoClientSecret) => return Err(CustodyError::Internal),
+        };
+        match row_lock {
+            Some(tx) => {
+                let mut tx = Tx::Postgres(tx);
+                self.keep_in(&mut tx, login_id, &refreshed).await?;
+                tx.commit().await.map_err(AppError::from)?;
+            }
+            None => self.keep(db, login_id, &refreshed).await?,
         }
+        Ok(refreshed.access_token)
+    }
+
+    /// Postgres: a transaction holding the login's token row (`FOR UPDATE`), and the row.
+    /// The lock wait outlasts the provider's timeout; a replica that dies frees it.
+    async fn lock_row(pool: &sqlx::PgPool, login_id: &LoginId) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, Option<Vec<u8>>), AppError> {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SET LOCAL lock_timeout = '30s'").execute(&mut *tx).await?;
+        let sealed = sqlx::query_scalar(LOCK_ROW).bind(login_id).fetch_optional(&mut *tx).await?;
+        Ok((tx, sealed))
     }
 
     pub fn cached_entries(&self) -> usize {

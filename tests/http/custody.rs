@@ -6,8 +6,8 @@ use logi_bff::auth::oidc::Provider;
 use logi_bff::ids::LoginId;
 use logi_bff::login::tokens::{Custody, CustodyError, HeldTokens, TokenAuthority};
 use logi_bff::server::config::LogiConfig;
+use logi_bff::server::db::Db;
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::SqlitePool;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -19,12 +19,11 @@ fn now() -> i64 {
     provider::now()
 }
 
-async fn pool() -> (tempfile::TempDir, SqlitePool) {
-    let dir = tempfile::tempdir().unwrap();
-    let pool = logi_bff::server::db::connect(&format!("sqlite://{}", dir.path().join("custody.db").display())).await.unwrap();
-    sqlx::query("INSERT INTO users (id) VALUES (1)").execute(&pool).await.unwrap();
+async fn pool() -> (tempfile::TempDir, Db) {
+    let (dir, pool) = crate::support::test_db().await;
+    pool.execute("INSERT INTO users (id) VALUES (1)").await.unwrap();
     for id in ["login-1", "login-2"] {
-        sqlx::query("INSERT INTO logins (id, user_id, method) VALUES (?, 1, 'logi')").bind(id).execute(&pool).await.unwrap();
+        pool.execute(&format!("INSERT INTO logins (id, user_id, method) VALUES ('{id}', 1, 'logi')")).await.unwrap();
     }
     (dir, pool)
 }
@@ -43,7 +42,7 @@ async fn tokens_are_sealed_at_rest_and_open_only_for_their_login_and_key() {
     let custody = custody("session-secret-0123456789abcdef-0123");
     custody.keep(&pool, &login("login-1"), &held("access-plain", Some("refresh-plain"), 42)).await.unwrap();
 
-    let sealed: Vec<u8> = sqlx::query_scalar("SELECT sealed FROM login_tokens").fetch_one(&pool).await.unwrap();
+    let sealed: Vec<u8> = logi_bff::with_db!(&pool, pool => sqlx::query_scalar("SELECT sealed FROM login_tokens").fetch_one(pool).await).unwrap();
     let as_text = String::from_utf8_lossy(&sealed);
     assert!(!as_text.contains("access-plain") && !as_text.contains("refresh-plain"), "a token is readable at rest");
 
@@ -52,7 +51,7 @@ async fn tokens_are_sealed_at_rest_and_open_only_for_their_login_and_key() {
 
     let rotated_secret = self::custody("another-session-secret-0123456789abcdef");
     assert!(rotated_secret.load(&pool, &login("login-1")).await.unwrap().is_none(), "opened with another SESSION_SECRET");
-    sqlx::query("UPDATE login_tokens SET login_id = 'login-2'").execute(&pool).await.unwrap();
+    pool.execute("UPDATE login_tokens SET login_id = 'login-2'").await.unwrap();
     assert!(custody.load(&pool, &login("login-2")).await.unwrap().is_none(), "a row moved to another login opened");
 }
 
@@ -61,8 +60,8 @@ async fn ending_the_login_deletes_its_tokens() {
     let (_dir, pool) = pool().await;
     let custody = custody("session-secret-0123456789abcdef-0123");
     custody.keep(&pool, &login("login-1"), &held("a", Some("r"), 42)).await.unwrap();
-    sqlx::query("DELETE FROM logins WHERE id = ?").bind(login("login-1")).execute(&pool).await.unwrap();
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM login_tokens").fetch_one(&pool).await.unwrap();
+    pool.execute("DELETE FROM logins WHERE id = 'login-1'").await.unwrap();
+    let rows = pool.count("SELECT count(*) FROM login_tokens").await.unwrap();
     assert_eq!(rows, 0);
 }
 
@@ -79,7 +78,7 @@ async fn provider_with(rotate: bool) -> (Arc<Double>, Arc<dyn TokenAuthority>) {
     (double.clone(), Arc::new(Provider::new(&config, url::Url::parse("http://localhost/cb").unwrap()).unwrap()))
 }
 
-async fn expired_login(double: &Double, pool: &SqlitePool, custody: &Custody) {
+async fn expired_login(double: &Double, pool: &Db, custody: &Custody) {
     double.issue_refresh_token("refresh-0", "logi-user-alice");
     custody.keep(pool, &login("login-1"), &held("access-0", Some("refresh-0"), now() - 1)).await.unwrap();
 }

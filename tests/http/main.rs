@@ -8,6 +8,7 @@ mod id_tokens;
 mod native;
 mod provider;
 mod proxy;
+mod replicas;
 mod server_fns;
 mod sign_in;
 mod support;

@@ -122,8 +122,8 @@ async fn the_exchange_answers_with_our_tokens_only_and_starts_a_device_login() {
     let (header, claims) = (decode(jwt[0]), decode(jwt[1]));
     assert_eq!((header["alg"].as_str(), header["typ"].as_str()), (Some("ES256"), Some("at+jwt")));
     let user_id: i64 = app.count("SELECT id FROM users").await;
-    let (login_id, client, name): (String, String, String) =
-        sqlx::query_as("SELECT id, client, user_agent FROM logins").fetch_one(&app.state.pool).await.unwrap();
+    let sql = "SELECT id, client, user_agent FROM logins";
+    let (login_id, client, name): (String, String, String) = logi_bff::with_db!(&app.state.db, pool => sqlx::query_as(sql).fetch_one(pool).await).unwrap();
     assert_eq!((client.as_str(), name.as_str()), ("device", "Ada's phone"));
     assert_eq!(claims["iss"].as_str(), Some(app.url.as_str()));
     assert_eq!(claims["aud"].as_str(), Some(app.url.as_str()));
@@ -173,8 +173,8 @@ async fn a_bearer_reads_me_and_calls_the_proxy_without_csrf_and_never_with_a_coo
 
 /// A token signed with the app's real current key (read the way a replica would).
 async fn forge(app: &TestApp, header: Value, claims: Value) -> String {
-    let (kid, sealed): (String, Vec<u8>) =
-        sqlx::query_as("SELECT kid, sealed FROM signing_keys WHERE retired_at IS NULL").fetch_one(&app.state.pool).await.unwrap();
+    let sql = "SELECT kid, sealed FROM signing_keys WHERE retired_at IS NULL";
+    let (kid, sealed): (String, Vec<u8>) = logi_bff::with_db!(&app.state.db, pool => sqlx::query_as(sql).fetch_one(pool).await).unwrap();
     let sealer = logi_bff::server::crypto::Sealer::new(&SESSION_SECRET.to_owned().into(), "logi-bff/native-signing-keys/v1");
     let scalar = sealer.open(kid.as_bytes(), &sealed).unwrap();
     let key = SigningKey::from_slice(secrecy::ExposeSecret::expose_secret(&scalar)).unwrap();
@@ -278,7 +278,7 @@ async fn refresh_tokens_rotate_and_reuse_ends_the_family_and_revokes_logi() {
     assert_eq!(with_bearer(&app, Method::GET, "/api/auth/me", third["access_token"].as_str().unwrap()).await.status, StatusCode::OK);
 
     // The first token, rotated away long ago (more than 10 s): someone else holds the family.
-    sqlx::query("UPDATE device_refresh_tokens SET rotated_at = rotated_at - 11 WHERE rotated_at IS NOT NULL").execute(&app.state.pool).await.unwrap();
+    app.execute("UPDATE device_refresh_tokens SET rotated_at = rotated_at - 11 WHERE rotated_at IS NOT NULL").await;
     let logi_refresh = app.double.issued.lock().unwrap().iter().find(|t| t.starts_with("refresh-")).cloned().unwrap();
     assert!(app.double.is_live_refresh_token(&logi_refresh));
     assert_eq!(oauth_error(&refresh(&app, first_refresh).await), (StatusCode::BAD_REQUEST, "invalid_grant".into()));
@@ -468,7 +468,7 @@ async fn native_endpoints_are_off_without_redirect_uris_and_need_logi() {
 async fn a_key_rotation_keeps_earlier_tokens_valid_and_published() {
     let app = spawn_app().await;
     let before = signed_in_device(&app, "ada").await;
-    app.state.logins.devices().rotate_keys(&app.state.pool, provider::now()).await.unwrap();
+    app.state.logins.devices().rotate_keys(&app.state.db, provider::now()).await.unwrap();
     let after = signed_in_device(&app, "ada").await;
     let kid = |tokens: &Value| decode(tokens["access_token"].as_str().unwrap().split('.').next().unwrap())["kid"].as_str().unwrap().to_owned();
     assert_ne!(kid(&before), kid(&after));

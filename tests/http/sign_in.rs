@@ -145,7 +145,7 @@ async fn callback_errors_have_codes_and_leave_no_session() {
     assert_eq!(callback_error(&browser, &url).await, "/?auth_error=userinfo_sub_mismatch");
 
     assert_eq!(callback_error(&app.browser(), &format!("{}/api/auth/callback?code=x&state=y", app.url)).await, "/?auth_error=session_expired");
-    assert_eq!(app.count("SELECT count(*) FROM tower_sessions").await, 0);
+    assert_eq!(app.row_counts().await["tower_sessions"], 0);
     assert_eq!(app.count("SELECT count(*) FROM logins").await, 0);
 }
 
@@ -187,7 +187,7 @@ async fn a_pending_cookie_sealed_by_another_secret_or_truncated_starts_nothing()
         assert_eq!(callback_error(&victim, &url).await, "/?auth_error=session_expired");
         assert!(victim.cookie("logi_bff_session").is_none());
     }
-    assert_eq!(app.count("SELECT count(*) FROM tower_sessions").await, 0);
+    assert_eq!(app.row_counts().await["tower_sessions"], 0);
 }
 
 #[tokio::test]

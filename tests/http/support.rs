@@ -4,6 +4,7 @@
 
 use crate::provider::{self, Double, CLIENT_ID, CLIENT_SECRET};
 use logi_bff::server::config::Config;
+use logi_bff::server::db::Db;
 use logi_bff::startup::{router, AppState};
 use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Method, StatusCode};
@@ -17,7 +18,8 @@ pub struct TestApp {
     pub url: String,
     pub state: AppState,
     pub double: Arc<Double>,
-    _dir: tempfile::TempDir,
+    vars: BTreeMap<String, String>,
+    _dir: Arc<tempfile::TempDir>,
 }
 
 /// Options of one app: environment variables on top of the defaults.
@@ -30,12 +32,20 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     spawn_app_against(double, &upstream, extra).await
 }
 
+/// A migrated database of the backend under test (SQLite unless `LOGI_BFF_TEST_POSTGRES` is set).
+pub async fn test_db() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = logi_bff::server::db::scratch_database_url(dir.path()).await.expect("a scratch database");
+    let db = logi_bff::server::db::connect(&url).await.expect("a migrated database");
+    (dir, db)
+}
+
 pub async fn spawn_app_against(double: Arc<Double>, upstream: &str, extra: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let url = format!("http://127.0.0.1:{}", addr.port());
-    let database = format!("sqlite://{}", dir.path().join("app.db").display());
+    let database = logi_bff::server::db::scratch_database_url(dir.path()).await.expect("a scratch database");
     let mut vars: BTreeMap<String, String> = [
         ("APP_ENV", "production"),
         ("APP_URL", url.as_str()),
@@ -56,12 +66,19 @@ pub async fn spawn_app_against(double: Arc<Double>, upstream: &str, extra: &[(&s
         vars.insert((*key).to_owned(), (*value).to_owned());
     }
     vars.retain(|_, value| !value.is_empty());
+    let (url, state) = serve(listener, &vars).await;
+    TestApp { url, state, double, vars, _dir: Arc::new(dir) }
+}
+
+/// The app with this configuration, served on `listener`; its URL and state.
+async fn serve(listener: tokio::net::TcpListener, vars: &BTreeMap<String, String>) -> (String, AppState) {
+    let url = format!("http://{}", listener.local_addr().unwrap());
     let config = Config::from_lookup(|key| vars.get(key).cloned()).expect("a valid test configuration");
-    let pool = logi_bff::server::db::connect(&config.database_url).await.expect("a migrated database");
-    let (app, state) = router(config, pool).await.expect("the router builds");
+    let db = logi_bff::server::db::connect(&config.database_url).await.expect("a migrated database");
+    let (app, state) = router(config, db).await.expect("the router builds");
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    TestApp { url, state, double, _dir: dir }
+    (url, state)
 }
 
 impl TestApp {
@@ -69,23 +86,42 @@ impl TestApp {
         Browser::new(&self.url)
     }
 
-    /// Rows in every table of the schema, by table.
+    /// Another replica: the same configuration (`APP_URL` included) and database, its
+    /// own process state (caches, locks), on a port of its own.
+    pub async fn replica(&self) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (url, state) = serve(listener, &self.vars).await;
+        TestApp { url, state, double: self.double.clone(), vars: self.vars.clone(), _dir: self._dir.clone() }
+    }
+
+    /// Rows in every table of the schema, by table (the sessions' table is `tower_sessions`).
     pub async fn row_counts(&self) -> BTreeMap<String, i64> {
-        let tables: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' AND name <> '_sqlx_migrations'")
-                .fetch_all(&self.state.pool)
-                .await
-                .unwrap();
+        let tables: Vec<(String, String)> = match &self.state.db {
+            Db::Sqlite(pool) => {
+                let sql =
+                    "SELECT name, '\"' || name || '\"' FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' AND name <> '_sqlx_migrations'";
+                sqlx::query_as(sql).fetch_all(pool).await.unwrap()
+            }
+            Db::Postgres(pool) => {
+                let sql = "SELECT CASE table_schema WHEN 'public' THEN table_name ELSE table_schema END, table_schema || '.' || table_name
+                             FROM information_schema.tables
+                            WHERE table_schema IN ('public', 'tower_sessions') AND table_type = 'BASE TABLE' AND table_name <> '_sqlx_migrations'";
+                sqlx::query_as(sql).fetch_all(pool).await.unwrap()
+            }
+        };
         let mut counts = BTreeMap::new();
-        for table in tables {
-            let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{table}\"")).fetch_one(&self.state.pool).await.unwrap();
-            counts.insert(table, count);
+        for (name, qualified) in tables {
+            counts.insert(name, self.count(&format!("SELECT count(*) FROM {qualified}")).await);
         }
         counts
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.state.pool).await.unwrap()
+        self.state.db.count(sql).await.unwrap()
+    }
+
+    pub async fn execute(&self, sql: &str) -> u64 {
+        self.state.db.execute(sql).await.unwrap()
     }
 }
 
@@ -134,6 +170,12 @@ impl Browser {
             http = http.user_agent(user_agent.to_owned());
         }
         Self { origin: origin.to_owned(), http: http.build().unwrap(), cookies: Arc::default() }
+    }
+
+    /// The same browser (the same cookie jar) talking to another replica of the app, as a
+    /// load balancer without stickiness would send it.
+    pub fn at(&self, origin: &str) -> Browser {
+        Browser { origin: origin.to_owned(), http: self.http.clone(), cookies: self.cookies.clone() }
     }
 
     pub fn cookie_header(&self) -> String {

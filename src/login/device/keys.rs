@@ -7,23 +7,27 @@
 //! `SESSION_SECRET` changed) is skipped, and a new one is made if none is left.
 
 use crate::server::crypto::{sha256, Sealer};
+use crate::server::db::{Db, Tx};
 use crate::server::AppError;
+use crate::{with_db, with_tx};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::SqlitePool;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 const LABEL: &str = "logi-bff/native-signing-keys/v1";
+/// Replicas making or rotating keys at once take turns.
+const LOCK: &str = "signing-keys";
+const ALL: &str = "SELECT kid, sealed, created_at, retired_at FROM signing_keys ORDER BY created_at, kid";
 const MAX_AGE_SECS: i64 = 30 * 24 * 3600;
 /// Longer than the longest access token (60 minutes) plus leeway and reload intervals.
 const RETIRED_KEPT_SECS: i64 = 2 * 3600;
 /// An unknown `kid` rereads the keys at most this often (another replica may have rotated).
-const RELOAD_INTERVAL: Duration = Duration::from_secs(10);
+const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct SigningKeys {
     sealer: Sealer,
@@ -61,40 +65,42 @@ impl SigningKeys {
 
     /// Makes sure a young signing key exists (creating or rotating one), deletes keys no
     /// token can need any more, and loads the rest. At startup and periodically.
-    pub async fn maintain(&self, pool: &SqlitePool, now: i64) -> Result<(), AppError> {
-        sqlx::query("DELETE FROM signing_keys WHERE retired_at < $1").bind(now - RETIRED_KEPT_SECS).execute(pool).await?;
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        let young = self.open_rows(&mut tx).await?.iter().any(|row| !row.retired && row.created_at > now - MAX_AGE_SECS);
+    pub async fn maintain(&self, db: &Db, now: i64) -> Result<(), AppError> {
+        let sql = "DELETE FROM signing_keys WHERE retired_at < $1";
+        with_db!(db, pool => sqlx::query(sql).bind(now - RETIRED_KEPT_SECS).execute(pool).await.map(|done| done.rows_affected()))?;
+        let mut tx = db.begin_locked(LOCK).await?;
+        let rows = with_tx!(&mut tx, conn => sqlx::query_as(ALL).fetch_all(conn).await)?;
+        let young = self.open_rows(rows).iter().any(|row| !row.retired && row.created_at > now - MAX_AGE_SECS);
         if !young {
             self.insert_new(&mut tx, now).await?;
         }
         tx.commit().await?;
-        self.reload(pool).await
+        self.reload(db).await
     }
 
     /// Replaces the signing key now; the old one stays published while its tokens live.
-    pub async fn rotate(&self, pool: &SqlitePool, now: i64) -> Result<(), AppError> {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    pub async fn rotate(&self, db: &Db, now: i64) -> Result<(), AppError> {
+        let mut tx = db.begin_locked(LOCK).await?;
         self.insert_new(&mut tx, now).await?;
         tx.commit().await?;
-        self.reload(pool).await
+        self.reload(db).await
     }
 
-    async fn insert_new(&self, tx: &mut sqlx::SqliteConnection, now: i64) -> Result<(), AppError> {
+    async fn insert_new(&self, tx: &mut Tx, now: i64) -> Result<(), AppError> {
         let key = generate();
         let kid = thumbprint(key.verifying_key());
         let sealed = self.sealer.seal(kid.as_bytes(), &key.to_bytes());
-        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL").bind(now).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO signing_keys (kid, sealed, created_at) VALUES ($1, $2, $3)").bind(&kid).bind(sealed).bind(now).execute(&mut *tx).await?;
+        let retire = "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL";
+        with_tx!(&mut *tx, conn => sqlx::query(retire).bind(now).execute(conn).await.map(|done| done.rows_affected()))?;
+        let insert = "INSERT INTO signing_keys (kid, sealed, created_at) VALUES ($1, $2, $3)";
+        with_tx!(&mut *tx, conn => sqlx::query(insert).bind(&kid).bind(&sealed).bind(now).execute(conn).await.map(|done| done.rows_affected()))?;
         tracing::info!(kid, "new signing key for native access tokens");
         Ok(())
     }
 
-    async fn open_rows(&self, db: &mut sqlx::SqliteConnection) -> Result<Vec<KeyRow>, AppError> {
-        let rows: Vec<(String, Vec<u8>, i64, Option<i64>)> =
-            sqlx::query_as("SELECT kid, sealed, created_at, retired_at FROM signing_keys ORDER BY created_at, kid").fetch_all(db).await?;
-        Ok(rows
-            .into_iter()
+    /// Every stored key that opens, oldest first.
+    fn open_rows(&self, rows: Vec<(String, Vec<u8>, i64, Option<i64>)>) -> Vec<KeyRow> {
+        rows.into_iter()
             .filter_map(|(kid, sealed, created_at, retired_at)| {
                 let opened = self.sealer.open(kid.as_bytes(), &sealed).and_then(|scalar| SigningKey::from_slice(scalar.expose_secret()).ok());
                 if opened.is_none() {
@@ -102,13 +108,13 @@ impl SigningKeys {
                 }
                 Some(KeyRow { key: opened?, kid, created_at, retired: retired_at.is_some() })
             })
-            .collect())
+            .collect()
     }
 
     /// Reads the keys again and swaps them in.
-    pub async fn reload(&self, pool: &SqlitePool) -> Result<(), AppError> {
+    pub async fn reload(&self, db: &Db) -> Result<(), AppError> {
         *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        let rows = self.open_rows(&mut *pool.acquire().await?).await?;
+        let rows = self.open_rows(with_db!(db, pool => sqlx::query_as(ALL).fetch_all(pool).await)?);
         let signing = rows.iter().rev().find(|row| !row.retired).map(|row| (row.kid.clone(), row.key.clone()));
         let verifying: HashMap<String, VerifyingKey> = rows.iter().map(|row| (row.kid.clone(), *row.key.verifying_key())).collect();
         let jwks = serde_json::json!({ "keys": rows.iter().map(|row| jwk(&row.kid, row.key.verifying_key())).collect::<Vec<_>>() }).to_string();
@@ -139,7 +145,7 @@ impl SigningKeys {
     /// ES256, `typ` one of `types` (case-insensitive), no `crit`, a known `kid`, a good
     /// signature. An unknown `kid` rereads the keys first, at most every few seconds.
     /// `Err` carries the reason, for the log only.
-    pub async fn verify_jws(&self, pool: &SqlitePool, token: &str, types: &[&str]) -> Result<Result<Vec<u8>, &'static str>, AppError> {
+    pub async fn verify_jws(&self, db: &Db, token: &str, types: &[&str]) -> Result<Result<Vec<u8>, &'static str>, AppError> {
         let mut parts = token.split('.');
         let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Ok(Err("not a compact JWS"));
@@ -157,7 +163,7 @@ impl SigningKeys {
         let (Some(kid), Ok(signature)) = (header_fields.kid, Signature::from_slice(&signature)) else { return Ok(Err("kid or signature")) };
         let mut key = self.ring().verifying.get(&kid).copied();
         if key.is_none() && self.may_reload() {
-            self.reload(pool).await?;
+            self.reload(db).await?;
             key = self.ring().verifying.get(&kid).copied();
         }
         let input = &token[..header.len() + 1 + payload.len()];
@@ -224,8 +230,7 @@ mod tests {
         first.maintain(&pool, 1_000).await.unwrap();
         let token = first.sign_jws("at+jwt", b"{}").unwrap();
         let kid = kid_of(&token);
-        let sealed: Vec<u8> = sqlx::query_scalar("SELECT sealed FROM signing_keys").fetch_one(&pool).await.unwrap();
-        assert_eq!(sealed.len(), 24 + 32 + 16, "nonce, scalar, tag");
+        assert_eq!(pool.count("SELECT CAST(length(sealed) AS BIGINT) FROM signing_keys").await.unwrap(), 24 + 32 + 16, "nonce, scalar, tag");
 
         // Another replica (same secret) verifies; a second maintain keeps the young key.
         let second = keys(SECRET);

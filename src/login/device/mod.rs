@@ -13,12 +13,12 @@ use super::tokens::{HeldTokens, TokenSet};
 use crate::ids::{LoginId, UserId};
 use crate::server::config::Config;
 use crate::server::crypto::sha256;
+use crate::server::db::{Db, Tx};
 use crate::server::AppError;
 use keys::SigningKeys;
 use refresh::Rotation;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
 use std::time::Duration;
 
 /// `exp` and `iat` are checked with this much clock skew allowed.
@@ -109,16 +109,16 @@ impl Devices {
     }
 
     /// Loads the signing keys, creating or rotating them as needed (startup and sweeps).
-    pub async fn maintain_keys(&self, pool: &SqlitePool, now: i64) -> Result<(), AppError> {
+    pub async fn maintain_keys(&self, db: &Db, now: i64) -> Result<(), AppError> {
         if !self.enabled {
             return Ok(());
         }
-        self.keys.maintain(pool, now).await
+        self.keys.maintain(db, now).await
     }
 
     /// Replaces the signing key now (the old one stays published while its tokens live).
-    pub async fn rotate_keys(&self, pool: &SqlitePool, now: i64) -> Result<(), AppError> {
-        self.keys.rotate(pool, now).await
+    pub async fn rotate_keys(&self, db: &Db, now: i64) -> Result<(), AppError> {
+        self.keys.rotate(db, now).await
     }
 
     /// `GET /.well-known/jwks.json`.
@@ -150,7 +150,7 @@ impl Devices {
     /// exactly, `typ` at+jwt, a published `kid`, a good signature, our `iss`, our
     /// `aud`, `exp` not passed and `iat` not ahead (60 s leeway). Whether the login is
     /// still live is the caller's check.
-    async fn verify(&self, pool: &SqlitePool, token: &str, now: i64) -> Result<Result<Login, &'static str>, AppError> {
+    async fn verify(&self, db: &Db, token: &str, now: i64) -> Result<Result<Login, &'static str>, AppError> {
         if !self.enabled {
             return Ok(Err("native apps are not enabled"));
         }
@@ -161,7 +161,7 @@ impl Devices {
         if let Some((login, exp)) = self.verified.get(&digest) {
             return Ok(if now <= exp + LEEWAY_SECS { Ok(login) } else { Err("expired") });
         }
-        let payload = match self.keys.verify_jws(pool, token, &["at+jwt", "application/at+jwt"]).await? {
+        let payload = match self.keys.verify_jws(db, token, &["at+jwt", "application/at+jwt"]).await? {
             Ok(payload) => payload,
             Err(why) => return Ok(Err(why)),
         };
@@ -200,18 +200,12 @@ impl Logins {
 
     /// Starts a device login for `user_id` within the caller's transaction: the login row,
     /// logi's tokens sealed under it, and the first refresh token of its family.
-    pub async fn start_device(
-        &self,
-        tx: &mut sqlx::SqliteConnection,
-        user_id: UserId,
-        name: Option<&str>,
-        logi: &TokenSet,
-    ) -> Result<(Login, DeviceTokens), AppError> {
+    pub async fn start_device(&self, tx: &mut Tx, user_id: UserId, name: Option<&str>, logi: &TokenSet) -> Result<(Login, DeviceTokens), AppError> {
         let now = super::service::now();
         let login = Login { id: LoginId::random(), user_id };
-        store::insert(&mut *tx, &login.id, user_id, (Method::Logi, Client::Device), &device_name(name), now).await?;
-        self.tokens.keep(&mut *tx, &login.id, &HeldTokens::from_grant(logi.clone())).await?;
-        let refresh_token = refresh::start_family(&mut *tx, &login.id, now).await?;
+        store::insert(tx, &login.id, user_id, (Method::Logi, Client::Device), &device_name(name), now).await?;
+        self.tokens.keep_in(tx, &login.id, &HeldTokens::from_grant(logi.clone())).await?;
+        let refresh_token = refresh::start_family(tx, &login.id, now).await?;
         let tokens = self.device_tokens(&login, refresh_token, now, now)?;
         Ok((login, tokens))
     }
@@ -230,7 +224,7 @@ impl Logins {
     /// (`invalid_grant`). Reuse of a rotated token ends the device login.
     pub async fn refresh_device(&self, presented: &str) -> Result<Option<DeviceTokens>, AppError> {
         let now = super::service::now();
-        let (login_id, token) = match refresh::rotate(&self.pool, presented, now).await? {
+        let (login_id, token) = match refresh::rotate(&self.db, presented, now).await? {
             Rotation::Rotated { login_id, token } => (login_id, token),
             Rotation::Reused { login_id } => {
                 tracing::warn!(login = %login_id, "a rotated refresh token was used again; ending the device login");
@@ -247,14 +241,14 @@ impl Logins {
     /// RFC 7009: ends the device login the refresh token belongs to (any token of its
     /// family), revoking its logi refresh token. Unknown tokens are ignored.
     pub async fn revoke_device(&self, presented: &str) -> Result<(), AppError> {
-        match refresh::family_of(&self.pool, presented).await? {
+        match refresh::family_of(&self.db, presented).await? {
             Some(login_id) => self.end_device(&login_id).await,
             None => Ok(()),
         }
     }
 
     async fn end_device(&self, login_id: &LoginId) -> Result<(), AppError> {
-        let held = self.tokens.load(&self.pool, login_id).await?;
+        let held = self.tokens.load(&self.db, login_id).await?;
         self.forget(login_id).await?;
         self.revoke(held.and_then(|held| held.refresh_token).into_iter().collect()).await;
         Ok(())
@@ -264,7 +258,7 @@ impl Logins {
     /// (for the log) when the token is not valid or its login ended.
     pub async fn bearer(&self, token: &str) -> Result<Result<Login, &'static str>, AppError> {
         let now = super::service::now();
-        let claimed = match self.devices.verify(&self.pool, token, now).await? {
+        let claimed = match self.devices.verify(&self.db, token, now).await? {
             Ok(claimed) => claimed,
             Err(why) => return Ok(Err(why)),
         };
@@ -276,7 +270,7 @@ impl Logins {
 
     /// Forgets rotated refresh tokens older than a device's idle lifetime (run periodically).
     pub(super) async fn sweep_devices(&self, now: i64) -> Result<u64, AppError> {
-        self.devices.maintain_keys(&self.pool, now).await?;
-        refresh::forget_rotated(&self.pool, now - self.lifetimes.device.idle_secs).await
+        self.devices.maintain_keys(&self.db, now).await?;
+        refresh::forget_rotated(&self.db, now - self.lifetimes.device.idle_secs).await
     }
 }

@@ -9,11 +9,12 @@
 
 use crate::ids::LoginId;
 use crate::server::crypto::sha256;
+use crate::server::db::{Db, Tx};
 use crate::server::AppError;
+use crate::{with_db, with_tx};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::SqlitePool;
 
 pub const LOST_RESPONSE_GRACE_SECS: i64 = 10;
 /// Longest token we look at: 256 bits in unpadded base64url are 43 characters.
@@ -42,11 +43,13 @@ fn hash_of(presented: &str) -> Option<Vec<u8>> {
 }
 
 /// Starts the family of a new device login.
-pub async fn start_family(db: impl sqlx::SqliteExecutor<'_>, login_id: &LoginId, now: i64) -> Result<SecretString, AppError> {
+pub async fn start_family(tx: &mut Tx, login_id: &LoginId, now: i64) -> Result<SecretString, AppError> {
     let (token, hash) = new_token();
-    sqlx::query("INSERT INTO device_refresh_tokens (hash, login_id, issued_at) VALUES ($1, $2, $3)").bind(hash).bind(login_id).bind(now).execute(db).await?;
+    with_tx!(tx, conn => sqlx::query(INSERT).bind(&hash).bind(login_id).bind(now).execute(conn).await.map(|done| done.rows_affected()))?;
     Ok(token)
 }
+
+const INSERT: &str = "INSERT INTO device_refresh_tokens (hash, login_id, issued_at) VALUES ($1, $2, $3)";
 
 #[derive(sqlx::FromRow)]
 struct TokenRow {
@@ -55,58 +58,48 @@ struct TokenRow {
     successor: Option<Vec<u8>>,
 }
 
-/// Rotates the presented token, in one write transaction (two uses of one token cannot interleave).
-pub async fn rotate(pool: &SqlitePool, presented: &str, now: i64) -> Result<Rotation, AppError> {
+/// Rotates the presented token, in one locked write transaction (two uses of one token
+/// cannot interleave, on one replica or several).
+pub async fn rotate(db: &Db, presented: &str, now: i64) -> Result<Rotation, AppError> {
     let Some(hash) = hash_of(presented) else { return Ok(Rotation::Unknown) };
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let found: Option<TokenRow> =
-        sqlx::query_as("SELECT login_id, rotated_at, successor FROM device_refresh_tokens WHERE hash = $1").bind(&hash).fetch_optional(&mut *tx).await?;
+    let mut tx = db.begin_locked("device-refresh-tokens").await?;
+    let sql = "SELECT login_id, rotated_at, successor FROM device_refresh_tokens WHERE hash = $1";
+    let found: Option<TokenRow> = with_tx!(&mut tx, conn => sqlx::query_as(sql).bind(&hash).fetch_optional(conn).await)?;
     let Some(row) = found else { return Ok(Rotation::Unknown) };
     match row.rotated_at {
         None => {}
         Some(rotated_at) if now - rotated_at < LOST_RESPONSE_GRACE_SECS && is_current(&mut tx, row.successor.as_deref()).await? => {
             // The successor never reached the client: it stops working, and is no one's successor.
-            sqlx::query("UPDATE device_refresh_tokens SET rotated_at = $1, successor = NULL WHERE hash = $2")
-                .bind(now)
-                .bind(&row.successor)
-                .execute(&mut *tx)
-                .await?;
+            let sql = "UPDATE device_refresh_tokens SET rotated_at = $1, successor = NULL WHERE hash = $2";
+            with_tx!(&mut tx, conn => sqlx::query(sql).bind(now).bind(&row.successor).execute(conn).await.map(|done| done.rows_affected()))?;
         }
         Some(_) => return Ok(Rotation::Reused { login_id: row.login_id }),
     }
     let (token, successor) = new_token();
-    sqlx::query("UPDATE device_refresh_tokens SET rotated_at = COALESCE(rotated_at, $1), successor = $2 WHERE hash = $3")
-        .bind(now)
-        .bind(&successor)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("INSERT INTO device_refresh_tokens (hash, login_id, issued_at) VALUES ($1, $2, $3)")
-        .bind(&successor)
-        .bind(&row.login_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    let sql = "UPDATE device_refresh_tokens SET rotated_at = COALESCE(rotated_at, $1), successor = $2 WHERE hash = $3";
+    with_tx!(&mut tx, conn => sqlx::query(sql).bind(now).bind(&successor).bind(&hash).execute(conn).await.map(|done| done.rows_affected()))?;
+    with_tx!(&mut tx, conn => sqlx::query(INSERT).bind(&successor).bind(&row.login_id).bind(now).execute(conn).await.map(|done| done.rows_affected()))?;
     tx.commit().await?;
     Ok(Rotation::Rotated { login_id: row.login_id, token })
 }
 
-async fn is_current(tx: &mut sqlx::SqliteConnection, hash: Option<&[u8]>) -> Result<bool, AppError> {
+async fn is_current(tx: &mut Tx, hash: Option<&[u8]>) -> Result<bool, AppError> {
     let Some(hash) = hash else { return Ok(false) };
-    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM device_refresh_tokens WHERE hash = $1 AND rotated_at IS NULL)").bind(hash).fetch_one(tx).await?)
+    let sql = "SELECT EXISTS (SELECT 1 FROM device_refresh_tokens WHERE hash = $1 AND rotated_at IS NULL)";
+    Ok(with_tx!(tx, conn => sqlx::query_scalar(sql).bind(hash).fetch_one(conn).await)?)
 }
 
 /// The device login a token (current or rotated) belongs to.
-pub async fn family_of(pool: &SqlitePool, presented: &str) -> Result<Option<LoginId>, AppError> {
+pub async fn family_of(db: &Db, presented: &str) -> Result<Option<LoginId>, AppError> {
     let Some(hash) = hash_of(presented) else { return Ok(None) };
-    Ok(sqlx::query_scalar("SELECT login_id FROM device_refresh_tokens WHERE hash = $1").bind(hash).fetch_optional(pool).await?)
+    Ok(with_db!(db, pool => sqlx::query_scalar("SELECT login_id FROM device_refresh_tokens WHERE hash = $1").bind(&hash).fetch_optional(pool).await)?)
 }
 
 /// Forgets tokens rotated away before `rotated_before`: their reuse then reads as unknown
 /// (refused, without ending the family). Keeps each family's history bounded.
-pub async fn forget_rotated(pool: &SqlitePool, rotated_before: i64) -> Result<u64, AppError> {
-    let done = sqlx::query("DELETE FROM device_refresh_tokens WHERE rotated_at < $1").bind(rotated_before).execute(pool).await?;
-    Ok(done.rows_affected())
+pub async fn forget_rotated(db: &Db, rotated_before: i64) -> Result<u64, AppError> {
+    let sql = "DELETE FROM device_refresh_tokens WHERE rotated_at < $1";
+    Ok(with_db!(db, pool => sqlx::query(sql).bind(rotated_before).execute(pool).await.map(|done| done.rows_affected()))?)
 }
 
 #[cfg(test)]
@@ -114,11 +107,18 @@ mod tests {
     use super::*;
     use crate::server::db::temp_pool;
 
-    async fn device(pool: &SqlitePool) -> LoginId {
-        sqlx::query("INSERT OR IGNORE INTO users (id) VALUES (1)").execute(pool).await.unwrap();
+    async fn device(db: &Db) -> LoginId {
+        db.execute("INSERT INTO users (id) VALUES (1) ON CONFLICT DO NOTHING").await.unwrap();
         let id = LoginId::random();
-        sqlx::query("INSERT INTO logins (id, user_id, method, client) VALUES ($1, 1, 'logi', 'device')").bind(&id).execute(pool).await.unwrap();
+        db.execute(&format!("INSERT INTO logins (id, user_id, method, client) VALUES ('{id}', 1, 'logi', 'device')")).await.unwrap();
         id
+    }
+
+    async fn start(db: &Db, login: &LoginId, now: i64) -> SecretString {
+        let mut tx = db.begin().await.unwrap();
+        let token = start_family(&mut tx, login, now).await.unwrap();
+        tx.commit().await.unwrap();
+        token
     }
 
     fn rotated(rotation: Rotation) -> SecretString {
@@ -128,7 +128,7 @@ mod tests {
         }
     }
 
-    async fn rotate_at(pool: &SqlitePool, token: &SecretString, now: i64) -> Rotation {
+    async fn rotate_at(pool: &Db, token: &SecretString, now: i64) -> Rotation {
         rotate(pool, token.expose_secret(), now).await.unwrap()
     }
 
@@ -136,14 +136,14 @@ mod tests {
     async fn each_use_rotates_and_only_the_newest_token_is_valid() {
         let (_dir, pool) = temp_pool().await;
         let login = device(&pool).await;
-        let first = start_family(&pool, &login, 100).await.unwrap();
+        let first = start(&pool, &login, 100).await;
         let second = rotated(rotate_at(&pool, &first, 200).await);
         let third = rotated(rotate_at(&pool, &second, 300).await);
         assert_ne!(second.expose_secret(), third.expose_secret());
-        let current: i64 = sqlx::query_scalar("SELECT count(*) FROM device_refresh_tokens WHERE rotated_at IS NULL").fetch_one(&pool).await.unwrap();
+        let current = pool.count("SELECT count(*) FROM device_refresh_tokens WHERE rotated_at IS NULL").await.unwrap();
         assert_eq!(current, 1);
-        let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT hash FROM device_refresh_tokens").fetch_all(&pool).await.unwrap();
-        assert!(stored.iter().all(|hash| hash.len() == 32), "only hashes are stored");
+        let hashes = pool.count("SELECT count(*) FROM device_refresh_tokens WHERE length(hash) = 32").await.unwrap();
+        assert_eq!(hashes, 3, "only hashes are stored");
         assert!(matches!(rotate_at(&pool, &first, 400).await, Rotation::Reused { login_id } if login_id == login));
     }
 
@@ -151,7 +151,7 @@ mod tests {
     async fn a_lost_response_rotates_again_and_the_lost_successor_dies() {
         let (_dir, pool) = temp_pool().await;
         let login = device(&pool).await;
-        let first = start_family(&pool, &login, 100).await.unwrap();
+        let first = start(&pool, &login, 100).await;
         let lost = rotated(rotate_at(&pool, &first, 200).await);
         let retried = rotated(rotate_at(&pool, &first, 205).await);
         rotated(rotate_at(&pool, &retried, 206).await);
@@ -162,13 +162,13 @@ mod tests {
     async fn no_grace_once_the_successor_was_used_or_after_ten_seconds() {
         let (_dir, pool) = temp_pool().await;
         let login = device(&pool).await;
-        let first = start_family(&pool, &login, 100).await.unwrap();
+        let first = start(&pool, &login, 100).await;
         let second = rotated(rotate_at(&pool, &first, 200).await);
         rotated(rotate_at(&pool, &second, 201).await);
         assert!(matches!(rotate_at(&pool, &first, 202).await, Rotation::Reused { .. }), "the successor had been used");
 
         let other = device(&pool).await;
-        let first = start_family(&pool, &other, 100).await.unwrap();
+        let first = start(&pool, &other, 100).await;
         rotated(rotate_at(&pool, &first, 200).await);
         assert!(matches!(rotate_at(&pool, &first, 200 + LOST_RESPONSE_GRACE_SECS).await, Rotation::Reused { .. }));
     }
@@ -177,12 +177,12 @@ mod tests {
     async fn unknown_malformed_and_ended_tokens_are_unknown() {
         let (_dir, pool) = temp_pool().await;
         let login = device(&pool).await;
-        let token = start_family(&pool, &login, 100).await.unwrap();
+        let token = start(&pool, &login, 100).await;
         for bad in ["", "short", &"a".repeat(44), &format!("{}=", &token.expose_secret()[..42]), &B64.encode([0u8; 32])] {
             assert!(matches!(rotate(&pool, bad, 200).await.unwrap(), Rotation::Unknown), "{bad}");
         }
         assert_eq!(family_of(&pool, token.expose_secret()).await.unwrap(), Some(login.clone()));
-        sqlx::query("DELETE FROM logins WHERE id = $1").bind(&login).execute(&pool).await.unwrap();
+        pool.execute(&format!("DELETE FROM logins WHERE id = '{login}'")).await.unwrap();
         assert!(matches!(rotate_at(&pool, &token, 200).await, Rotation::Unknown), "a token outlived its login");
     }
 
@@ -190,7 +190,7 @@ mod tests {
     async fn concurrent_uses_of_one_token_rotate_it_once_then_see_reuse_or_grace() {
         let (_dir, pool) = temp_pool().await;
         let login = device(&pool).await;
-        let token = start_family(&pool, &login, 100).await.unwrap();
+        let token = start(&pool, &login, 100).await;
         let tasks: Vec<_> = (0..5)
             .map(|_| {
                 let (pool, token) = (pool.clone(), token.expose_secret().to_owned());
@@ -200,7 +200,7 @@ mod tests {
         for task in tasks {
             assert!(matches!(task.await.unwrap(), Rotation::Rotated { .. }), "within the grace every retry gets a pair");
         }
-        let current: i64 = sqlx::query_scalar("SELECT count(*) FROM device_refresh_tokens WHERE rotated_at IS NULL").fetch_one(&pool).await.unwrap();
+        let current = pool.count("SELECT count(*) FROM device_refresh_tokens WHERE rotated_at IS NULL").await.unwrap();
         assert_eq!(current, 1, "two tokens of one family are valid");
     }
 }
