@@ -6,6 +6,8 @@
 #   (a) the ceiling: a bare axum handler            (b) GET /api/auth/me with a session
 #   (c) GET /api/proxy/x with a session -> ceiling   (d) the ceiling's /x directly
 #   (e) GET /api/auth/me with a native app's bearer access token
+#   (f, g) /api/auth/me and the proxy on Postgres, one replica; (h, i) the same through
+#   haproxy in front of three replicas on that Postgres
 # plus p50/p99 of 100 full logins and of 100 native exchanges, the app's RSS idle and after load, the wasm size, and
 # 5 s of anonymous GET /api/auth/login, >100k requests (throughput, database size
 # before/after, RSS after).
@@ -14,8 +16,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10}"
 scripts/setup.sh
-for tool in wrk sqlite3; do
-  command -v $tool >/dev/null || { echo "bench: installing $tool"; sudo_apt=$([ "$(id -u)" = 0 ] && echo "" || echo sudo); $sudo_apt apt-get install -y $tool >/dev/null; }
+sudo_apt=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
+for package in wrk sqlite3 haproxy postgresql; do
+  dpkg -s $package >/dev/null 2>&1 || { echo "bench: installing $package"; $sudo_apt apt-get install -y $package >/dev/null; }
 done
 export PATH="$HOME/.cargo/bin:$PWD/end2end/node_modules/.bin:$PATH"
 
@@ -26,11 +29,15 @@ cargo build --release --example bench_ceiling --features ssr --target-dir target
 
 work=$(mktemp -d -t logi-bff-bench-XXXXXX)
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [ -d "$work/pg" ] && scripts/postgres.sh stop "$work/pg"
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
-app_port=3300 provider_port=9290 ceiling_addr=127.0.0.1:3399
-(cd end2end && PROVIDER_PORT=$provider_port APP_URLS=http://localhost:$app_port ACCESS_TOKEN_TTL=3600 \
+app_port=3300 provider_port=9290 ceiling_addr=127.0.0.1:3399 balancer_port=3310 replica_ports=(3311 3312 3313)
+(cd end2end && PROVIDER_PORT=$provider_port APP_URLS=http://localhost:$app_port,http://localhost:$balancer_port ACCESS_TOKEN_TTL=3600 \
   CLIENT_ID=bench CLIENT_SECRET=bench-secret exec node dev-provider/server.js >"$work/provider.log" 2>&1) &
 pids+=($!)
 target/bench/release/examples/bench_ceiling "$ceiling_addr" & pids+=($!)
@@ -43,18 +50,40 @@ cp target/release/logi-bff "$work/"
 app_pid=$!
 pids+=($app_pid)
 
+# Postgres (a throwaway server), three replicas on it and haproxy in front of them.
+mkdir "$work/pg"
+pg_admin=$(scripts/postgres.sh start "$work/pg")
+psql -q "$pg_admin" -c "CREATE DATABASE bench"
+pg_url=${pg_admin/\/postgres\?/\/bench?}
+for port in "${replica_ports[@]}"; do
+  (cd "$work" && APP_ENV=production APP_URL=http://localhost:$balancer_port LEPTOS_SITE_ADDR=127.0.0.1:$port \
+    SESSION_SECRET=bench-session-secret-0123456789abcdef0123456789 DATABASE_URL="$pg_url" \
+    ONE_PASS_URL=http://127.0.0.1:$provider_port ONE_PASS_CLIENT_ID=bench ONE_PASS_CLIENT_SECRET=bench-secret \
+    UPSTREAM_API_URL=http://$ceiling_addr RUST_LOG=warn exec ./logi-bff >"$work/replica-$port.log" 2>&1) &
+  pids+=($!)
+  sleep 1 # the first replica applies the migrations
+done
+{
+  printf 'defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n'
+  printf 'frontend app\n  bind 127.0.0.1:%s\n  default_backend replicas\nbackend replicas\n  balance roundrobin\n' "$balancer_port"
+  for port in "${replica_ports[@]}"; do printf '  server r%s 127.0.0.1:%s\n' "$port" "$port"; done
+} >"$work/haproxy.cfg"
+haproxy -q -f "$work/haproxy.cfg" & pids+=($!)
+
 wait_for() { for _ in $(seq 1 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "bench: $1 did not come up" >&2; exit 1; }
 wait_for "http://127.0.0.1:$provider_port/.well-known/openid-configuration"
 wait_for "http://$ceiling_addr/x"
 wait_for "http://localhost:$app_port/"
+for port in "${replica_ports[@]}"; do wait_for "http://127.0.0.1:$port/"; done
+wait_for "http://localhost:$balancer_port/"
 
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$app_pid/status"; }
 
 # One full login (app -> provider -> callback -> home, following every redirect) in a fresh jar.
-login() {
+login() { # [port]
   rm -f "$work/jar"
   curl -s -o /dev/null -c "$work/jar" -b "$work/jar" -L -w '%{time_total}\n' \
-    "http://localhost:$app_port/api/auth/login?login_hint=alice"
+    "http://localhost:${1:-$app_port}/api/auth/login?login_hint=alice"
 }
 login >/dev/null # warms discovery and the JWKS cache
 rss_idle=$(rss_kb)
@@ -98,6 +127,13 @@ b=$(rps "http://localhost:$app_port/api/auth/me" "Cookie: $cookie")
 c=$(rps "http://localhost:$app_port/api/proxy/x" "Cookie: $cookie" "X-CSRF: 1")
 d=$(rps "http://$ceiling_addr/x")
 e=$(rps "http://localhost:$app_port/api/auth/me" "Authorization: Bearer $bearer")
+login "$balancer_port" >/dev/null
+pg_cookie=$(awk '$6 == "logi_bff_session" { print $6 "=" $7 }' "$work/jar")
+curl -fs -H "Cookie: $pg_cookie" "http://127.0.0.1:${replica_ports[1]}/api/auth/me" | grep -q '"sub"' || { echo "bench: the Postgres session is not shared" >&2; exit 1; }
+f=$(rps "http://127.0.0.1:${replica_ports[0]}/api/auth/me" "Cookie: $pg_cookie")
+g=$(rps "http://127.0.0.1:${replica_ports[0]}/api/proxy/x" "Cookie: $pg_cookie" "X-CSRF: 1")
+h=$(rps "http://localhost:$balancer_port/api/auth/me" "Cookie: $pg_cookie")
+i=$(rps "http://localhost:$balancer_port/api/proxy/x" "Cookie: $pg_cookie" "X-CSRF: 1")
 rss_load=$(rss_kb)
 
 # The login-start flood of issue 14: 100k cookie-less GET /api/auth/login must leave the
@@ -118,7 +154,7 @@ wasm_raw=$(stat -c %s "$wasm")
 wasm_gz=$(gzip -9 -c "$wasm" | wc -c)
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN { printf "%.2f", x / y }'; }
 verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { ok = (dir == ">=") ? v >= t : v <= t; print ok ? "met" : "MISSED" }'; }
-rb=$(ratio "$b" "$a") rc=$(ratio "$c" "$d") re=$(ratio "$e" "$b")
+rb=$(ratio "$b" "$a") rc=$(ratio "$c" "$d") re=$(ratio "$e" "$b") rf=$(ratio "$f" "$a") rg=$(ratio "$g" "$d") rh=$(ratio "$h" "$a") ri=$(ratio "$i" "$d")
 rss_load_mb=$(awk -v k="$rss_load" 'BEGIN { printf "%.1f", k / 1024 }')
 
 cat <<TABLE
@@ -129,6 +165,10 @@ cat <<TABLE
 | (c) \`GET /api/proxy/x\` with a session → fast upstream | $c req/s = **$rc× (d)** | ≥ 0.35× ($(verdict "$rc" 0.35 ">=")) |
 | (d) that upstream directly | $d req/s | |
 | (e) \`GET /api/auth/me\` with a native app's bearer | $e req/s = **$re× (b)** | |
+| (f) Postgres, one replica: \`GET /api/auth/me\` | $f req/s = **$rf× (a)** | ≥ 0.5× ($(verdict "$rf" 0.5 ">=")) |
+| (g) Postgres, one replica: \`GET /api/proxy/x\` | $g req/s = **$rg× (d)** | |
+| (h) 3 replicas behind haproxy: \`GET /api/auth/me\` | $h req/s = **$rh× (a)** | |
+| (i) 3 replicas behind haproxy: \`GET /api/proxy/x\` | $i req/s = **$ri× (d)** | |
 | full login (app → logi → callback → home), 100 runs | p50 $p50 ms, p99 $p99 ms | |
 | native exchange (\`POST /api/auth/logi/exchange\`), 100 runs | p50 $exchange_p50 ms, p99 $exchange_p99 ms | |
 | server RSS idle / after load | $(awk -v k="$rss_idle" 'BEGIN { printf "%.1f", k / 1024 }') MB / $rss_load_mb MB | ≤ 60 MB after load ($(verdict "$rss_load_mb" 60 "<=")) |

@@ -2,7 +2,8 @@
 # Installs everything logi-bff needs on a fresh machine, skipping what is already
 # installed at the right version (warm runs take seconds).
 #   scripts/setup.sh          build + run tools
-#   scripts/setup.sh --test   also the test browser (Debian's chromium) and Debian's postgresql
+#   scripts/setup.sh --test   also the test browser (Debian's chromium), Debian's postgresql
+#                             and haproxy (the replicas' load balancer in the end-to-end tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -72,7 +73,7 @@ install_npm_packages() {
 }
 
 if ! command -v node >/dev/null; then apt_install nodejs npm; fi
-[ "${1:-}" = "--test" ] && apt_install chromium postgresql
+[ "${1:-}" = "--test" ] && apt_install chromium postgresql haproxy
 install_lint_tools
 install_wasm_target
 install_npm_packages

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: the format and lint gate, Rust unit + HTTP tests, then Playwright
-# (Debian's Chromium) against the release binary, copied alone into an empty directory,
-# and the dev provider.
+# Runs every test: the format and lint gate, Rust unit + HTTP tests on SQLite and on a
+# throwaway Postgres, then Playwright (Debian's Chromium) against the release binary,
+# copied alone into an empty directory, and the dev provider; three replicas of it on
+# that Postgres behind haproxy included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
@@ -25,7 +26,9 @@ trap '"$root/scripts/postgres.sh" stop "$pg_dir"; rm -rf "$pg_dir" "$bin_dir"' E
 echo "== cargo test (ssr, Postgres)"
 pg_url=$(scripts/postgres.sh start "$pg_dir")
 LOGI_BFF_TEST_POSTGRES=$pg_url cargo test --features ssr
-scripts/postgres.sh stop "$pg_dir"
+# Kept running for the end-to-end lane of three replicas behind haproxy.
+psql -q "$pg_url" -c "CREATE DATABASE e2e"
+export LOGI_BFF_E2E_POSTGRES=${pg_url/\/postgres\?/\/e2e?}
 
 # --precompress also orders the build: front end first (with .br/.gz copies), then the
 # server, which embeds target/site (src/server/assets.rs).

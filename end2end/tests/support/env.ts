@@ -10,6 +10,8 @@ export const PROVIDER_PORT = 9190;
 export const APP_URL = `http://localhost:${APP_PORT}`;
 /** Ports of extra app instances some tests start (all registered with the dev provider). */
 export const EXTRA_APP_PORTS = { notConfigured: 3191, failClosed: 3192, restart: 3193 };
+/** Three replicas on one Postgres behind haproxy (replicas.spec.ts): the balancer's port is APP_URL's. */
+export const REPLICAS = { balancerPort: 3290, ports: [3291, 3292, 3293] };
 export const PROVIDER_URL = `http://127.0.0.1:${PROVIDER_PORT}`;
 /** The dev provider's tiny upstream API (accepts its access tokens). */
 export const UPSTREAM_PORT = 9191;
@@ -32,7 +34,7 @@ export function providerEnv(): Record<string, string> {
     PROVIDER_PORT: String(PROVIDER_PORT),
     CLIENT_ID,
     CLIENT_SECRET,
-    APP_URLS: [APP_PORT, EXTRA_APP_PORTS.restart].map((port) => `http://localhost:${port}`).join(','),
+    APP_URLS: [APP_PORT, EXTRA_APP_PORTS.restart, REPLICAS.balancerPort].map((port) => `http://localhost:${port}`).join(','),
     ACCESS_TOKEN_TTL: String(ACCESS_TOKEN_TTL_SECS),
     UPSTREAM_PORT: String(UPSTREAM_PORT),
   };
