@@ -31,7 +31,7 @@ work=$(mktemp -d -t logi-bff-bench-XXXXXX)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  [ -d "$work/pg" ] && scripts/postgres.sh stop "$work/pg"
+  [ -n "${pg_dir:-}" ] && { scripts/postgres.sh stop "$pg_dir"; rm -rf "$pg_dir"; }
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -51,8 +51,9 @@ app_pid=$!
 pids+=($app_pid)
 
 # Postgres (a throwaway server), three replicas on it and haproxy in front of them.
-mkdir "$work/pg"
-pg_admin=$(scripts/postgres.sh start "$work/pg")
+# (Its own top-level temp dir: the postgres user must be able to enter it.)
+pg_dir=$(mktemp -d -t logi-bff-bench-pg-XXXXXX)
+pg_admin=$(scripts/postgres.sh start "$pg_dir")
 psql -q "$pg_admin" -c "CREATE DATABASE bench"
 pg_url=${pg_admin/\/postgres\?/\/bench?}
 for port in "${replica_ports[@]}"; do

@@ -47,7 +47,7 @@ function startBalancer(): ChildProcess {
     ...ports.map((port, n) => `  server r${n + 1} 127.0.0.1:${port}`),
     '',
   ].join('\n'));
-  return spawn('haproxy', ['-db', '-f', config], { stdio: 'inherit' });
+  return spawn(process.env.HAPROXY ?? '/usr/sbin/haproxy', ['-db', '-f', config], { stdio: 'inherit' });
 }
 
 test.beforeAll(async () => {
