@@ -77,25 +77,32 @@ pub struct HeldTokens {
     pub id_token: Option<SecretString>,
     /// Unix time the access token expires.
     pub expires_at: i64,
+    /// How long the access token lived when it was issued (`expires_in`).
+    pub lifetime_secs: i64,
 }
 
 impl HeldTokens {
     pub fn from_grant(tokens: TokenSet) -> Self {
-        Self { expires_at: expiry(tokens.expires_in), access_token: tokens.access_token, refresh_token: tokens.refresh_token, id_token: tokens.id_token }
+        let lifetime_secs = lifetime(tokens.expires_in);
+        Self {
+            expires_at: now() + lifetime_secs,
+            lifetime_secs,
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            id_token: tokens.id_token,
+        }
     }
 
     /// The tokens after a refresh: a response without a new refresh token keeps the old one.
     fn refreshed(self, tokens: TokenSet) -> Self {
-        Self {
-            expires_at: expiry(tokens.expires_in),
-            access_token: tokens.access_token,
-            refresh_token: tokens.refresh_token.or(self.refresh_token),
-            id_token: self.id_token,
-        }
+        Self { refresh_token: tokens.refresh_token.clone().or(self.refresh_token), id_token: self.id_token, ..Self::from_grant(tokens) }
     }
 
+    /// True unless the access token expires within `skew_secs` — capped at half its own
+    /// lifetime, so a provider issuing tokens shorter than the skew does not turn every
+    /// call into a refresh grant.
     fn is_fresh(&self, skew_secs: i64) -> bool {
-        self.expires_at - skew_secs > now()
+        self.expires_at - skew_secs.min(self.lifetime_secs / 2) > now()
     }
 }
 
@@ -103,8 +110,8 @@ fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn expiry(expires_in: Option<u64>) -> i64 {
-    now() + expires_in.map_or(DEFAULT_LIFETIME_SECS, |secs| secs.min(i64::MAX as u64 / 2) as i64)
+fn lifetime(expires_in: Option<u64>) -> i64 {
+    expires_in.map_or(DEFAULT_LIFETIME_SECS, |secs| secs.min(i64::MAX as u64 / 4) as i64)
 }
 
 /// The plaintext inside a sealed row; it only ever exists inside a zeroised buffer.
@@ -114,6 +121,7 @@ struct PlainOut<'a> {
     refresh_token: Option<&'a str>,
     id_token: Option<&'a str>,
     expires_at: i64,
+    lifetime_secs: i64,
 }
 
 #[derive(Deserialize)]
@@ -122,6 +130,8 @@ struct PlainIn {
     refresh_token: Option<SecretString>,
     id_token: Option<SecretString>,
     expires_at: i64,
+    /// Absent in rows sealed before it was kept.
+    lifetime_secs: Option<i64>,
 }
 
 /// Why no fresh access token could be had.
@@ -299,6 +309,7 @@ impl Custody {
             refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose_secret()),
             id_token: tokens.id_token.as_ref().map(|t| t.expose_secret()),
             expires_at: tokens.expires_at,
+            lifetime_secs: tokens.lifetime_secs,
         };
         let plaintext = SecretString::from(serde_json::to_string(&plain).map_err(|e| AppError::Internal(format!("seal: {e}")))?);
         Ok(self.sealer.seal(login_id.as_str().as_bytes(), plaintext.expose_secret().as_bytes()))
@@ -307,7 +318,13 @@ impl Custody {
     fn open(&self, login_id: &LoginId, sealed: &[u8]) -> Option<HeldTokens> {
         let plaintext = self.sealer.open(login_id.as_str().as_bytes(), sealed)?;
         let plain: PlainIn = serde_json::from_slice(plaintext.expose_secret()).ok()?;
-        Some(HeldTokens { access_token: plain.access_token, refresh_token: plain.refresh_token, id_token: plain.id_token, expires_at: plain.expires_at })
+        Some(HeldTokens {
+            access_token: plain.access_token,
+            refresh_token: plain.refresh_token,
+            id_token: plain.id_token,
+            expires_at: plain.expires_at,
+            lifetime_secs: plain.lifetime_secs.unwrap_or(DEFAULT_LIFETIME_SECS),
+        })
     }
 }
 

@@ -33,7 +33,7 @@ fn custody(secret: &str) -> Arc<Custody> {
 }
 
 fn held(access: &str, refresh: Option<&str>, expires_at: i64) -> HeldTokens {
-    HeldTokens { access_token: access.into(), refresh_token: refresh.map(Into::into), id_token: Some("id-token".into()), expires_at }
+    HeldTokens { access_token: access.into(), refresh_token: refresh.map(Into::into), id_token: Some("id-token".into()), expires_at, lifetime_secs: 300 }
 }
 
 #[tokio::test]
@@ -123,6 +123,20 @@ async fn a_refresh_completes_and_is_kept_even_when_its_caller_gives_up() {
     assert!(rotated != "refresh-0" && double.is_live_refresh_token(&rotated), "the rotated refresh token was lost with the request");
     assert!(custody.access_token(&pool, &provider, &login("login-1"), 30).await.is_ok());
     assert_eq!(double.hits("token"), 1);
+}
+
+#[tokio::test]
+async fn tokens_shorter_than_the_skew_are_refreshed_once_not_on_every_call() {
+    let (_dir, pool) = pool().await;
+    let (double, provider) = provider_with(true).await;
+    double.access_token_ttl.store(4, Ordering::SeqCst);
+    let custody = custody("session-secret-0123456789abcdef-0123");
+    expired_login(&double, &pool, &custody).await;
+    // A 30 s skew against 4 s tokens: uncapped, every one of these calls would refresh.
+    for _ in 0..5 {
+        custody.access_token(&pool, &provider, &login("login-1"), 30).await.unwrap();
+    }
+    assert_eq!(double.hits("token"), 1, "a refresh storm");
 }
 
 #[tokio::test]
