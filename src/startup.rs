@@ -104,8 +104,7 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), String
     let session_layer = session::layer(&config, session_cache.clone(), SessionRecords::new(&db));
     let authority = logi.clone().map(|provider| provider as Arc<dyn TokenAuthority>);
     let logins = Arc::new(Logins::new(db.clone(), &config, authority, session_cache));
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    logins.devices().maintain_keys(&db, now).await.map_err(|error| format!("signing keys: {:?}", error.logged()))?;
+    logins.devices().maintain_keys(&db, crate::server::unix_now()).await.map_err(|error| format!("signing keys: {:?}", error.logged()))?;
     let state = AppState { leptos_options: leptos_options(&config), db, config: Arc::new(config), logins, logi, upstream };
     let routes = generate_route_list(App);
     let app = Router::new()

@@ -6,12 +6,9 @@ use super::passwords::Email;
 use super::AccountError;
 use crate::ids::{Issuer, Subject, UserId};
 use crate::server::db::{Db, Tx};
+use crate::server::unix_now as now;
 use crate::server::AppError;
 use crate::{with_db, with_tx};
-
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
 
 /// The profile kept from logi for a user signed in with it (see `auth::profile` for logi's rules).
 #[derive(Debug, PartialEq, Eq)]

@@ -7,12 +7,9 @@
 //! other attempt stays and counts as a failure until it leaves the window.
 
 use crate::server::db::{Db, Tx};
+use crate::server::unix_now as now;
 use crate::server::AppError;
 use crate::{with_db, with_tx};
-
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
 
 pub const WINDOW_SECS: i64 = 15 * 60;
 /// Failures allowed per account within the window.

@@ -24,7 +24,6 @@ use leptos::prelude::expect_context;
 use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge};
 use std::convert::Infallible;
 use std::sync::Arc;
-use time::OffsetDateTime;
 
 pub const ACCOUNT_PAGE: &str = "/account";
 const ALLOWED_PROMPTS: [&str; 4] = ["none", "login", "consent", "select_account"];
@@ -148,7 +147,7 @@ async fn authorization(auth: &Auth, headers: &HeaderMap, params: LoginParams, li
         nonce: Nonce::new_random().secret().clone(),
         pkce_verifier: verifier.secret().clone(),
         return_to: sanitize_return_to(params.return_to.as_deref(), &auth.config.app_url),
-        started_at: OffsetDateTime::now_utc().unix_timestamp(),
+        started_at: crate::server::unix_now(),
         link_for_login: link_for,
     };
     let request = AuthorizationRequest { state: &pending.state, nonce: &pending.nonce, code_challenge: challenge.as_str(), login_hint, prompt };

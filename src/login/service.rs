@@ -11,13 +11,13 @@ use super::User;
 use crate::ids::{LoginId, UserId};
 use crate::server::config::Config;
 use crate::server::db::Db;
+use crate::server::unix_now as now;
 use crate::server::AppError;
 use crate::with_db;
 use axum::http::{HeaderMap, HeaderValue};
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
-use time::OffsetDateTime;
 
 /// `last_seen_at` is written at most this often: a read per request, a write per minute.
 const TOUCH_INTERVAL_SECS: i64 = 60;
@@ -46,10 +46,6 @@ pub struct Logins {
     pending: PendingCookie,
     sessions: SessionCache,
     pub(super) devices: Devices,
-}
-
-pub(super) fn now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
 }
 
 fn cache<V: Clone>() -> Expiring<LoginId, V> {
@@ -94,16 +90,16 @@ impl Logins {
     /// absolute lifetime reads as signed out, and the session is deleted.
     pub async fn current(&self, session: &BrowserSession) -> Result<Option<Login>, AppError> {
         let Some(id) = session.login_id().await? else { return Ok(None) };
-        let login = self.live(&id, Client::Browser, now()).await?;
-        if login.is_none() {
+        let Some(row) = self.live(&id, Client::Browser, now()).await? else {
             session.end().await?;
-        }
-        Ok(login)
+            return Ok(None);
+        };
+        Ok(Some(Login { id, user_id: row.user_id }))
     }
 
-    /// The login if it is a live one of this kind (its last use recorded, once a
+    /// The login's row if it is a live one of this kind (its last use recorded, once a
     /// minute); a login past its lifetimes is deleted.
-    pub(super) async fn live(&self, id: &LoginId, client: Client, now: i64) -> Result<Option<Login>, AppError> {
+    pub(super) async fn live(&self, id: &LoginId, client: Client, now: i64) -> Result<Option<LoginRow>, AppError> {
         let Some(row) = self.row(id).await? else { return Ok(None) };
         if row.client != client {
             return Ok(None);
@@ -112,11 +108,13 @@ impl Logins {
             self.forget(id).await?;
             return Ok(None);
         }
-        if now - row.last_seen_at >= TOUCH_INTERVAL_SECS {
-            store::touch(&self.db, id, now).await?;
-            self.rows.insert(id.clone(), LoginRow { last_seen_at: now, ..row.clone() });
+        if now - row.last_seen_at < TOUCH_INTERVAL_SECS {
+            return Ok(Some(row));
         }
-        Ok(Some(Login { id: id.clone(), user_id: row.user_id }))
+        store::touch(&self.db, id, now).await?;
+        let row = LoginRow { last_seen_at: now, ..row };
+        self.rows.insert(id.clone(), row.clone());
+        Ok(Some(row))
     }
 
     pub(super) async fn row(&self, id: &LoginId) -> Result<Option<LoginRow>, AppError> {

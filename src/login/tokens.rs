@@ -16,6 +16,7 @@ use super::cache::Expiring;
 use crate::ids::{LoginId, UserId};
 use crate::server::crypto::Sealer;
 use crate::server::db::{Db, Tx};
+use crate::server::unix_now as now;
 use crate::server::AppError;
 use crate::{with_db, with_tx};
 use async_trait::async_trait;
@@ -23,7 +24,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
-use time::OffsetDateTime;
 
 const KEEP: &str = "INSERT INTO login_tokens (login_id, sealed, updated_at) VALUES ($1, $2, $3)
      ON CONFLICT (login_id) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at";
@@ -95,7 +95,8 @@ impl HeldTokens {
 
     /// The tokens after a refresh: a response without a new refresh token keeps the old one.
     fn refreshed(self, tokens: TokenSet) -> Self {
-        Self { refresh_token: tokens.refresh_token.clone().or(self.refresh_token), id_token: self.id_token, ..Self::from_grant(tokens) }
+        let granted = Self::from_grant(tokens);
+        Self { refresh_token: granted.refresh_token.or(self.refresh_token), id_token: self.id_token, ..granted }
     }
 
     /// True unless the access token expires within `skew_secs` — capped at half its own
@@ -104,10 +105,6 @@ impl HeldTokens {
     fn is_fresh(&self, skew_secs: i64) -> bool {
         self.expires_at - skew_secs.min(self.lifetime_secs / 2) > now()
     }
-}
-
-fn now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
 }
 
 fn lifetime(expires_in: Option<u64>) -> i64 {
@@ -250,7 +247,7 @@ impl Custody {
         let (row_lock, held) = match db {
             Db::Postgres(pool) => {
                 let (tx, sealed) = Self::lock_row(pool, login_id).await?;
-                (Some(tx), self.opened_row(login_id, sealed))
+                (Some(Tx::Postgres(tx)), self.opened_row(login_id, sealed))
             }
             Db::Sqlite(_) => (None, self.load(db, login_id).await?),
         };
@@ -268,8 +265,7 @@ impl Custody {
             Err(TokenError::NoClientSecret) => return Err(CustodyError::Internal),
         };
         match row_lock {
-            Some(tx) => {
-                let mut tx = Tx::Postgres(tx);
+            Some(mut tx) => {
                 self.keep_in(&mut tx, login_id, &refreshed).await?;
                 tx.commit().await.map_err(AppError::from)?;
             }

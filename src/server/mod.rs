@@ -11,3 +11,8 @@ pub mod http;
 pub mod request;
 
 pub use error::{json_error, AppError};
+
+/// The current time in Unix seconds: every stored time and every comparison with one.
+pub fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}

@@ -201,7 +201,7 @@ impl Logins {
     /// Starts a device login for `user_id` within the caller's transaction: the login row,
     /// logi's tokens sealed under it, and the first refresh token of its family.
     pub async fn start_device(&self, tx: &mut Tx, user_id: UserId, name: Option<&str>, logi: &TokenSet) -> Result<(Login, DeviceTokens), AppError> {
-        let now = super::service::now();
+        let now = crate::server::unix_now();
         let login = Login { id: LoginId::random(), user_id };
         store::insert(tx, &login.id, user_id, (Method::Logi, Client::Device), &device_name(name), now).await?;
         self.tokens.keep_in(tx, &login.id, &HeldTokens::from_grant(logi.clone())).await?;
@@ -223,7 +223,7 @@ impl Logins {
     /// `grant_type=refresh_token`: a new pair for a live device login, or `None`
     /// (`invalid_grant`). Reuse of a rotated token ends the device login.
     pub async fn refresh_device(&self, presented: &str) -> Result<Option<DeviceTokens>, AppError> {
-        let now = super::service::now();
+        let now = crate::server::unix_now();
         let (login_id, token) = match refresh::rotate(&self.db, presented, now).await? {
             Rotation::Rotated { login_id, token } => (login_id, token),
             Rotation::Reused { login_id } => {
@@ -233,9 +233,9 @@ impl Logins {
             }
             Rotation::Unknown => return Ok(None),
         };
-        let Some(login) = self.live(&login_id, Client::Device, now).await? else { return Ok(None) };
-        let created_at = self.row(&login.id).await?.map_or(now, |row| row.created_at);
-        self.device_tokens(&login, token, created_at, now).map(Some)
+        let Some(row) = self.live(&login_id, Client::Device, now).await? else { return Ok(None) };
+        let login = Login { id: login_id, user_id: row.user_id };
+        self.device_tokens(&login, token, row.created_at, now).map(Some)
     }
 
     /// RFC 7009: ends the device login the refresh token belongs to (any token of its
@@ -257,13 +257,13 @@ impl Logins {
     /// The live device login a bearer access token stands for; `Err` with the reason
     /// (for the log) when the token is not valid or its login ended.
     pub async fn bearer(&self, token: &str) -> Result<Result<Login, &'static str>, AppError> {
-        let now = super::service::now();
+        let now = crate::server::unix_now();
         let claimed = match self.devices.verify(&self.db, token, now).await? {
             Ok(claimed) => claimed,
             Err(why) => return Ok(Err(why)),
         };
         match self.live(&claimed.id, Client::Device, now).await? {
-            Some(login) if login.user_id == claimed.user_id => Ok(Ok(login)),
+            Some(row) if row.user_id == claimed.user_id => Ok(Ok(claimed)),
             _ => Ok(Err("the device login ended")),
         }
     }
