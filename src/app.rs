@@ -18,7 +18,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                <HydrationScripts options islands=true/>
                 <MetaTags/>
             </head>
             <body>
@@ -31,9 +31,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    // Effects run only in the browser: the attribute tells tests hydration is done.
-    let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
     view! {
         <Stylesheet id="leptos" href="/pkg/logi-bff.css"/>
         <Title text="logi-bff"/>
@@ -42,7 +39,9 @@ pub fn App() -> impl IntoView {
                 <a href="/" class="brand">"logi-bff"</a>
                 <nav><a href="/api-demo">"API demo"</a> " · " <a href="/account">"Account"</a></nav>
             </header>
-            <main data-hydrated=move || hydrated.get().to_string()>
+            // Rendered on the server only: the interactive parts are islands (`#[island]`).
+            // `data-hydrated` turns true in the browser once they are live.
+            <main data-hydrated="false">
                 // Async: the page waits for the session before it is sent, so the
                 // first paint is already right and works without JavaScript.
                 <Routes fallback=NotFound>

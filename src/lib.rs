@@ -21,5 +21,10 @@ pub mod startup;
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
+    leptos::mount::hydrate_islands();
+    // The loader hydrates each island right after this returns, in the same task, so
+    // the mark (what tests wait for) is true by the time anything can be clicked.
+    if let Ok(Some(main)) = leptos::prelude::document().query_selector("main") {
+        _ = main.set_attribute("data-hydrated", "true");
+    }
 }

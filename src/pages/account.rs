@@ -6,44 +6,11 @@ use crate::accounts::{load_account, Account, ActiveSession, ChangePassword, EndS
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
 
-/// The page's actions, shared through context so the page reloads its data after any of them.
-#[derive(Clone, Copy)]
-struct Actions {
-    change_password: ServerAction<ChangePassword>,
-    set_password: ServerAction<SetPassword>,
-    unlink: ServerAction<UnlinkLogi>,
-    end_session: ServerAction<EndSession>,
-    everywhere: ServerAction<SignOutEverywhere>,
-}
-
-impl Actions {
-    fn new() -> Self {
-        Self {
-            change_password: ServerAction::new(),
-            set_password: ServerAction::new(),
-            unlink: ServerAction::new(),
-            end_session: ServerAction::new(),
-            everywhere: ServerAction::new(),
-        }
-    }
-
-    /// Changes whenever one of the actions completes.
-    fn completed(&self) -> usize {
-        self.change_password.version().get()
-            + self.set_password.version().get()
-            + self.unlink.version().get()
-            + self.end_session.version().get()
-            + self.everywhere.version().get()
-    }
-}
-
 #[component]
 pub fn AccountPage() -> impl IntoView {
-    let actions = Actions::new();
-    provide_context(actions);
-    // Reloaded after every action (the server's redirect to `?notice=` is a client-side
-    // navigation that keeps this page mounted).
-    let account = Resource::new(move || actions.completed(), |_| load_account());
+    // Every action ends in a redirect to `?notice=…` (a full page load), which renders
+    // the page again with fresh data.
+    let account = Resource::new(|| (), |_| load_account());
     view! {
         <AuthErrorNotice/>
         <AccountNotice/>
@@ -89,10 +56,17 @@ fn AccountDetails(account: Account) -> impl IntoView {
 
 #[component]
 fn PasswordMethod(email: String) -> impl IntoView {
-    let change = expect_context::<Actions>().change_password;
     view! {
         <h3>"Password"</h3>
         <p data-testid="password-method">"Email and password: " <strong data-testid="password-email">{email}</strong></p>
+        <ChangePasswordForm/>
+    }
+}
+
+#[island]
+fn ChangePasswordForm() -> impl IntoView {
+    let change = ServerAction::<ChangePassword>::new();
+    view! {
         <ActionForm action=change>
             <label>"Current password" <input type="password" name="current_password" autocomplete="current-password" required data-testid="current-password"/></label>
             <label>"New password" <input type="password" name="new_password" autocomplete="new-password" required data-testid="new-password"/></label>
@@ -104,10 +78,17 @@ fn PasswordMethod(email: String) -> impl IntoView {
 
 #[component]
 fn NoPassword() -> impl IntoView {
-    let set = expect_context::<Actions>().set_password;
     view! {
         <h3>"Password"</h3>
         <p data-testid="no-password">"You have no password yet. Set one to sign in with your email as well."</p>
+        <SetPasswordForm/>
+    }
+}
+
+#[island]
+fn SetPasswordForm() -> impl IntoView {
+    let set = ServerAction::<SetPassword>::new();
+    view! {
         <ActionForm action=set>
             <label>"Email" <input type="email" name="email" autocomplete="username" required data-testid="set-password-email"/></label>
             <label>"Password" <input type="password" name="password" autocomplete="new-password" required data-testid="set-password-password"/></label>
@@ -119,7 +100,6 @@ fn NoPassword() -> impl IntoView {
 
 #[component]
 fn LogiMethod(logi: Option<LinkedLogi>, has_password: bool) -> impl IntoView {
-    let unlink = expect_context::<Actions>().unlink;
     view! {
         <h3>"logi"</h3>
         {match logi {
@@ -127,11 +107,8 @@ fn LogiMethod(logi: Option<LinkedLogi>, has_password: bool) -> impl IntoView {
                 <p data-testid="logi-linked">
                     "Linked logi account " <code data-testid="logi-sub">{sub}</code> ", since " {linked_at} "."
                 </p>
-                <ActionForm action=unlink>
-                    <button type="submit" class="secondary" data-testid="unlink-logi">"Unlink logi"</button>
-                </ActionForm>
                 {(!has_password).then(|| view! { <p class="hint">"logi is your only way to sign in: set a password before unlinking it."</p> })}
-                <FormError action=unlink/>
+                <UnlinkLogiForm/>
             }
             .into_any(),
             None => view! {
@@ -146,29 +123,46 @@ fn LogiMethod(logi: Option<LinkedLogi>, has_password: bool) -> impl IntoView {
     }
 }
 
+#[island]
+fn UnlinkLogiForm() -> impl IntoView {
+    let unlink = ServerAction::<UnlinkLogi>::new();
+    view! {
+        <ActionForm action=unlink>
+            <button type="submit" class="secondary" data-testid="unlink-logi">"Unlink logi"</button>
+        </ActionForm>
+        <FormError action=unlink/>
+    }
+}
+
 #[component]
 fn Sessions(sessions: Vec<ActiveSession>) -> impl IntoView {
-    let Actions { end_session: end, everywhere, .. } = expect_context::<Actions>();
     view! {
         <section class="card">
             <h2>"Your sessions"</h2>
             <table class="sessions">
                 <thead><tr><th>"Device"</th><th>"Signed in with"</th><th>"Started"</th><th>"Last seen"</th><th></th></tr></thead>
                 <tbody>
-                    {sessions.into_iter().map(|session| view! { <SessionRow session end/> }).collect_view()}
+                    {sessions.into_iter().map(|session| view! { <SessionRow session/> }).collect_view()}
                 </tbody>
             </table>
-            <FormError action=end/>
-            <ActionForm action=everywhere>
-                <button type="submit" class="secondary" data-testid="sign-out-everywhere">"Sign out everywhere"</button>
-            </ActionForm>
-            <FormError action=everywhere/>
+            <SignOutEverywhereForm/>
         </section>
     }
 }
 
+#[island]
+fn SignOutEverywhereForm() -> impl IntoView {
+    let everywhere = ServerAction::<SignOutEverywhere>::new();
+    view! {
+        <ActionForm action=everywhere>
+            <button type="submit" class="secondary" data-testid="sign-out-everywhere">"Sign out everywhere"</button>
+        </ActionForm>
+        <FormError action=everywhere/>
+    }
+}
+
 #[component]
-fn SessionRow(session: ActiveSession, end: ServerAction<EndSession>) -> impl IntoView {
+fn SessionRow(session: ActiveSession) -> impl IntoView {
     let ActiveSession { id, method, device, app, created_at, last_seen_at, this_device } = session;
     view! {
         <tr data-testid="session" data-this-device=this_device.to_string() data-app=app.to_string()>
@@ -180,15 +174,22 @@ fn SessionRow(session: ActiveSession, end: ServerAction<EndSession>) -> impl Int
             <td>{method}</td>
             <td>{created_at}</td>
             <td>{last_seen_at}</td>
-            <td>
-                <ActionForm action=end>
-                    <input type="hidden" name="id" value=id/>
-                    <button type="submit" class="secondary" data-testid="end-session">
-                        {if this_device { "Sign out" } else { "End session" }}
-                    </button>
-                </ActionForm>
-            </td>
+            <td><EndSessionForm id this_device/></td>
         </tr>
     }
     .into_any()
+}
+
+#[island]
+fn EndSessionForm(id: String, this_device: bool) -> impl IntoView {
+    let end = ServerAction::<EndSession>::new();
+    view! {
+        <ActionForm action=end>
+            <input type="hidden" name="id" value=id/>
+            <button type="submit" class="secondary" data-testid="end-session">
+                {if this_device { "Sign out" } else { "End session" }}
+            </button>
+        </ActionForm>
+        <FormError action=end/>
+    }
 }

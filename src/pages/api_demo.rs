@@ -37,7 +37,7 @@ pub fn ApiDemoPage() -> impl IntoView {
     }
 }
 
-#[component]
+#[island]
 fn ApiCall() -> impl IntoView {
     let call = Action::new_local(|_: &()| call_hello());
     view! {

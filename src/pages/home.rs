@@ -79,7 +79,7 @@ fn SignedIn(user: User) -> impl IntoView {
 }
 
 /// A client-side disclosure: it only opens once the page has hydrated.
-#[component]
+#[island]
 fn HowItWorks() -> impl IntoView {
     let (open, set_open) = signal(false);
     view! {

@@ -8,10 +8,9 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 /// Where to go after signing in: the `return_to` query parameter (the server only
-/// honours same-origin paths).
-fn return_to() -> Signal<String> {
-    let query = use_query_map();
-    Signal::derive(move || query.read().get("return_to").unwrap_or_else(|| "/".to_owned()))
+/// honours same-origin paths). Pages render on the server, so it is read once.
+fn return_to() -> String {
+    use_query_map().read_untracked().get("return_to").unwrap_or_else(|| "/".to_owned())
 }
 
 fn with_return_to(path: &str, return_to: &str) -> String {
@@ -24,61 +23,78 @@ fn percent_encode(value: &str) -> String {
 
 #[component]
 pub fn SignInPage() -> impl IntoView {
-    let action = ServerAction::<SignIn>::new();
     let return_to = return_to();
     view! {
         <AuthErrorNotice/>
         <section class="card">
             <h1>"Sign in"</h1>
-            <ActionForm action>
-                <label>"Email" <input type="email" name="email" autocomplete="username" required data-testid="email-input"/></label>
-                <label>"Password" <input type="password" name="password" autocomplete="current-password" required data-testid="password-input"/></label>
-                <input type="hidden" name="return_to" value=return_to/>
-                <button type="submit" data-testid="password-sign-in">"Sign in"</button>
-            </ActionForm>
-            <FormError action/>
-            <p>"No account yet? " <a href=move || with_return_to("/signup", &return_to.get()) data-testid="to-sign-up">"Create one"</a></p>
+            <SignInForm return_to=return_to.clone()/>
+            <p>"No account yet? " <a href=with_return_to("/signup", &return_to) data-testid="to-sign-up">"Create one"</a></p>
             <LogiSignIn return_to/>
         </section>
     }
 }
 
+#[island]
+fn SignInForm(return_to: String) -> impl IntoView {
+    let action = ServerAction::<SignIn>::new();
+    view! {
+        <ActionForm action>
+            <label>"Email" <input type="email" name="email" autocomplete="username" required data-testid="email-input"/></label>
+            <label>"Password" <input type="password" name="password" autocomplete="current-password" required data-testid="password-input"/></label>
+            <input type="hidden" name="return_to" value=return_to/>
+            <button type="submit" data-testid="password-sign-in">"Sign in"</button>
+        </ActionForm>
+        <FormError action/>
+    }
+}
+
 #[component]
 pub fn SignUpPage() -> impl IntoView {
-    let action = ServerAction::<SignUp>::new();
     let return_to = return_to();
     view! {
         <section class="card">
             <h1>"Create an account"</h1>
-            <ActionForm action>
-                <label>"Email" <input type="email" name="email" autocomplete="username" required data-testid="email-input"/></label>
-                <label>"Name (optional)" <input type="text" name="name" autocomplete="name" data-testid="name-input"/></label>
-                <label>
-                    "Password (12 to 128 characters)"
-                    <input type="password" name="password" autocomplete="new-password" required data-testid="password-input"/>
-                </label>
-                <input type="hidden" name="return_to" value=return_to/>
-                <button type="submit" data-testid="sign-up-submit">"Create account"</button>
-            </ActionForm>
-            <FormError action/>
-            <p>"Already have an account? " <a href=move || with_return_to("/signin", &return_to.get())>"Sign in"</a></p>
+            <SignUpForm return_to=return_to.clone()/>
+            <p>"Already have an account? " <a href=with_return_to("/signin", &return_to)>"Sign in"</a></p>
         </section>
+    }
+}
+
+#[island]
+fn SignUpForm(return_to: String) -> impl IntoView {
+    let action = ServerAction::<SignUp>::new();
+    view! {
+        <ActionForm action>
+            <label>"Email" <input type="email" name="email" autocomplete="username" required data-testid="email-input"/></label>
+            <label>"Name (optional)" <input type="text" name="name" autocomplete="name" data-testid="name-input"/></label>
+            <label>
+                "Password (12 to 128 characters)"
+                <input type="password" name="password" autocomplete="new-password" required data-testid="password-input"/>
+            </label>
+            <input type="hidden" name="return_to" value=return_to/>
+            <button type="submit" data-testid="sign-up-submit">"Create account"</button>
+        </ActionForm>
+        <FormError action/>
     }
 }
 
 /// "Sign in with logi", when logi is configured.
 #[component]
-fn LogiSignIn(return_to: Signal<String>) -> impl IntoView {
+fn LogiSignIn(return_to: String) -> impl IntoView {
     let auth = Resource::new(|| (), |_| load_auth_state());
+    let href = with_return_to("/api/auth/login", &return_to);
     view! {
         <Suspense>
-            {move || Suspend::new(async move {
-                auth.await.ok().filter(|state| state.logi_enabled).map(|_| view! {
-                    <p class="or">"or"</p>
-                    <a class="button" rel="external" data-testid="sign-in"
-                        href=move || with_return_to("/api/auth/login", &return_to.get())>"Sign in with logi"</a>
+            {move || {
+                let href = href.clone();
+                Suspend::new(async move {
+                    auth.await.ok().filter(|state| state.logi_enabled).map(|_| view! {
+                        <p class="or">"or"</p>
+                        <a class="button" rel="external" data-testid="sign-in" href=href>"Sign in with logi"</a>
+                    })
                 })
-            })}
+            }}
         </Suspense>
     }
 }
