@@ -7,7 +7,7 @@ use crate::auth::oidc::Provider;
 use crate::login::session::{self, SessionCache, SessionRecords};
 use crate::login::tokens::TokenAuthority;
 use crate::login::Logins;
-use crate::proxy::routes::Upstream;
+use crate::proxy::Upstream;
 use crate::server::config::Config;
 use crate::server::db::Db;
 use crate::server::{assets, csrf, db};
@@ -96,10 +96,7 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), String
         Some(logi) => Some(Arc::new(Provider::new(logi, config.redirect_uri())?)),
         None => None,
     };
-    let upstream = match &config.upstream_api_url {
-        Some(base) => Some(Arc::new(Upstream::new(base.clone(), config.upstream_timeout)?)),
-        None => None,
-    };
+    let upstream = config.upstream_api_url.as_ref().map(|base| Arc::new(Upstream::new(base.clone(), config.upstream_timeout)));
     let session_cache = SessionCache::default();
     let session_layer = session::layer(&config, session_cache.clone(), SessionRecords::new(&db));
     let authority = logi.clone().map(|provider| provider as Arc<dyn TokenAuthority>);

@@ -2,7 +2,7 @@
 //! signed-in user's logi access token, which never leaves the server.
 //!
 //! Shared: the anti-CSRF header the browser must send (the demo page uses it).
-//! Server only: target resolution, header filtering and the route. The token comes
+//! Server only: target resolution, header filtering, the upstream's pool and the route. The token comes
 //! from the login (`crate::login`), which refreshes it single-flight.
 
 /// Every proxied request, GET included, must carry `X-CSRF: 1`. A cross-site page
@@ -13,3 +13,7 @@ pub const CSRF_HEADER: &str = "x-csrf";
 pub mod routes;
 #[cfg(feature = "ssr")]
 mod target;
+#[cfg(feature = "ssr")]
+mod upstream;
+#[cfg(feature = "ssr")]
+pub use upstream::Upstream;

@@ -9,21 +9,20 @@
 //! `invalid_proxy_path`, 413 `body_too_large`, 502 `token_refresh_failed`, 502
 //! `upstream_unreachable`, 504 `upstream_timeout`, 503 `proxy_not_configured`.
 
+use super::upstream::{Upstream, UpstreamError};
 use super::{target, CSRF_HEADER};
 use crate::login::tokens::CustodyError;
 use crate::login::{ApiLogin, Login, Logins};
 use crate::server::http::error_chain;
-use crate::server::{http, json_error, AppError};
+use crate::server::{json_error, AppError};
 use axum::body::Body;
 use axum::extract::{FromRef, Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
-use std::time::Duration;
-use url::Url;
 
 const PREFIX: &str = "/api/proxy/";
 /// Largest request body forwarded (checked against Content-Length and while streaming).
@@ -36,18 +35,6 @@ where
     S: Clone + Send + Sync + 'static,
 {
     Router::new().route("/api/proxy/{*path}", any(proxy))
-}
-
-/// The upstream API and its connection pool.
-pub struct Upstream {
-    base: Url,
-    http: reqwest::Client,
-}
-
-impl Upstream {
-    pub fn new(base: Url, timeout: Duration) -> Result<Self, String> {
-        Ok(Self { base, http: http::client(timeout, "proxy")? })
-    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -118,19 +105,28 @@ async fn forward(logins: &Logins, upstream: Option<&Upstream>, found: ApiLogin, 
     if declared_length(request.headers()).is_some_and(|length| length > MAX_BODY_BYTES) {
         return Err(ProxyError::BodyTooLarge);
     }
+    let uri = Uri::try_from(url.as_str()).map_err(|_| ProxyError::InvalidPath)?;
     let access_token = access_token(logins, &found, login).await?;
     let (parts, body) = request.into_parts();
-    let mut outgoing =
-        upstream.http.request(parts.method.clone(), url).headers(target::request_headers(&parts.headers)).bearer_auth(access_token.expose_secret());
-    if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        outgoing = outgoing.body(limited(body));
-    }
-    let answer = outgoing.send().await.map_err(upstream_error)?;
-    let (status, headers) = (answer.status(), target::response_headers(answer.headers()));
-    let mut response = Response::new(Body::from_stream(answer.bytes_stream()));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    Ok(response)
+    let body = if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) { Body::empty() } else { limited(body) };
+    let mut outgoing = Request::new(body);
+    *outgoing.method_mut() = parts.method;
+    *outgoing.uri_mut() = uri;
+    let headers = outgoing.headers_mut();
+    *headers = target::request_headers(&parts.headers);
+    headers.insert(header::AUTHORIZATION, bearer_header(&access_token)?);
+    headers.insert(header::USER_AGENT, upstream.user_agent.clone());
+    let (mut head, body) = upstream.send(outgoing).await.map_err(upstream_error)?.into_parts();
+    head.headers = target::response_headers(&head.headers);
+    Ok(Response::from_parts(head, body))
+}
+
+/// `Bearer <token>`, kept out of debug output. A token that is no header value (logi
+/// would have to send one) fails like an unreachable upstream.
+fn bearer_header(token: &SecretString) -> Result<HeaderValue, ProxyError> {
+    let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose_secret())).map_err(|_| ProxyError::UpstreamUnreachable)?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// The login's access token, refreshed if needed. A refused refresh (or a login ended
@@ -154,11 +150,18 @@ fn declared_length(headers: &HeaderMap) -> Option<usize> {
 }
 
 /// The request body, streamed, failing once it passes [`MAX_BODY_BYTES`].
-fn limited(body: Body) -> reqwest::Body {
-    reqwest::Body::wrap_stream(http_body_util::BodyDataStream::new(http_body_util::Limited::new(body, MAX_BODY_BYTES)))
+fn limited(body: Body) -> Body {
+    Body::new(http_body_util::Limited::new(body, MAX_BODY_BYTES))
 }
 
-fn upstream_error(error: reqwest::Error) -> ProxyError {
+fn upstream_error(error: UpstreamError) -> ProxyError {
+    let error = match error {
+        UpstreamError::Timeout => {
+            tracing::warn!("upstream request timed out");
+            return ProxyError::UpstreamTimeout;
+        }
+        UpstreamError::Failed(error) => error,
+    };
     let mut source: Option<&dyn std::error::Error> = Some(&error);
     while let Some(cause) = source {
         if cause.is::<http_body_util::LengthLimitError>() {
@@ -166,10 +169,6 @@ fn upstream_error(error: reqwest::Error) -> ProxyError {
         }
         source = cause.source();
     }
-    tracing::warn!(error = %error_chain(&error), timeout = error.is_timeout(), "upstream request failed");
-    if error.is_timeout() {
-        ProxyError::UpstreamTimeout
-    } else {
-        ProxyError::UpstreamUnreachable
-    }
+    tracing::warn!(error = %error_chain(&error), "upstream request failed");
+    ProxyError::UpstreamUnreachable
 }
