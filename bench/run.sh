@@ -8,16 +8,18 @@
 #   (e) GET /api/auth/me with a native app's bearer access token
 #   (f, g) /api/auth/me and the proxy on Postgres, one replica; (h, i) the same through
 #   haproxy in front of three replicas on that Postgres
+#   (j) Debian's nginx as a plain reverse proxy to the same upstream (the proxy's reference)
 # plus p50/p99 of 100 full logins and of 100 native exchanges, the app's RSS idle and after load, the wasm size, and
 # 5 s of anonymous GET /api/auth/login, >100k requests (throughput, database size
 # before/after, RSS after).
-# Prints a markdown table with the ratios (b)/(a) and (c)/(d) and the targets.
+# Prints a markdown table with the ratios and the targets, and exits non-zero when the
+# wasm bundle is over its size budget (so a change that regresses it is seen).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10}"
 scripts/setup.sh
 sudo_apt=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
-for package in wrk sqlite3 haproxy postgresql; do
+for package in wrk sqlite3 haproxy postgresql nginx-light brotli; do
   dpkg -s $package >/dev/null 2>&1 || { echo "bench: installing $package"; $sudo_apt apt-get install -y $package >/dev/null; }
 done
 export PATH="$HOME/.cargo/bin:$PWD/end2end/node_modules/.bin:$PATH"
@@ -71,12 +73,38 @@ done
 } >"$work/haproxy.cfg"
 haproxy -q -f "$work/haproxy.cfg" & pids+=($!)
 
+# The reference proxy: nginx, keep-alive to the upstream, one worker per core, no auth.
+nginx_port=3320
+mkdir -p "$work/nginx/logs"
+cat >"$work/nginx/nginx.conf" <<NGINX
+worker_processes auto;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body; proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi; uwsgi_temp_path $work/nginx/uwsgi; scgi_temp_path $work/nginx/scgi;
+  upstream api { server $ceiling_addr; keepalive 64; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location /api/proxy/ {
+      proxy_pass http://api/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGINX
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' & pids+=($!)
+
 wait_for() { for _ in $(seq 1 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "bench: $1 did not come up" >&2; exit 1; }
 wait_for "http://127.0.0.1:$provider_port/.well-known/openid-configuration"
 wait_for "http://$ceiling_addr/x"
 wait_for "http://localhost:$app_port/"
 for port in "${replica_ports[@]}"; do wait_for "http://127.0.0.1:$port/"; done
 wait_for "http://localhost:$balancer_port/"
+wait_for "http://127.0.0.1:$nginx_port/api/proxy/x"
 
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$app_pid/status"; }
 
@@ -117,15 +145,18 @@ curl -fs -H "Cookie: $cookie" -H "X-CSRF: 1" "http://localhost:$app_port/api/pro
 read -r exchange_p50 exchange_p99 bearer <"$work/exchanges"
 curl -fs -H "Authorization: Bearer $bearer" "http://localhost:$app_port/api/auth/me" | grep -q '"sub"' || { echo "bench: the bearer is not signed in" >&2; exit 1; }
 
-rps() { # url [headers...]
+rps() { # url [headers...]; prints req/s; p99 latency (ms) in $work/p99
   local url=$1; shift
   local args=()
   for header in "$@"; do args+=(-H "$header"); done
-  wrk -t2 -c32 -d"${duration}s" "${args[@]}" "$url" | awk '/^Requests\/sec:/ { printf "%.0f", $2 }'
+  wrk -t2 -c32 -d"${duration}s" --latency "${args[@]}" "$url" >"$work/wrk.txt"
+  awk '$1 == "99%" { v = $2; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else if (v ~ /s$/) v = v * 1000; printf "%.2f", v }' "$work/wrk.txt" >"$work/p99"
+  awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$work/wrk.txt"
 }
 a=$(rps "http://$ceiling_addr/x")
 b=$(rps "http://localhost:$app_port/api/auth/me" "Cookie: $cookie")
-c=$(rps "http://localhost:$app_port/api/proxy/x" "Cookie: $cookie" "X-CSRF: 1")
+c=$(rps "http://localhost:$app_port/api/proxy/x" "Cookie: $cookie" "X-CSRF: 1") c_p99=$(cat "$work/p99")
+j=$(rps "http://127.0.0.1:$nginx_port/api/proxy/x") j_p99=$(cat "$work/p99")
 d=$(rps "http://$ceiling_addr/x")
 e=$(rps "http://localhost:$app_port/api/auth/me" "Authorization: Bearer $bearer")
 login "$balancer_port" >/dev/null
@@ -153,9 +184,11 @@ flat=$([ "$db_after" -le "$db_before" ] && [ "$rows_after" -le "$rows_before" ] 
 wasm=target/site/pkg/logi-bff.wasm
 wasm_raw=$(stat -c %s "$wasm")
 wasm_gz=$(gzip -9 -c "$wasm" | wc -c)
+wasm_br=$(brotli -c -q 11 "$wasm" | wc -c)
+wasm_gz_budget=200000 wasm_raw_budget=550000
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN { printf "%.2f", x / y }'; }
 verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { ok = (dir == ">=") ? v >= t : v <= t; print ok ? "met" : "MISSED" }'; }
-rb=$(ratio "$b" "$a") rc=$(ratio "$c" "$d") re=$(ratio "$e" "$b") rf=$(ratio "$f" "$a") rg=$(ratio "$g" "$d") rh=$(ratio "$h" "$a") ri=$(ratio "$i" "$d")
+rb=$(ratio "$b" "$a") rc=$(ratio "$c" "$d") rcj=$(ratio "$c" "$j") rj=$(ratio "$j" "$d") p99_ratio=$(ratio "$c_p99" "$j_p99") re=$(ratio "$e" "$b") rf=$(ratio "$f" "$a") rg=$(ratio "$g" "$d") rh=$(ratio "$h" "$a") ri=$(ratio "$i" "$d")
 rss_load_mb=$(awk -v k="$rss_load" 'BEGIN { printf "%.1f", k / 1024 }')
 
 cat <<TABLE
@@ -163,8 +196,9 @@ cat <<TABLE
 |---|---|---|
 | (a) ceiling: bare axum handler | $a req/s | |
 | (b) \`GET /api/auth/me\` with a session | $b req/s = **$rb× (a)** | ≥ 0.6× ($(verdict "$rb" 0.6 ">=")) |
-| (c) \`GET /api/proxy/x\` with a session → fast upstream | $c req/s = **$rc× (d)** | ≥ 0.35× ($(verdict "$rc" 0.35 ">=")) |
+| (c) \`GET /api/proxy/x\` with a session → fast upstream | $c req/s = $rc× (d) = **$rcj× (j)**; p99 $c_p99 ms = **$p99_ratio× (j)** | ≥ 0.9× (j) ($(verdict "$rcj" 0.9 ">=")); p99 ≤ 1.5× (j) ($(verdict "$p99_ratio" 1.5 "<=")) |
 | (d) that upstream directly | $d req/s | |
+| (j) nginx reverse proxy → that upstream (no auth) | $j req/s = $rj× (d); p99 $j_p99 ms | |
 | (e) \`GET /api/auth/me\` with a native app's bearer | $e req/s = **$re× (b)** | |
 | (f) Postgres, one replica: \`GET /api/auth/me\` | $f req/s = **$rf× (a)** | ≥ 0.5× ($(verdict "$rf" 0.5 ">=")) |
 | (g) Postgres, one replica: \`GET /api/proxy/x\` | $g req/s = **$rg× (d)** | |
@@ -173,9 +207,13 @@ cat <<TABLE
 | full login (app → logi → callback → home), 100 runs | p50 $p50 ms, p99 $p99 ms | |
 | native exchange (\`POST /api/auth/logi/exchange\`), 100 runs | p50 $exchange_p50 ms, p99 $exchange_p99 ms | |
 | server RSS idle / after load | $(awk -v k="$rss_idle" 'BEGIN { printf "%.1f", k / 1024 }') MB / $rss_load_mb MB | ≤ 60 MB after load ($(verdict "$rss_load_mb" 60 "<=")) |
-| release wasm raw / gzip -9 | $wasm_raw B / $wasm_gz B | |
+| release wasm raw / gzip -9 / brotli -11 | $wasm_raw B / $wasm_gz B / $wasm_br B | ≤ $wasm_raw_budget B raw ($(verdict "$wasm_raw" $wasm_raw_budget "<=")), ≤ $wasm_gz_budget B gzip ($(verdict "$wasm_gz" $wasm_gz_budget "<=")) |
 | $flood_requests anonymous \`GET /api/auth/login\` | $flood_rps req/s; database $db_before → $db_after B, session/login rows $rows_before → $rows_after | must not grow ($flat) |
 | server RSS after that flood | $rss_flood_mb MB | ≤ 40 MB ($(verdict "$rss_flood_mb" 40 "<=")) |
 
 wrk -t2 -c32 -d${duration}s per row, all processes on this machine ($(nproc) cores).
 TABLE
+if [ "$wasm_gz" -gt "$wasm_gz_budget" ] || [ "$wasm_raw" -gt "$wasm_raw_budget" ]; then
+  echo "bench: the wasm bundle is over budget ($wasm_raw B raw, $wasm_gz B gzip -9)" >&2
+  exit 1
+fi
