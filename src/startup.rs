@@ -10,7 +10,7 @@ use crate::login::Logins;
 use crate::proxy::Upstream;
 use crate::server::config::Config;
 use crate::server::db::Db;
-use crate::server::{assets, csrf, db};
+use crate::server::{assets, client_ip, csrf, db, health};
 use axum::body::{to_bytes, Body};
 use axum::extract::{FromRef, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -102,6 +102,7 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), String
     let authority = logi.clone().map(|provider| provider as Arc<dyn TokenAuthority>);
     let logins = Arc::new(Logins::new(db.clone(), &config, authority, session_cache));
     logins.devices().maintain_keys(&db, crate::server::unix_now()).await.map_err(|error| format!("signing keys: {:?}", error.logged()))?;
+    let logi_dependency = logi.iter().map(|provider| provider.clone() as Arc<dyn health::Dependency>).collect();
     let state = AppState { leptos_options: leptos_options(&config), db, config: Arc::new(config), logins, logi, upstream };
     let routes = generate_route_list(App);
     let app = Router::new()
@@ -122,15 +123,19 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), String
         .fallback(asset_or_not_found)
         .layer(session_layer)
         .layer(axum::middleware::from_fn_with_state(state.config.clone(), csrf::reject_cross_site_mutations))
-        // Native apps' token routes ignore cookies and carry no ambient credential:
-        // added after the session and cross-site layers, so neither applies to them.
+        // Native apps' token routes and logi's back-channel logout ignore cookies and
+        // carry no ambient credential, and the probes touch no session: added after the
+        // session and cross-site layers, so neither applies to them.
         .merge(crate::auth::native::routes())
+        .merge(crate::auth::backchannel::routes())
+        .merge(health::routes(state.db.clone(), logi_dependency))
+        .layer(axum::middleware::map_request_with_state(Arc::new(state.config.trusted_proxies.clone()), client_ip::resolve))
         .layer(axum::middleware::map_response(finish_response))
         .with_state(state.clone());
     Ok((app, state))
 }
 
-/// Expired sessions, ended logins, used login markers and old sign-in attempts, every few
+/// Expired sessions, ended logins, used login markers, old sign-in attempts and used logout tokens, every few
 /// minutes. Each is one idempotent `DELETE`, so running it on several replicas is harmless.
 pub fn spawn_sweepers(state: &AppState) {
     tokio::spawn(SessionRecords::new(&state.db).continuously_delete_expired(SWEEP_INTERVAL));
@@ -141,7 +146,8 @@ pub fn spawn_sweepers(state: &AppState) {
             interval.tick().await;
             let swept = logins.sweep().await;
             let attempts = crate::accounts::throttle::delete_old_attempts(&db).await;
-            if let Err(error) = swept.and(attempts) {
+            let logout_tokens = crate::auth::backchannel::delete_expired(&db).await;
+            if let Err(error) = swept.and(attempts).and(logout_tokens) {
                 error.logged();
             }
         }

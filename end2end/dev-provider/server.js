@@ -53,6 +53,10 @@ const configuration = {
     response_types: ['code'],
     redirect_uris: [...APP_URLS.map((origin) => `${origin}/api/auth/callback`), ...NATIVE_REDIRECT_URIS],
     post_logout_redirect_uris: APP_URLS.map((origin) => `${origin}/`),
+    // Back-Channel Logout to the first app origin: a sign-out here ends its sessions
+    // (the id_token then carries `sid`, which the logout token names).
+    backchannel_logout_uri: `${APP_URLS[0]}/api/auth/backchannel-logout`,
+    backchannel_logout_session_required: true,
   }],
   jwks: { keys: [signingKey()] },
   cookies: { keys: [randomUUID()] },
@@ -72,6 +76,7 @@ const configuration = {
     introspection: { enabled: true },
     userinfo: { enabled: true },
     rpInitiatedLogout: { enabled: true },
+    backchannelLogout: { enabled: true },
   },
   // logi issues (and rotates) refresh tokens without offline_access.
   issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),

@@ -4,13 +4,13 @@
 //! Every outcome is a redirect; failures carry an `auth_error` code.
 
 use super::errors::AuthError;
-use super::oidc::{AuthorizationRequest, Provider};
+use super::oidc::{AuthorizationRequest, Provider, VerifiedIdToken};
 use super::profile;
 use crate::accounts::store::{self as accounts, LinkOutcome};
-use crate::ids::{LoginId, Subject, UserId};
+use crate::ids::{LoginId, UserId};
 use crate::login::pending::{PendingError, PendingLogin};
 use crate::login::return_to::sanitize_return_to;
-use crate::login::tokens::TokenSet;
+use crate::login::tokens::{LogiSession, TokenSet};
 use crate::login::{Login, Logins, MaybeLogin, Method};
 use crate::server::config::Config;
 use crate::server::db::Db;
@@ -192,42 +192,42 @@ async fn redeem(auth: &Auth, headers: &HeaderMap, found: &MaybeLogin, params: &C
     match &pending.link_for_login {
         Some(login_id) => link(auth, found.login.as_ref(), provider, code, pending, login_id).await,
         None => {
-            let (user_id, tokens) = sign_in(auth, provider, code, pending).await?;
+            let (user_id, tokens, session) = sign_in(auth, provider, code, pending).await?;
             let login = auth.logins.sign_in(&found.session, user_id, Method::Logi, user_agent_of(headers)).await.map_err(internal)?;
-            auth.logins.keep_tokens(&login.id, tokens).await.map_err(internal)?;
+            auth.logins.keep_tokens(&login.id, tokens, &session).await.map_err(internal)?;
             Ok(pending.return_to.clone())
         }
     }
 }
 
-/// Code → tokens → verified `sub`.
-async fn verified_subject(provider: &Provider, code: &str, pending: &PendingLogin) -> Result<(TokenSet, Subject), AuthError> {
+/// Code → tokens → verified id_token.
+async fn verified_subject(provider: &Provider, code: &str, pending: &PendingLogin) -> Result<(TokenSet, VerifiedIdToken), AuthError> {
     let tokens = provider.exchange_code(code, &pending.pkce_verifier, provider.redirect_uri()).await?;
     let id_token = tokens.id_token.as_ref().ok_or(AuthError::NoSubjectInIdToken)?;
-    let sub = provider.verify_id_token(id_token, Some(&pending.nonce), &tokens.access_token).await?;
-    Ok((tokens, sub))
+    let verified = provider.verify_id_token(id_token, Some(&pending.nonce), &tokens.access_token).await?;
+    Ok((tokens, verified))
 }
 
 /// Verified `sub` → userinfo → local user (one transaction).
-async fn sign_in(auth: &Auth, provider: &Provider, code: &str, pending: &PendingLogin) -> Result<(UserId, TokenSet), AuthError> {
-    let (tokens, sub) = verified_subject(provider, code, pending).await?;
-    let info = provider.userinfo(&tokens.access_token, &sub).await?;
-    let user_id = accounts::sign_in_with_identity(&auth.db, provider.issuer(), &sub, &profile::from_userinfo(&info)).await.map_err(internal)?;
+async fn sign_in(auth: &Auth, provider: &Provider, code: &str, pending: &PendingLogin) -> Result<(UserId, TokenSet, LogiSession), AuthError> {
+    let (tokens, VerifiedIdToken { subject, session }) = verified_subject(provider, code, pending).await?;
+    let info = provider.userinfo(&tokens.access_token, &subject).await?;
+    let user_id = accounts::sign_in_with_identity(&auth.db, provider.issuer(), &subject, &profile::from_userinfo(&info)).await.map_err(internal)?;
     // The profile may have changed for the user's other browsers too.
     auth.logins.forget_user(user_id);
-    Ok((user_id, tokens))
+    Ok((user_id, tokens, session))
 }
 
 /// Verified `sub` → linked to the account of the login that started the link, which
 /// must still be this session's login.
 async fn link(auth: &Auth, current: Option<&Login>, provider: &Provider, code: &str, pending: &PendingLogin, login_id: &LoginId) -> Result<String, AuthError> {
     let login = current.filter(|login| &login.id == login_id).ok_or(AuthError::NotSignedIn)?;
-    let (tokens, sub) = verified_subject(provider, code, pending).await?;
-    match accounts::link_identity(&auth.db, login.user_id, provider.issuer(), &sub).await.map_err(internal)? {
+    let (tokens, VerifiedIdToken { subject, session }) = verified_subject(provider, code, pending).await?;
+    match accounts::link_identity(&auth.db, login.user_id, provider.issuer(), &subject).await.map_err(internal)? {
         LinkOutcome::Linked | LinkOutcome::AlreadyLinked => {
             auth.logins.forget_user(login.user_id);
             // This browser may now call the API with the linked identity.
-            auth.logins.keep_tokens(&login.id, tokens).await.map_err(internal)?;
+            auth.logins.keep_tokens(&login.id, tokens, &session).await.map_err(internal)?;
             Ok(format!("{ACCOUNT_PAGE}?notice=logi_linked"))
         }
         LinkOutcome::LinkedToAnotherUser => Err(AuthError::IdentityLinkedElsewhere),

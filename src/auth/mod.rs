@@ -3,6 +3,8 @@
 //! Server only: the OIDC protocol client, logi's profile rules, the flow and the
 //! plain routes (link, me, logout).
 
+#[cfg(feature = "ssr")]
+pub mod backchannel;
 pub mod errors;
 #[cfg(feature = "ssr")]
 pub mod flow;

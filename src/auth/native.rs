@@ -13,7 +13,7 @@ use crate::accounts::{store as accounts, throttle};
 use crate::login::device::DeviceTokens;
 use crate::login::tokens::{self, TokenError, TokenSet};
 use crate::login::{Logins, User};
-use crate::server::request::peer_address;
+use crate::server::request::client_address_in;
 use crate::server::AppError;
 use axum::body::{to_bytes, Body};
 use axum::extract::{FromRef, Request, State};
@@ -142,7 +142,7 @@ async fn redeem(auth: &Auth, parts: &Parts, body: Body) -> Result<Response, Nati
     if !native.enabled() {
         return Err(NativeError::NotEnabled);
     }
-    let address = peer_address(&parts.extensions);
+    let address = client_address_in(&parts.extensions);
     let headers = &parts.headers;
     if let Err(retry_after_secs) = throttle::take(&auth.db, &format!("exchange:{address}"), native.exchanges_per_minute.into(), 60).await? {
         return Err(NativeError::SlowDown { retry_after_secs });
@@ -169,11 +169,11 @@ async fn redeem(auth: &Auth, parts: &Parts, body: Body) -> Result<Response, Nati
 /// Verified id_token → userinfo → the user, the device login, its tokens: one transaction.
 async fn sign_in(auth: &Auth, provider: &Provider, request: &ExchangeRequest, grant: &TokenSet) -> Result<Response, NativeError> {
     let id_token = grant.id_token.as_ref().ok_or(NativeError::InvalidIdToken)?;
-    let sub = provider.verify_id_token(id_token, request.nonce.as_deref(), &grant.access_token).await.map_err(from_auth_error)?;
-    let info = provider.userinfo(&grant.access_token, &sub).await.map_err(from_auth_error)?;
+    let verified = provider.verify_id_token(id_token, request.nonce.as_deref(), &grant.access_token).await.map_err(from_auth_error)?;
+    let info = provider.userinfo(&grant.access_token, &verified.subject).await.map_err(from_auth_error)?;
     let mut tx = accounts::begin(&auth.db).await?;
-    let user_id = accounts::user_for_identity(&mut tx, provider.issuer(), &sub, &profile::from_userinfo(&info)).await?;
-    let (login, tokens) = auth.logins.start_device(&mut tx, user_id, request.device_name.as_deref(), grant).await?;
+    let user_id = accounts::user_for_identity(&mut tx, provider.issuer(), &verified.subject, &profile::from_userinfo(&info)).await?;
+    let (login, tokens) = auth.logins.start_device(&mut tx, user_id, request.device_name.as_deref(), grant, &verified.session).await?;
     tx.commit().await.map_err(AppError::from)?;
     auth.logins.forget_user(user_id);
     tracing::info!(login = %login.id, "native app signed in");

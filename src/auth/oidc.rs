@@ -7,15 +7,19 @@
 
 use super::errors::AuthError;
 use crate::ids::{Issuer, Subject};
+use crate::login::tokens::LogiSession;
 use crate::login::tokens::{TokenAuthority, TokenError, TokenSet};
 use crate::server::config::LogiConfig;
 use crate::server::http::{self, error_chain};
 use async_trait::async_trait;
-use openidconnect::core::{CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata};
+use openidconnect::core::{
+    CoreGenderClaim, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+};
 use openidconnect::{AccessToken, AccessTokenHash, ClientId, ClientSecret, IssuerUrl, Nonce, NonceVerifier};
+use openidconnect::{AdditionalClaims, IdToken, JsonWebKey};
 use openidconnect::{ClaimsVerificationError, SignatureVerificationError};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
@@ -100,6 +104,10 @@ impl Provider {
             discovered: RwLock::new(None),
             keys: RwLock::new(Keys { set: CoreJsonWebKeySet::new(Vec::new()), last_refetch: None }),
         })
+    }
+
+    pub fn client_id(&self) -> &str {
+        self.client_id.as_str()
     }
 
     pub fn issuer(&self) -> &Issuer {
@@ -248,22 +256,43 @@ impl Provider {
         Some(url)
     }
 
-    /// Verifies the id_token and returns its subject. See [`IdTokenCheck`] for the checks.
-    /// With `nonce`, the id_token's must equal it; without, the id_token must have none.
-    pub async fn verify_id_token(&self, raw: &SecretString, nonce: Option<&str>, access_token: &SecretString) -> Result<Subject, AuthError> {
+    /// Verifies the id_token and returns its subject and logi session. See [`IdTokenCheck`]
+    /// for the checks. With `nonce`, the id_token's must equal it; without, the id_token
+    /// must have none.
+    pub async fn verify_id_token(&self, raw: &SecretString, nonce: Option<&str>, access_token: &SecretString) -> Result<VerifiedIdToken, AuthError> {
         let endpoints = self.endpoints().await?;
-        let token: CoreIdToken = raw.expose_secret().parse().map_err(|e| rejected("malformed id_token", &e))?;
+        let token: LogiIdToken = raw.expose_secret().parse().map_err(|e| rejected("malformed id_token", &e))?;
         let check =
             IdTokenCheck { client_id: &self.client_id, client_secret: self.client_secret.as_ref(), issuer: &self.issuer, algs: &endpoints.id_token_algs };
         let nonce = nonce.map(|nonce| Nonce::new(nonce.to_owned()));
         let access_token = AccessToken::new(access_token.expose_secret().to_owned());
-        let first = check.subject(&token, &self.keys.read().await.set, nonce.as_ref(), &access_token);
+        let first = check.verify(&token, &self.keys.read().await.set, nonce.as_ref(), &access_token);
         match first {
             Err(IdTokenRejection::UnknownKey) if self.refetch_keys(&endpoints).await => {
-                check.subject(&token, &self.keys.read().await.set, nonce.as_ref(), &access_token).map_err(IdTokenRejection::into_auth_error)
+                check.verify(&token, &self.keys.read().await.set, nonce.as_ref(), &access_token).map_err(IdTokenRejection::into_auth_error)
             }
             other => other.map_err(IdTokenRejection::into_auth_error),
         }
+    }
+
+    /// Checks a compact JWS signed by logi (a logout token): `alg` one discovery allows
+    /// for id_tokens (never `none` or a shared-secret `HS*`), a key of the JWKS (by
+    /// `kid` when given; an unknown `kid` refetches the JWKS once), the signature.
+    /// Returns the protected header and the payload, both JSON objects, unchecked.
+    pub async fn verify_jws(&self, compact: &str) -> Result<(serde_json::Value, serde_json::Value), String> {
+        let endpoints = self.endpoints().await.map_err(|_| "logi is unreachable".to_owned())?;
+        let jws = Jws::parse(compact)?;
+        let alg = jws.algorithm(&endpoints.id_token_algs)?;
+        let first = jws.verify(&self.keys.read().await.set, &alg);
+        match first {
+            Err(JwsRejection::UnknownKey) if self.refetch_keys(&endpoints).await => jws.verify(&self.keys.read().await.set, &alg),
+            other => other,
+        }
+        .map_err(|rejection| match rejection {
+            JwsRejection::UnknownKey => "no key of logi's JWKS matches".to_owned(),
+            JwsRejection::BadSignature => "bad signature".to_owned(),
+        })?;
+        Ok((jws.header, jws.payload))
     }
 
     /// Refetches the JWKS after an unknown `kid`; at most once per [`JWKS_REFETCH_INTERVAL`].
@@ -403,7 +432,13 @@ impl IdTokenRejection {
 }
 
 impl IdTokenCheck<'_> {
-    fn subject(&self, token: &CoreIdToken, keys: &CoreJsonWebKeySet, nonce: Option<&Nonce>, access_token: &AccessToken) -> Result<Subject, IdTokenRejection> {
+    fn verify(
+        &self,
+        token: &LogiIdToken,
+        keys: &CoreJsonWebKeySet,
+        nonce: Option<&Nonce>,
+        access_token: &AccessToken,
+    ) -> Result<VerifiedIdToken, IdTokenRejection> {
         let verifier = match self.client_secret {
             Some(secret) => CoreIdTokenVerifier::new_confidential_client(
                 self.client_id.clone(),
@@ -438,7 +473,83 @@ impl IdTokenCheck<'_> {
         if subject.is_empty() {
             return Err(IdTokenRejection::NoSubject);
         }
-        Ok(Subject::new(subject))
+        let sid = claims.additional_claims().sid.clone().filter(|sid| !sid.is_empty());
+        Ok(VerifiedIdToken { subject: Subject::new(subject), session: LogiSession { sub: subject.to_owned(), sid } })
+    }
+}
+
+/// Who signed in, and in which logi session (what a back-channel logout names).
+#[derive(Debug)]
+pub struct VerifiedIdToken {
+    pub subject: Subject,
+    pub session: LogiSession,
+}
+
+/// The one claim we read beyond the standard ones: logi's session id.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+struct SessionClaim {
+    sid: Option<String>,
+}
+
+impl AdditionalClaims for SessionClaim {}
+
+type LogiIdToken = IdToken<SessionClaim, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+
+/// A compact JWS, split and decoded (RFC 7515 §7.1); nothing checked yet.
+struct Jws<'a> {
+    signing_input: &'a str,
+    signature: Vec<u8>,
+    header: serde_json::Value,
+    payload: serde_json::Value,
+}
+
+enum JwsRejection {
+    UnknownKey,
+    BadSignature,
+}
+
+impl<'a> Jws<'a> {
+    fn parse(compact: &'a str) -> Result<Self, String> {
+        use base64::engine::{general_purpose::URL_SAFE_NO_PAD, Engine};
+        let (signing_input, signature) = compact.rsplit_once('.').ok_or("not a compact JWS")?;
+        let (header, payload) = signing_input.split_once('.').ok_or("not a compact JWS")?;
+        let json = |part: &str, what: &str| -> Result<serde_json::Value, String> {
+            let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| format!("{what} is not base64url"))?;
+            serde_json::from_slice::<serde_json::Value>(&bytes).ok().filter(serde_json::Value::is_object).ok_or_else(|| format!("{what} is not a JSON object"))
+        };
+        Ok(Self {
+            signing_input,
+            signature: URL_SAFE_NO_PAD.decode(signature).map_err(|_| "signature is not base64url")?,
+            header: json(header, "header")?,
+            payload: json(payload, "payload")?,
+        })
+    }
+
+    /// `alg`, if it is one of `allowed` and not a shared-secret algorithm; no `crit`.
+    fn algorithm(&self, allowed: &[CoreJwsSigningAlgorithm]) -> Result<CoreJwsSigningAlgorithm, String> {
+        if self.header.get("crit").is_some() {
+            return Err("crit header parameters are not supported".into());
+        }
+        let name = self.header.get("alg").and_then(|alg| alg.as_str()).ok_or("no alg")?;
+        let alg: CoreJwsSigningAlgorithm = serde_json::from_value(serde_json::Value::from(name)).map_err(|_| format!("unknown alg {name}"))?;
+        let shared_secret = matches!(
+            alg,
+            CoreJwsSigningAlgorithm::HmacSha256 | CoreJwsSigningAlgorithm::HmacSha384 | CoreJwsSigningAlgorithm::HmacSha512 | CoreJwsSigningAlgorithm::None
+        );
+        if shared_secret || !allowed.contains(&alg) {
+            return Err(format!("alg {name} is not allowed"));
+        }
+        Ok(alg)
+    }
+
+    fn verify(&self, keys: &CoreJsonWebKeySet, alg: &CoreJwsSigningAlgorithm) -> Result<(), JwsRejection> {
+        let kid = self.header.get("kid").and_then(|kid| kid.as_str());
+        let mut candidates = keys.keys().iter().filter(|key| kid.is_none_or(|kid| key.key_id().is_some_and(|id| id.as_str() == kid))).peekable();
+        if candidates.peek().is_none() {
+            return Err(JwsRejection::UnknownKey);
+        }
+        let message = self.signing_input.as_bytes();
+        candidates.any(|key| key.verify_signature(alg, message, &self.signature).is_ok()).then_some(()).ok_or(JwsRejection::BadSignature)
     }
 }
 
@@ -454,4 +565,16 @@ fn unreachable(endpoint: &str, error: &reqwest::Error) -> AuthError {
 
 fn form_encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+#[async_trait::async_trait]
+impl crate::server::health::Dependency for Provider {
+    fn name(&self) -> &'static str {
+        "logi"
+    }
+
+    /// Ready when discovery (and the JWKS) is cached or can be fetched now.
+    async fn is_ready(&self) -> bool {
+        self.endpoints().await.is_ok()
+    }
 }

@@ -6,11 +6,11 @@ use super::device::Devices;
 use super::pending::{PendingCookie, PendingError, PendingLogin, LIFETIME_SECS};
 use super::session::{BrowserSession, SessionCache};
 use super::store::{self, Client, Lifetimes, LoginLifetimes, LoginRecord, LoginRow, Method};
-use super::tokens::{self, Custody, CustodyError, HeldTokens, TokenAuthority, TokenSet};
+use super::tokens::{self, Custody, CustodyError, HeldTokens, LogiSession, TokenAuthority, TokenSet};
 use super::User;
 use crate::ids::{LoginId, UserId};
 use crate::server::config::Config;
-use crate::server::db::Db;
+use crate::server::db::{Db, Tx};
 use crate::server::unix_now as now;
 use crate::server::AppError;
 use crate::with_db;
@@ -148,8 +148,8 @@ impl Logins {
     }
 
     /// Keeps logi's tokens for this login (a sign-in or a link).
-    pub async fn keep_tokens(&self, login: &LoginId, grant: TokenSet) -> Result<(), AppError> {
-        self.tokens.keep(&self.db, login, &HeldTokens::from_grant(grant)).await
+    pub async fn keep_tokens(&self, login: &LoginId, grant: TokenSet, session: &LogiSession) -> Result<(), AppError> {
+        self.tokens.keep(&self.db, login, &HeldTokens::from_grant(grant), Some(session)).await
     }
 
     /// A fresh logi access token for the login, refreshed single-flight when needed. A
@@ -212,6 +212,23 @@ impl Logins {
         let ended = store::delete_all_of_user(&self.db, user_id, keep).await?;
         self.revoke(doomed).await;
         Ok(ended)
+    }
+
+    /// Ends the logins holding tokens of a logi session (its `sid`) or, with `sub` alone,
+    /// of a logi user (browsers and devices), revoking their refresh tokens at logi.
+    /// Runs in `tx`, which the caller opened (a back-channel logout records its token
+    /// there first), and commits it. Returns how many logins ended.
+    pub async fn end_logi_session(&self, mut tx: Tx, sub: Option<&str>, sid: Option<&str>) -> Result<usize, AppError> {
+        let ended = self.tokens.of_logi_session(&mut tx, sub, sid).await?;
+        let ids: Vec<LoginId> = ended.iter().map(|(id, _)| id.clone()).collect();
+        store::delete_in(&mut tx, &ids).await?;
+        tx.commit().await?;
+        for id in &ids {
+            self.rows.remove(id);
+            self.users.remove(id);
+        }
+        self.revoke(ended.into_iter().filter_map(|(_, refresh_token)| refresh_token).collect()).await;
+        Ok(ids.len())
     }
 
     /// The user's live logins (browsers and devices), most recently used first.

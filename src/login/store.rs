@@ -146,6 +146,14 @@ pub async fn delete(db: &Db, id: &LoginId) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Deletes these logins in the caller's transaction.
+pub async fn delete_in(tx: &mut Tx, ids: &[LoginId]) -> Result<(), AppError> {
+    for id in ids {
+        with_tx!(tx, conn => sqlx::query("DELETE FROM logins WHERE id = $1").bind(id).execute(conn).await.map(|done| done.rows_affected()))?;
+    }
+    Ok(())
+}
+
 /// Deletes one of the user's logins; false when the user has no such login.
 pub async fn delete_of_user(db: &Db, user_id: UserId, id: &LoginId) -> Result<bool, AppError> {
     let sql = "DELETE FROM logins WHERE id = $1 AND user_id = $2";

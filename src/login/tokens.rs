@@ -25,8 +25,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-const KEEP: &str = "INSERT INTO login_tokens (login_id, sealed, updated_at) VALUES ($1, $2, $3)
-     ON CONFLICT (login_id) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at";
+/// A refresh (no session given) keeps the row's logi session; a new grant replaces it.
+const KEEP: &str = "INSERT INTO login_tokens (login_id, sealed, updated_at, logi_sub, logi_sid) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (login_id) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at,
+        logi_sid = CASE WHEN excluded.logi_sub IS NULL THEN login_tokens.logi_sid ELSE excluded.logi_sid END,
+        logi_sub = COALESCE(excluded.logi_sub, login_tokens.logi_sub)";
 const LOAD: &str = "SELECT sealed FROM login_tokens WHERE login_id = $1";
 const LOCK_ROW: &str = "SELECT sealed FROM login_tokens WHERE login_id = $1 FOR UPDATE";
 
@@ -150,6 +153,14 @@ impl From<AppError> for CustodyError {
     }
 }
 
+/// The logi user and logi session (`sid`, when logi sent one) a grant was issued in:
+/// what a back-channel logout names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogiSession {
+    pub sub: String,
+    pub sid: Option<String>,
+}
+
 pub struct Custody {
     sealer: Sealer,
     refresh_locks: Mutex<HashMap<LoginId, Weak<tokio::sync::Mutex<()>>>>,
@@ -167,18 +178,21 @@ impl Custody {
         }
     }
 
-    /// Keeps the tokens of a login (or replaces them).
-    pub async fn keep(&self, db: &Db, login_id: &LoginId, tokens: &HeldTokens) -> Result<(), AppError> {
+    /// Keeps the tokens of a login (or replaces them), with the logi session they belong
+    /// to when they come from a new grant (`None` for a refresh keeps the stored one).
+    pub async fn keep(&self, db: &Db, login_id: &LoginId, tokens: &HeldTokens, session: Option<&LogiSession>) -> Result<(), AppError> {
         let sealed = self.seal(login_id, tokens)?;
-        with_db!(db, pool => sqlx::query(KEEP).bind(login_id).bind(sealed).bind(now()).execute(pool).await.map(|done| done.rows_affected()))?;
+        let (sub, sid) = session.map_or((None, None), |session| (Some(&session.sub), session.sid.as_ref()));
+        with_db!(db, pool => sqlx::query(KEEP).bind(login_id).bind(sealed).bind(now()).bind(sub).bind(sid).execute(pool).await.map(|done| done.rows_affected()))?;
         self.opened.insert(login_id.clone(), tokens.clone());
         Ok(())
     }
 
     /// [`Custody::keep`] within the caller's transaction.
-    pub async fn keep_in(&self, tx: &mut Tx, login_id: &LoginId, tokens: &HeldTokens) -> Result<(), AppError> {
+    pub async fn keep_in(&self, tx: &mut Tx, login_id: &LoginId, tokens: &HeldTokens, session: Option<&LogiSession>) -> Result<(), AppError> {
         let sealed = self.seal(login_id, tokens)?;
-        with_tx!(tx, conn => sqlx::query(KEEP).bind(login_id).bind(sealed).bind(now()).execute(conn).await.map(|done| done.rows_affected()))?;
+        let (sub, sid) = session.map_or((None, None), |session| (Some(&session.sub), session.sid.as_ref()));
+        with_tx!(tx, conn => sqlx::query(KEEP).bind(login_id).bind(sealed).bind(now()).bind(sub).bind(sid).execute(conn).await.map(|done| done.rows_affected()))?;
         self.opened.insert(login_id.clone(), tokens.clone());
         Ok(())
     }
@@ -212,6 +226,20 @@ impl Custody {
         let sql = "SELECT t.login_id, t.sealed FROM login_tokens t JOIN logins l ON l.id = t.login_id WHERE l.user_id = $1 AND l.id IS DISTINCT FROM $2";
         let rows: Vec<(LoginId, Vec<u8>)> = with_db!(db, pool => sqlx::query_as(sql).bind(user_id).bind(keep).fetch_all(pool).await)?;
         Ok(rows.iter().filter_map(|(login_id, sealed)| self.open(login_id, sealed)?.refresh_token).collect())
+    }
+
+    /// The logins holding tokens of a logi session (`sid`) and/or logi user (`sub`; at
+    /// least one is given), each with its refresh token, read in the caller's transaction.
+    pub async fn of_logi_session(&self, tx: &mut Tx, sub: Option<&str>, sid: Option<&str>) -> Result<Vec<(LoginId, Option<SecretString>)>, AppError> {
+        let sql = "SELECT login_id, sealed FROM login_tokens WHERE ($1 IS NULL OR logi_sid = $1) AND ($2 IS NULL OR logi_sub = $2)";
+        let rows: Vec<(LoginId, Vec<u8>)> = with_tx!(tx, conn => sqlx::query_as(sql).bind(sid).bind(sub).fetch_all(conn).await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(login_id, sealed)| {
+                let refresh_token = self.open(&login_id, &sealed).and_then(|held| held.refresh_token);
+                (login_id, refresh_token)
+            })
+            .collect())
     }
 
     /// A fresh access token for the login, refreshing it first when it expires within
@@ -266,10 +294,10 @@ impl Custody {
         };
         match row_lock {
             Some(mut tx) => {
-                self.keep_in(&mut tx, login_id, &refreshed).await?;
+                self.keep_in(&mut tx, login_id, &refreshed, None).await?;
                 tx.commit().await.map_err(AppError::from)?;
             }
-            None => self.keep(db, login_id, &refreshed).await?,
+            None => self.keep(db, login_id, &refreshed, None).await?,
         }
         Ok(refreshed.access_token)
     }

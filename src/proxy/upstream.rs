@@ -37,25 +37,16 @@ impl Upstream {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(Duration::from_secs(5)));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_timer(TokioTimer::new())
-            .build(connector);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).pool_timer(TokioTimer::new()).build(connector);
         let user_agent = HeaderValue::from_static(concat!("logi-bff/", env!("CARGO_PKG_VERSION"), " (proxy)"));
         Self { base, client, timeout, user_agent }
     }
 
     /// Sends `request` and answers with the upstream's response, its body streamed.
     pub async fn send(&self, request: Request<Body>) -> Result<Response<Body>, UpstreamError> {
-        let answer = tokio::time::timeout(self.timeout, self.client.request(request))
-            .await
-            .map_err(|_| UpstreamError::Timeout)?
-            .map_err(UpstreamError::Failed)?;
+        let answer =
+            tokio::time::timeout(self.timeout, self.client.request(request)).await.map_err(|_| UpstreamError::Timeout)?.map_err(UpstreamError::Failed)?;
         let timeout = self.timeout;
         Ok(answer.map(|body| Body::new(TimeoutBody::new(timeout, body))))
     }

@@ -4,6 +4,7 @@
 //! (including every fail-closed case of production mode) are unit-tested
 //! without touching the process environment.
 
+use super::client_ip::TrustedProxies;
 use secrecy::{ExposeSecret, SecretString};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -36,12 +37,14 @@ pub struct Config {
     pub logi: Option<LogiConfig>,
     /// Where `/api/proxy/*` forwards to; `None` disables the proxy.
     pub upstream_api_url: Option<Url>,
-    /// Bound on one proxied request, response body included.
+    /// Bound on a proxied request's response head, then on each wait between two body frames.
     pub upstream_timeout: Duration,
     /// An access token this close to expiry is refreshed before use.
     pub token_refresh_skew_secs: i64,
     /// Native apps: the exchange and our own tokens.
     pub native: NativeConfig,
+    /// Reverse proxies whose `X-Forwarded-For` names the client; none by default.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Native apps (`POST /api/auth/logi/exchange` and our own tokens).
@@ -116,6 +119,8 @@ impl Config {
             upstream_timeout: Duration::from_secs(bounded(var("UPSTREAM_TIMEOUT_SECS"), "UPSTREAM_TIMEOUT_SECS", 15, 1..=300)?),
             token_refresh_skew_secs: bounded(var("TOKEN_REFRESH_SKEW_SECS"), "TOKEN_REFRESH_SKEW_SECS", 30, 0..=600)? as i64,
             native,
+            trusted_proxies: TrustedProxies::parse(var("TRUSTED_PROXIES").as_deref().unwrap_or_default())
+                .map_err(|problem| invalid("TRUSTED_PROXIES", problem))?,
         })
     }
 
@@ -520,5 +525,13 @@ mod tests {
         }
         assert_eq!(error_variable(&production(&[("UPSTREAM_TIMEOUT_SECS", "0")])), "UPSTREAM_TIMEOUT_SECS");
         assert_eq!(error_variable(&production(&[("TOKEN_REFRESH_SKEW_SECS", "-1")])), "TOKEN_REFRESH_SKEW_SECS");
+    }
+
+    #[test]
+    fn trusted_proxies_default_to_none_and_a_bad_entry_fails_startup() {
+        assert_eq!(parse(&production(&[])).unwrap().trusted_proxies, TrustedProxies::default());
+        let config = parse(&production(&[("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")])).unwrap();
+        assert_eq!(config.trusted_proxies, TrustedProxies::parse("10.0.0.0/8,127.0.0.1/32").unwrap());
+        assert_eq!(error_variable(&production(&[("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal")])), "TRUSTED_PROXIES");
     }
 }

@@ -218,6 +218,7 @@ mod tests {
                 "signing_keys",
                 "tower_sessions",
                 "used_logins",
+                "used_logout_tokens",
                 "users"
             ]
         );

@@ -2,11 +2,13 @@
 //! assets, the cross-site check and request details. No feature types live here.
 
 pub mod assets;
+pub mod client_ip;
 pub mod config;
 pub mod crypto;
 pub mod csrf;
 pub mod db;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod request;
 

@@ -1,18 +1,18 @@
 //! What a handler or server function may know about the request it serves.
 
-use axum::extract::ConnectInfo;
+use super::client_ip::ClientIp;
 use axum::http::{header, request::Parts, Extensions, HeaderMap};
 use leptos::prelude::use_context;
-use std::net::SocketAddr;
 
-/// The peer address of this server function's connection (the key for per-address throttling).
+/// The client address of this server function's request (the key for per-address throttling).
 pub fn client_address() -> String {
-    use_context::<Parts>().map_or_else(|| "unknown".to_owned(), |parts| peer_address(&parts.extensions))
+    use_context::<Parts>().map_or_else(|| "unknown".to_owned(), |parts| client_address_in(&parts.extensions))
 }
 
-/// The peer address of a request's connection, from its extensions.
-pub fn peer_address(extensions: &Extensions) -> String {
-    extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string())
+/// The client address of a request (the TCP peer, or behind `TRUSTED_PROXIES` the
+/// forwarded client), from its extensions.
+pub fn client_address_in(extensions: &Extensions) -> String {
+    extensions.get::<ClientIp>().map_or_else(|| "unknown".to_owned(), |ClientIp(address)| address.to_string())
 }
 
 /// The headers of this server function's request.

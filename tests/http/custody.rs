@@ -40,7 +40,7 @@ fn held(access: &str, refresh: Option<&str>, expires_at: i64) -> HeldTokens {
 async fn tokens_are_sealed_at_rest_and_open_only_for_their_login_and_key() {
     let (_dir, pool) = pool().await;
     let custody = custody("session-secret-0123456789abcdef-0123");
-    custody.keep(&pool, &login("login-1"), &held("access-plain", Some("refresh-plain"), 42)).await.unwrap();
+    custody.keep(&pool, &login("login-1"), &held("access-plain", Some("refresh-plain"), 42), None).await.unwrap();
 
     let sealed: Vec<u8> = logi_bff::with_db!(&pool, pool => sqlx::query_scalar("SELECT sealed FROM login_tokens").fetch_one(pool).await).unwrap();
     let as_text = String::from_utf8_lossy(&sealed);
@@ -59,7 +59,7 @@ async fn tokens_are_sealed_at_rest_and_open_only_for_their_login_and_key() {
 async fn ending_the_login_deletes_its_tokens() {
     let (_dir, pool) = pool().await;
     let custody = custody("session-secret-0123456789abcdef-0123");
-    custody.keep(&pool, &login("login-1"), &held("a", Some("r"), 42)).await.unwrap();
+    custody.keep(&pool, &login("login-1"), &held("a", Some("r"), 42), None).await.unwrap();
     pool.execute("DELETE FROM logins WHERE id = 'login-1'").await.unwrap();
     let rows = pool.count("SELECT count(*) FROM login_tokens").await.unwrap();
     assert_eq!(rows, 0);
@@ -80,7 +80,7 @@ async fn provider_with(rotate: bool) -> (Arc<Double>, Arc<dyn TokenAuthority>) {
 
 async fn expired_login(double: &Double, pool: &Db, custody: &Custody) {
     double.issue_refresh_token("refresh-0", "logi-user-alice");
-    custody.keep(pool, &login("login-1"), &held("access-0", Some("refresh-0"), now() - 1)).await.unwrap();
+    custody.keep(pool, &login("login-1"), &held("access-0", Some("refresh-0"), now() - 1), None).await.unwrap();
 }
 
 #[tokio::test]
@@ -155,11 +155,11 @@ async fn a_refused_refresh_token_means_expired_and_a_fresh_token_means_no_refres
     let (_dir, pool) = pool().await;
     let (double, provider) = provider_with(true).await;
     let custody = custody("session-secret-0123456789abcdef-0123");
-    custody.keep(&pool, &login("login-1"), &held("still-good", Some("unknown-refresh"), now() + 3600)).await.unwrap();
+    custody.keep(&pool, &login("login-1"), &held("still-good", Some("unknown-refresh"), now() + 3600), None).await.unwrap();
     assert_eq!(custody.access_token(&pool, &provider, &login("login-1"), 30).await.unwrap().expose_secret(), "still-good");
     assert_eq!(double.hits("token"), 0);
 
-    custody.keep(&pool, &login("login-1"), &held("expiring", Some("unknown-refresh"), now() + 10)).await.unwrap();
+    custody.keep(&pool, &login("login-1"), &held("expiring", Some("unknown-refresh"), now() + 10), None).await.unwrap();
     assert_eq!(custody.access_token(&pool, &provider, &login("login-1"), 30).await.err(), Some(CustodyError::Expired));
     assert_eq!(custody.access_token(&pool, &provider, &login("login-2"), 30).await.err(), Some(CustodyError::NoTokens));
 }

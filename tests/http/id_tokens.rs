@@ -36,7 +36,7 @@ fn claims(issuer: &str) -> Value {
 }
 
 async fn verify(provider: &Provider, token: String) -> Result<Subject, AuthError> {
-    provider.verify_id_token(&SecretString::from(token), Some(NONCE), &SecretString::from(ACCESS_TOKEN)).await
+    provider.verify_id_token(&SecretString::from(token), Some(NONCE), &SecretString::from(ACCESS_TOKEN)).await.map(|verified| verified.subject)
 }
 
 /// Verifies `claims` after `edit`, signed by key 0 as "k1".
@@ -50,6 +50,18 @@ async fn verify_edited(edit: impl FnOnce(&mut Value)) -> Result<Subject, AuthErr
 #[tokio::test]
 async fn a_valid_id_token_yields_its_subject() {
     assert_eq!(verify_edited(|_| {}).await, Ok(Subject::new("user-1")));
+}
+
+#[tokio::test]
+async fn the_logi_session_id_is_read_when_present() {
+    let (double, provider) = provider_double().await;
+    for (sid, expected) in [(json!("op-session-1"), Some("op-session-1".to_owned())), (json!(""), None), (Value::Null, None)] {
+        let mut payload = claims(&double.issuer);
+        payload["sid"] = sid;
+        let token = SecretString::from(sign(&rs256("k1"), &payload, rsa_key(0)));
+        let verified = provider.verify_id_token(&token, Some(NONCE), &SecretString::from(ACCESS_TOKEN)).await.unwrap();
+        assert_eq!((verified.session.sub.as_str(), verified.session.sid), ("user-1", expected));
+    }
 }
 
 #[tokio::test]

@@ -3,9 +3,11 @@
 #![cfg(feature = "ssr")]
 
 mod anonymous;
+mod backchannel;
 mod custody;
 mod id_tokens;
 mod native;
+mod operations;
 mod provider;
 mod proxy;
 mod replicas;

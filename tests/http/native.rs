@@ -66,7 +66,7 @@ async fn exchange(app: &TestApp, body: &Value) -> Answer {
 }
 
 /// A signed-in device: the exchange's answer.
-async fn signed_in_device(app: &TestApp, hint: &str) -> Value {
+pub(crate) async fn signed_in_device(app: &TestApp, hint: &str) -> Value {
     let answer = exchange(app, &body(&authorize(app, hint).await)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     answer.json()

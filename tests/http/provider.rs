@@ -239,7 +239,9 @@ fn redeem_code(d: &Double, form: &HashMap<String, String>) -> Response {
     let (access, refresh) = (d.next("access"), d.next("refresh"));
     d.access.lock().unwrap().insert(access.clone(), grant.sub.clone());
     d.refresh.lock().unwrap().insert(refresh.clone(), grant.sub.clone());
-    let mut claims = json!({ "iss": d.issuer, "sub": grant.sub, "aud": CLIENT_ID, "exp": now() + 300, "iat": now(), "at_hash": at_hash(&access) });
+    // Each sign-in is a logi session of its own (what a back-channel logout names).
+    let sid = format!("op-session-{}", d.counter.fetch_add(1, Ordering::SeqCst));
+    let mut claims = json!({ "iss": d.issuer, "sub": grant.sub, "aud": CLIENT_ID, "exp": now() + 300, "iat": now(), "at_hash": at_hash(&access), "sid": sid });
     if let Some(nonce) = grant.nonce {
         claims["nonce"] = json!(nonce);
     }

@@ -9,7 +9,7 @@ pub mod refresh;
 use super::cache::Expiring;
 use super::service::{Login, Logins};
 use super::store::{self, Client, Method};
-use super::tokens::{HeldTokens, TokenSet};
+use super::tokens::{HeldTokens, LogiSession, TokenSet};
 use crate::ids::{LoginId, UserId};
 use crate::server::config::Config;
 use crate::server::crypto::sha256;
@@ -200,11 +200,18 @@ impl Logins {
 
     /// Starts a device login for `user_id` within the caller's transaction: the login row,
     /// logi's tokens sealed under it, and the first refresh token of its family.
-    pub async fn start_device(&self, tx: &mut Tx, user_id: UserId, name: Option<&str>, logi: &TokenSet) -> Result<(Login, DeviceTokens), AppError> {
+    pub async fn start_device(
+        &self,
+        tx: &mut Tx,
+        user_id: UserId,
+        name: Option<&str>,
+        logi: &TokenSet,
+        session: &LogiSession,
+    ) -> Result<(Login, DeviceTokens), AppError> {
         let now = crate::server::unix_now();
         let login = Login { id: LoginId::random(), user_id };
         store::insert(tx, &login.id, user_id, (Method::Logi, Client::Device), &device_name(name), now).await?;
-        self.tokens.keep_in(tx, &login.id, &HeldTokens::from_grant(logi.clone())).await?;
+        self.tokens.keep_in(tx, &login.id, &HeldTokens::from_grant(logi.clone()), Some(session)).await?;
         let refresh_token = refresh::start_family(tx, &login.id, now).await?;
         let tokens = self.device_tokens(&login, refresh_token, now, now)?;
         Ok((login, tokens))
