@@ -10,10 +10,10 @@ use crate::login::Logins;
 use crate::proxy::Upstream;
 use crate::server::config::Config;
 use crate::server::db::Db;
-use crate::server::{assets, client_ip, csrf, db, health};
+use crate::server::{assets, client_ip, csrf, db, headers, health, request_id};
 use axum::body::{to_bytes, Body};
 use axum::extract::{FromRef, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use leptos::prelude::*;
@@ -52,7 +52,10 @@ impl AppState {
 /// Parses the configuration, opens the database and serves until Ctrl-C / SIGTERM.
 pub async fn run() -> ExitCode {
     let _ = dotenvy::dotenv();
-    init_tracing();
+    if let Err(error) = init_tracing(std::env::var("LOG_FORMAT").ok().as_deref()) {
+        eprintln!("logi-bff: configuration error: {error}");
+        return ExitCode::from(2);
+    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => {
@@ -69,9 +72,17 @@ pub async fn run() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Logs to stdout: readable lines, or with `LOG_FORMAT=json` one JSON object per line
+/// (the request's span, with its `request_id`, in every line logged while serving it).
+fn init_tracing(format: Option<&str>) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format.map(str::trim).filter(|format| !format.is_empty()) {
+        None | Some("text") => logs.init(),
+        Some("json") => logs.json().with_current_span(true).with_span_list(false).init(),
+        Some(other) => return Err(format!("LOG_FORMAT: must be `text` or `json`, got `{other}`")),
+    }
+    Ok(())
 }
 
 async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
@@ -105,6 +116,7 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), String
     let logi_dependency = logi.iter().map(|provider| provider.clone() as Arc<dyn health::Dependency>).collect();
     let state = AppState { leptos_options: leptos_options(&config), db, config: Arc::new(config), logins, logi, upstream };
     let routes = generate_route_list(App);
+    let trusted_proxies = Arc::new(state.config.trusted_proxies.clone());
     let app = Router::new()
         .merge(crate::auth::routes::routes())
         .merge(crate::proxy::routes::routes())
@@ -129,8 +141,9 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), String
         .merge(crate::auth::native::routes())
         .merge(crate::auth::backchannel::routes())
         .merge(health::routes(state.db.clone(), logi_dependency))
-        .layer(axum::middleware::map_request_with_state(Arc::new(state.config.trusted_proxies.clone()), client_ip::resolve))
-        .layer(axum::middleware::map_response(finish_response))
+        .layer(axum::middleware::map_request_with_state(trusted_proxies.clone(), client_ip::resolve))
+        .layer(axum::middleware::from_fn_with_state(trusted_proxies, request_id::track))
+        .layer(axum::middleware::map_response_with_state(state.config.app_url.scheme() == "https", finish_response))
         .with_state(state.clone());
     Ok((app, state))
 }
@@ -171,12 +184,9 @@ async fn asset_or_not_found(State(state): State<AppState>, request: Request) -> 
 
 /// The last touch on every response: security headers, and the status of a
 /// server-function error (one layer, so the hot path pays for one).
-async fn finish_response(response: Response) -> Response {
+async fn finish_response(State(https): State<bool>, response: Response) -> Response {
     let mut response = server_fn_error_status(response).await;
-    let headers = response.headers_mut();
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers::add_security_headers(response.headers_mut(), https);
     response
 }
 

@@ -78,6 +78,9 @@ const configuration = {
     rpInitiatedLogout: { enabled: true },
     backchannelLogout: { enabled: true },
   },
+  // Dev only: the apps listen on loopback, which oidc-provider's SSRF guard (a
+  // dispatcher refusing special-use addresses) blocks for back-channel logout calls.
+  fetch: (url, { dispatcher: _guard, ...options }) => fetch(url, options),
   // logi issues (and rotates) refresh tokens without offline_access.
   issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
   rotateRefreshToken: true,
@@ -103,6 +106,7 @@ const configuration = {
 };
 
 const provider = new Provider(ISSUER, configuration);
+provider.on('backchannel.error', (_ctx, error, client) => console.error(`back-channel logout to ${client.backchannelLogoutUri} failed: ${error.message}${error.cause ? ` (${error.cause.code ?? error.cause.message})` : ''}`));
 
 async function finish(req, res, details, { user, granted, cancelled }) {
   if (cancelled) {

@@ -127,9 +127,9 @@ test('in steady state a login costs exactly two provider calls: token and userin
   expect(await providerHits()).toEqual({ '/token': 1, '/me': 1 });
 });
 
-test('no token the provider issued ever reaches the browser or the logs, and sign-in survives a restart', async ({ browser }) => {
+test('no token, code or cookie ever reaches the browser or the (JSON) logs, and sign-in survives a restart', async ({ browser }) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'logi-bff-restart-'));
-  let app = AppProcess.start(EXTRA_APP_PORTS.restart, {}, dataDir);
+  let app = AppProcess.start(EXTRA_APP_PORTS.restart, { LOG_FORMAT: 'json' }, dataDir);
   await app.ready();
   const context = await browser.newContext();
   const page = await context.newPage();
@@ -147,9 +147,12 @@ test('no token the provider issued ever reaches the browser or the logs, and sig
     seen.push(await (await page.request.get(`${app.url}/api/auth/me`)).text());
     seen.push(await page.content());
 
+    const codes = seen.flatMap((text) => [...text.matchAll(/[?&]code=([\w.~-]+)/g)].map((match) => match[1]));
+    expect(codes.length).toBeGreaterThan(0); // the callback's redirect was seen
+    const cookie = (await context.cookies(app.url)).find((c) => c.name === 'logi_bff_session')!.value;
     await app.stop();
     const logs = app.logs;
-    app = AppProcess.start(EXTRA_APP_PORTS.restart, {}, dataDir);
+    app = AppProcess.start(EXTRA_APP_PORTS.restart, { LOG_FORMAT: 'json' }, dataDir);
     await app.ready();
     await page.reload();
     await expect(page.getByTestId('display-name')).toHaveText('Alice Example');
@@ -158,6 +161,10 @@ test('no token the provider issued ever reaches the browser or the logs, and sig
     expect(tokens.length).toBeGreaterThanOrEqual(3); // access, refresh and id token of this sign-in
     const everything = [...seen, logs, app.logs].join('\n');
     for (const token of tokens) expect(everything.includes(token), 'a provider token leaked').toBe(false);
+    const lines = [logs, app.logs].join('\n').split('\n').filter((line) => line.trim());
+    const records = lines.map((line) => JSON.parse(line)); // one JSON object per line
+    expect(records.some((record) => /^[0-9a-f]{32}$/.test(record.span?.request_id ?? ''))).toBe(true);
+    for (const secret of [...codes, cookie]) expect(lines.join('\n').includes(secret), 'a code or cookie reached the logs').toBe(false);
     expect(everything).toContain('Alice Example'); // the scan did see the pages
   } finally {
     await context.close();

@@ -45,6 +45,8 @@ for (const [variable, why, overrides] of [
   ['SESSION_SECRET', 'shorter than 32 bytes', { SESSION_SECRET: 'too-short' }],
   ['ONE_PASS_CLIENT_SECRET', 'missing while logi is configured', { ONE_PASS_CLIENT_SECRET: undefined }],
   ['APP_URL', 'plain http on a public host', { APP_URL: 'http://app.example.com' }],
+  ['TRUSTED_PROXIES', 'not a network', { TRUSTED_PROXIES: '10.0.0.0/8, proxy.internal' }],
+  ['LOG_FORMAT', 'unknown', { LOG_FORMAT: 'xml' }],
 ] as const) {
   test(`production refuses to start: ${variable} ${why}`, async () => {
     const app = AppProcess.start(EXTRA_APP_PORTS.failClosed, overrides);

@@ -14,6 +14,7 @@ use super::{target, CSRF_HEADER};
 use crate::login::tokens::CustodyError;
 use crate::login::{ApiLogin, Login, Logins};
 use crate::server::http::error_chain;
+use crate::server::request_id::{RequestId, X_REQUEST_ID};
 use crate::server::{json_error, AppError};
 use axum::body::Body;
 use axum::extract::{FromRef, Request, State};
@@ -116,6 +117,9 @@ async fn forward(logins: &Logins, upstream: Option<&Upstream>, found: ApiLogin, 
     *headers = target::request_headers(&parts.headers);
     headers.insert(header::AUTHORIZATION, bearer_header(&access_token)?);
     headers.insert(header::USER_AGENT, upstream.user_agent.clone());
+    if let Some(RequestId(id)) = parts.extensions.get::<RequestId>() {
+        headers.insert(X_REQUEST_ID, id.clone());
+    }
     let (mut head, body) = upstream.send(outgoing).await.map_err(upstream_error)?.into_parts();
     head.headers = target::response_headers(&head.headers);
     Ok(Response::from_parts(head, body))

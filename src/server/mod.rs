@@ -8,9 +8,11 @@ pub mod crypto;
 pub mod csrf;
 pub mod db;
 pub mod error;
+pub mod headers;
 pub mod health;
 pub mod http;
 pub mod request;
+pub mod request_id;
 
 pub use error::{json_error, AppError};
 

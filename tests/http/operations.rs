@@ -77,3 +77,50 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_limited_and_cannot_spoof
     // budget is then spent like any client's.
     assert_eq!(exchange_from(&app, Some("garbage")).await, StatusCode::BAD_REQUEST);
 }
+
+/// The nonce of a page's CSP header, checked against every inline script of the page.
+fn page_nonce(answer: &crate::support::Answer) -> String {
+    let policy = answer.header("content-security-policy");
+    let nonce = policy.split("'nonce-").nth(1).and_then(|rest| rest.split('\'').next()).unwrap_or_else(|| panic!("no nonce in {policy:?}")).to_owned();
+    let script_tags: Vec<&str> = answer.body.split("<script").skip(1).map(|rest| rest.split('>').next().unwrap_or_default()).collect();
+    assert!(!script_tags.is_empty());
+    for tag in script_tags {
+        assert!(tag.contains(&format!("nonce=\"{nonce}\"")), "a script without this response's nonce: <script{tag}>");
+    }
+    nonce
+}
+
+#[tokio::test]
+async fn pages_carry_a_fresh_nonce_policy_and_https_adds_hsts() {
+    let app = spawn_app().await;
+    let browser = app.browser();
+    let first = browser.get("/").await;
+    let policy = first.header("content-security-policy").to_owned();
+    assert!(policy.contains("'wasm-unsafe-eval'") && policy.contains("object-src 'none'") && policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert!(policy.ends_with(&format!("form-action 'self' {}", app.double.issuer)), "{policy}");
+    let nonces = [page_nonce(&first), page_nonce(&browser.get("/signin").await), page_nonce(&browser.get("/no-such-page").await)];
+    assert!(nonces[0] != nonces[1] && nonces[1] != nonces[2] && nonces[0] != nonces[2], "{nonces:?}");
+    assert_eq!(first.header("strict-transport-security"), "", "HSTS on a plain-http origin");
+
+    let https = spawn_app_with(&[("APP_URL", "https://localhost:8443")]).await;
+    for path in ["/", "/api/auth/me", "/healthz"] {
+        assert_eq!(https.browser().get(path).await.header("strict-transport-security"), "max-age=31536000", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn every_response_has_a_request_id_and_only_a_trusted_proxy_may_set_it() {
+    let app = spawn_app().await;
+    let browser = app.browser();
+    let (first, second) = (browser.get("/healthz").await, browser.get("/api/auth/me").await);
+    let (a, b) = (first.header("x-request-id"), second.header("x-request-id"));
+    assert!(a.len() == 32 && a.chars().all(|c| c.is_ascii_hexdigit()) && a != b, "{a} {b}");
+    let chosen = browser.send(Method::GET, "/healthz", &[("x-request-id", "client-chosen-id")], None).await;
+    assert_ne!(chosen.header("x-request-id"), "client-chosen-id", "an untrusted client set its request id");
+
+    let behind_proxy = spawn_app_with(&[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let proxied = behind_proxy.browser().send(Method::GET, "/healthz", &[("x-request-id", "lb-1234")], None).await;
+    assert_eq!(proxied.header("x-request-id"), "lb-1234");
+    let forged = behind_proxy.browser().send(Method::GET, "/healthz", &[("x-request-id", "a b\"c")], None).await;
+    assert_eq!(forged.header("x-request-id").len(), 32, "an id that is no plain token was kept");
+}

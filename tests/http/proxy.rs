@@ -77,8 +77,10 @@ async fn the_upstream_gets_only_our_bearer_token_and_safe_headers() {
     let echoed = answer.json();
     let mut names: Vec<&str> = echoed["headers"].as_object().unwrap().keys().map(String::as_str).collect();
     names.sort();
-    assert_eq!(names, ["accept", "authorization", "host", "user-agent"]);
+    assert_eq!(names, ["accept", "authorization", "host", "user-agent", "x-request-id"]);
     assert_eq!(echoed["headers"]["authorization"].as_str(), Some("Bearer (a live access token)"));
+    // The request id travels on (ours: the client is not a trusted proxy).
+    assert_eq!(echoed["headers"]["x-request-id"].as_str(), Some(answer.header("x-request-id")));
 }
 
 #[tokio::test]
