@@ -10,7 +10,7 @@ use crate::login::Logins;
 use crate::proxy::Upstream;
 use crate::server::config::Config;
 use crate::server::db::Db;
-use crate::server::{assets, client_ip, csrf, db, headers, health, request_id};
+use crate::server::{assets, client_ip, csrf, db, headers, health, metrics, request_id};
 use axum::body::{to_bytes, Body};
 use axum::extract::{FromRef, Request, State};
 use axum::http::{header, StatusCode};
@@ -79,7 +79,9 @@ fn init_tracing(format: Option<&str>) -> Result<(), String> {
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
     match format.map(str::trim).filter(|format| !format.is_empty()) {
         None | Some("text") => logs.init(),
-        Some("json") => logs.json().with_current_span(true).with_span_list(false).init(),
+        // The span list, not only the innermost span: the request's span (and its id) is
+        // the outermost of every line logged while serving it.
+        Some("json") => logs.json().with_current_span(false).with_span_list(true).init(),
         Some(other) => return Err(format!("LOG_FORMAT: must be `text` or `json`, got `{other}`")),
     }
     Ok(())
@@ -92,8 +94,16 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tracing::warn!("ONE_PASS_URL is not set: logi sign-in is not configured");
     }
     tracing::info!(addr = %listener.local_addr()?, app_url = %config.app_url, mode = ?config.mode, "logi-bff listening");
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+        None => None,
+    };
     let (app, state) = router(config, db).await?;
     spawn_sweepers(&state);
+    if let Some(listener) = metrics_listener {
+        tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+        tokio::spawn(serve_metrics(listener, state.logins.clone()));
+    }
     // Connection info gives server functions the peer address (per-address throttling).
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
@@ -117,6 +127,7 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), String
     let state = AppState { leptos_options: leptos_options(&config), db, config: Arc::new(config), logins, logi, upstream };
     let routes = generate_route_list(App);
     let trusted_proxies = Arc::new(state.config.trusted_proxies.clone());
+    let metrics_on = state.config.metrics_addr.is_some();
     let app = Router::new()
         .merge(crate::auth::routes::routes())
         .merge(crate::proxy::routes::routes())
@@ -140,12 +151,44 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), String
         // session and cross-site layers, so neither applies to them.
         .merge(crate::auth::native::routes())
         .merge(crate::auth::backchannel::routes())
-        .merge(health::routes(state.db.clone(), logi_dependency))
+        .merge(health::routes(state.db.clone(), logi_dependency));
+    // Only with METRICS_ADDR: otherwise the hot path pays nothing for metrics.
+    let app = if metrics_on {
+        metrics::recorder();
+        app.layer(axum::middleware::from_fn(metrics::track_requests))
+    } else {
+        app
+    };
+    let app = app
         .layer(axum::middleware::map_request_with_state(trusted_proxies.clone(), client_ip::resolve))
         .layer(axum::middleware::from_fn_with_state(trusted_proxies, request_id::track))
         .layer(axum::middleware::map_response_with_state(state.config.app_url.scheme() == "https", finish_response))
         .with_state(state.clone());
     Ok((app, state))
+}
+
+/// `GET /metrics` on the metrics listener: the recorder's series, with the live logins
+/// counted at scrape time.
+pub async fn serve_metrics(listener: tokio::net::TcpListener, logins: Arc<Logins>) {
+    let handle = metrics::recorder();
+    let scrape = move || {
+        let (handle, logins) = (handle.clone(), logins.clone());
+        async move {
+            match logins.count_live().await {
+                Ok(counts) => {
+                    for (client, count) in counts {
+                        ::metrics::gauge!("logi_bff_active_logins", "client" => client).set(count as f64);
+                    }
+                }
+                Err(error) => _ = error.logged(),
+            }
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render())
+        }
+    };
+    let app = Router::new().route("/metrics", axum::routing::get(scrape));
+    if let Err(error) = axum::serve(listener, app).await {
+        tracing::error!(%error, "the metrics listener stopped");
+    }
 }
 
 /// Expired sessions, ended logins, used login markers, old sign-in attempts and used logout tokens, every few

@@ -163,7 +163,8 @@ test('no token, code or cookie ever reaches the browser or the (JSON) logs, and 
     for (const token of tokens) expect(everything.includes(token), 'a provider token leaked').toBe(false);
     const lines = [logs, app.logs].join('\n').split('\n').filter((line) => line.trim());
     const records = lines.map((line) => JSON.parse(line)); // one JSON object per line
-    expect(records.some((record) => /^[0-9a-f]{32}$/.test(record.span?.request_id ?? ''))).toBe(true);
+    const requestIds = records.flatMap((record) => (record.spans ?? []).map((span: { request_id?: string }) => span.request_id ?? ''));
+    expect(requestIds.some((id: string) => /^[0-9a-f]{32}$/.test(id)), 'no log line names its request').toBe(true);
     for (const secret of [...codes, cookie]) expect(lines.join('\n').includes(secret), 'a code or cookie reached the logs').toBe(false);
     expect(everything).toContain('Alice Example'); // the scan did see the pages
   } finally {

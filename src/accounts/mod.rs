@@ -70,9 +70,14 @@ pub async fn sign_up(email: String, name: String, password: String, return_to: S
 pub async fn sign_in(email: String, password: String, return_to: String) -> Result<(), AccountError> {
     use ssr::*;
     let (pool, logins, found) = context().await?;
-    let email = Email::parse(&email).map_err(|_| AccountError::InvalidCredentials)?;
-    let user_id = check_password(&pool, &email, password, AccountError::InvalidCredentials).await?;
-    finish_sign_in(&logins, &found.session, user_id, &return_to).await
+    let signed_in = async {
+        let email = Email::parse(&email).map_err(|_| AccountError::InvalidCredentials)?;
+        let user_id = check_password(&pool, &email, password, AccountError::InvalidCredentials).await?;
+        finish_sign_in(&logins, &found.session, user_id, &return_to).await
+    }
+    .await;
+    crate::server::metrics::sign_in("password", signed_in.is_ok());
+    signed_in
 }
 
 /// The account page's data; `None` when signed out.

@@ -76,6 +76,7 @@ impl Redirect {
 
     fn failed(page: &str, error: &AuthError) -> Self {
         tracing::info!(code = %error.code(), "sign-in failed");
+        ::metrics::counter!("logi_bff_auth_errors_total", "code" => error.code()).increment(1);
         let code: String = form_urlencoded::byte_serialize(error.code().as_bytes()).collect();
         Self::to(format!("{page}?auth_error={code}"))
     }
@@ -175,7 +176,9 @@ pub async fn finish(auth: &Auth, headers: &HeaderMap, found: &MaybeLogin, params
         Err(PendingError::StateMismatch) => return Redirect::failed("/", &AuthError::StateMismatch).with_cookie(cookie),
     };
     let error_page = if pending.link_for_login.is_some() { ACCOUNT_PAGE } else { "/" };
-    let outcome = match redeem(auth, headers, found, &params, &pending).await {
+    let redeemed = redeem(auth, headers, found, &params, &pending).await;
+    crate::server::metrics::sign_in("logi", redeemed.is_ok());
+    let outcome = match redeemed {
         Ok(next) => Redirect::to(next),
         Err(error) => Redirect::failed(error_page, &error),
     };

@@ -134,7 +134,9 @@ fn token_response(tokens: &DeviceTokens, user: Option<User>) -> Response {
 /// `POST /api/auth/logi/exchange`.
 async fn exchange(auth: Auth, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    redeem(&auth, &parts, body).await.unwrap_or_else(IntoResponse::into_response)
+    let redeemed = redeem(&auth, &parts, body).await;
+    crate::server::metrics::sign_in("native", redeemed.is_ok());
+    redeemed.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn redeem(auth: &Auth, parts: &Parts, body: Body) -> Result<Response, NativeError> {

@@ -11,6 +11,7 @@ use crate::login::tokens::LogiSession;
 use crate::login::tokens::{TokenAuthority, TokenError, TokenSet};
 use crate::server::config::LogiConfig;
 use crate::server::http::{self, error_chain};
+use crate::server::metrics;
 use async_trait::async_trait;
 use openidconnect::core::{
     CoreGenderClaim, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreProviderMetadata,
@@ -123,7 +124,7 @@ impl Provider {
         if let Some(found) = discovered.as_ref().filter(|d| d.fetched_at.elapsed() < DISCOVERY_TTL) {
             return Ok(found.endpoints.clone());
         }
-        match self.discover().await {
+        match metrics::logi_call("discovery", self.discover()).await {
             Ok((endpoints, jwks)) => {
                 self.keys.write().await.set = jwks;
                 let endpoints = Arc::new(endpoints);
@@ -203,7 +204,7 @@ impl Provider {
     /// verifier), with the redirect URI the authorization request used.
     pub async fn exchange_code(&self, code: &str, code_verifier: &str, redirect_uri: &str) -> Result<TokenSet, TokenError> {
         let form = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri), ("code_verifier", code_verifier)];
-        self.token_request(&form).await
+        metrics::logi_call("token", self.token_request(&form)).await
     }
 
     async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenSet, TokenError> {
@@ -303,7 +304,7 @@ impl Provider {
             return false;
         }
         keys.last_refetch = Some(Instant::now());
-        match CoreJsonWebKeySet::fetch_async(&endpoints.jwks_uri, &self.http).await {
+        match metrics::logi_call("jwks", CoreJsonWebKeySet::fetch_async(&endpoints.jwks_uri, &self.http)).await {
             Ok(set) => {
                 tracing::info!("JWKS refetched after an unknown key id");
                 keys.set = set;
@@ -319,14 +320,8 @@ impl Provider {
     /// Reads userinfo with the access token; its `sub` must be the id_token's (OIDC Core 5.3.2).
     pub async fn userinfo(&self, access_token: &SecretString, expected_sub: &Subject) -> Result<UserInfo, AuthError> {
         let endpoints = self.endpoints().await?;
-        let response = self
-            .http
-            .get(endpoints.userinfo.clone())
-            .bearer_auth(access_token.expose_secret())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| unreachable("userinfo", &e))?;
+        let request = self.http.get(endpoints.userinfo.clone()).bearer_auth(access_token.expose_secret()).header(reqwest::header::ACCEPT, "application/json");
+        let response = metrics::logi_call("userinfo", request.send()).await.map_err(|e| unreachable("userinfo", &e))?;
         if !response.status().is_success() {
             tracing::warn!(status = response.status().as_u16(), "userinfo refused");
             return Err(AuthError::UserinfoFailed);
@@ -352,7 +347,7 @@ impl Provider {
 impl TokenAuthority for Provider {
     /// logi rotates refresh tokens: the answer carries a new one, and the old one must never be used again.
     async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet, TokenError> {
-        self.token_request(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose_secret())]).await
+        metrics::logi_call("token", self.token_request(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose_secret())])).await
     }
 
     /// Revokes a refresh token (RFC 7009) if the provider advertises revocation; true when it did.
@@ -360,14 +355,9 @@ impl TokenAuthority for Provider {
         let (user, password) = self.basic_credentials().ok_or("no client secret")?;
         let endpoints = self.endpoints().await.map_err(|e| e.code())?;
         let Some(revocation) = endpoints.revocation.clone() else { return Ok(false) };
-        let response = self
-            .http
-            .post(revocation)
-            .basic_auth(user, Some(password))
-            .form(&[("token", refresh_token.expose_secret()), ("token_type_hint", "refresh_token")])
-            .send()
-            .await
-            .map_err(|e| error_chain(&e))?;
+        let request =
+            self.http.post(revocation).basic_auth(user, Some(password)).form(&[("token", refresh_token.expose_secret()), ("token_type_hint", "refresh_token")]);
+        let response = metrics::logi_call("revocation", request.send()).await.map_err(|e| error_chain(&e))?;
         match response.status().is_success() {
             true => Ok(true),
             false => Err(format!("revocation answered {}", response.status())),

@@ -265,6 +265,11 @@ impl Logins {
         Ok((if first_use { Ok(login) } else { Err(PendingError::Expired) }, rest))
     }
 
+    /// Live logins by client kind (`browser`, `device`), for the metrics.
+    pub async fn count_live(&self) -> Result<Vec<(String, i64)>, AppError> {
+        store::count_live(&self.db, &self.lifetimes, now()).await
+    }
+
     /// Deletes logins past their lifetimes, single-use markers no login can need and old
     /// rotated refresh tokens; rotates the signing key when due (run periodically).
     pub async fn sweep(&self) -> Result<u64, AppError> {

@@ -186,6 +186,13 @@ pub async fn list_live(db: &Db, user_id: UserId, lifetimes: &LoginLifetimes, now
     Ok(with_db!(db, pool => sqlx::query_as(&sql).bind(a).bind(b).bind(c).bind(d).bind(user_id).fetch_all(pool).await)?)
 }
 
+/// Live logins by client kind (`browser`, `device`).
+pub async fn count_live(db: &Db, lifetimes: &LoginLifetimes, now: i64) -> Result<Vec<(String, i64)>, AppError> {
+    let sql = format!("SELECT CAST(client AS TEXT), count(*) FROM logins WHERE {LIVE} GROUP BY client");
+    let [a, b, c, d] = live_bounds(lifetimes, now);
+    Ok(with_db!(db, pool => sqlx::query_as(&sql).bind(a).bind(b).bind(c).bind(d).fetch_all(pool).await)?)
+}
+
 /// Deletes logins past either lifetime of their kind (run periodically).
 pub async fn delete_expired(db: &Db, lifetimes: &LoginLifetimes, now: i64) -> Result<u64, AppError> {
     let sql = format!("DELETE FROM logins WHERE NOT ({LIVE})");

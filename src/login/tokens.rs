@@ -284,7 +284,14 @@ impl Custody {
             return Ok(held.access_token);
         }
         let refresh_token = held.refresh_token.as_ref().ok_or(CustodyError::Expired)?;
-        let refreshed = match authority.refresh(refresh_token).await {
+        let answer = authority.refresh(refresh_token).await;
+        let outcome = match &answer {
+            Ok(_) => "success",
+            Err(TokenError::Refused { status, .. }) if *status < 500 => "refused",
+            Err(_) => "failed",
+        };
+        ::metrics::counter!("logi_bff_token_refreshes_total", "outcome" => outcome).increment(1);
+        let refreshed = match answer {
             Ok(tokens) => held.refreshed(tokens),
             Err(TokenError::Refused { status, .. }) if status >= 500 => return Err(CustodyError::ProviderUnavailable),
             Err(TokenError::Unreachable) => return Err(CustodyError::ProviderUnavailable),

@@ -120,7 +120,12 @@ async fn forward(logins: &Logins, upstream: Option<&Upstream>, found: ApiLogin, 
     if let Some(RequestId(id)) = parts.extensions.get::<RequestId>() {
         headers.insert(X_REQUEST_ID, id.clone());
     }
-    let (mut head, body) = upstream.send(outgoing).await.map_err(upstream_error)?.into_parts();
+    let started = std::time::Instant::now();
+    let answer = upstream.send(outgoing).await;
+    let status = answer.as_ref().map_or_else(|error| error.label(), |answer| status_class(answer.status()));
+    metrics::histogram!("logi_bff_upstream_duration_seconds").record(started.elapsed().as_secs_f64());
+    metrics::counter!("logi_bff_upstream_responses_total", "status" => status).increment(1);
+    let (mut head, body) = answer.map_err(upstream_error)?.into_parts();
     head.headers = target::response_headers(&head.headers);
     Ok(Response::from_parts(head, body))
 }
@@ -151,6 +156,17 @@ async fn access_token(logins: &Logins, found: &ApiLogin, login: &Login) -> Resul
 
 fn declared_length(headers: &HeaderMap) -> Option<usize> {
     headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// A status's class (`2xx` … `5xx`), the label of upstream answers.
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
 }
 
 /// The request body, streamed, failing once it passes [`MAX_BODY_BYTES`].

@@ -31,6 +31,16 @@ pub enum UpstreamError {
     Failed(hyper_util::client::legacy::Error),
 }
 
+impl UpstreamError {
+    /// Its label in the upstream metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Failed(_) => "unreachable",
+        }
+    }
+}
+
 impl Upstream {
     pub fn new(base: Url, timeout: Duration) -> Self {
         let mut http = HttpConnector::new();

@@ -45,6 +45,8 @@ pub struct Config {
     pub native: NativeConfig,
     /// Reverse proxies whose `X-Forwarded-For` names the client; none by default.
     pub trusted_proxies: TrustedProxies,
+    /// Where Prometheus scrapes `/metrics`; `None` (the default) records nothing.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Native apps (`POST /api/auth/logi/exchange` and our own tokens).
@@ -86,6 +88,16 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+/// `METRICS_ADDR`: a socket address other than the public listener's.
+fn metrics_addr(value: Option<String>, listen_addr: SocketAddr) -> Result<Option<SocketAddr>, ConfigError> {
+    let Some(value) = value else { return Ok(None) };
+    let addr: SocketAddr = value.parse().map_err(|_| invalid("METRICS_ADDR", format!("`{value}` is not an address like 127.0.0.1:9100")))?;
+    if addr.port() != 0 && addr.port() == listen_addr.port() {
+        return Err(invalid("METRICS_ADDR", "must not be the public port: metrics are for the scraper only"));
+    }
+    Ok(Some(addr))
+}
+
 fn invalid(variable: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError { variable, problem: problem.into() }
 }
@@ -121,6 +133,7 @@ impl Config {
             native,
             trusted_proxies: TrustedProxies::parse(var("TRUSTED_PROXIES").as_deref().unwrap_or_default())
                 .map_err(|problem| invalid("TRUSTED_PROXIES", problem))?,
+            metrics_addr: metrics_addr(var("METRICS_ADDR"), listen_addr)?,
         })
     }
 
@@ -533,5 +546,15 @@ mod tests {
         let config = parse(&production(&[("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")])).unwrap();
         assert_eq!(config.trusted_proxies, TrustedProxies::parse("10.0.0.0/8,127.0.0.1/32").unwrap());
         assert_eq!(error_variable(&production(&[("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal")])), "TRUSTED_PROXIES");
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_never_on_the_public_port() {
+        assert_eq!(parse(&production(&[])).unwrap().metrics_addr, None);
+        let config = parse(&production(&[("METRICS_ADDR", "127.0.0.1:9100")])).unwrap();
+        assert_eq!(config.metrics_addr, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(error_variable(&production(&[("METRICS_ADDR", "localhost:9100")])), "METRICS_ADDR");
+        let public_port = parse(&production(&[])).unwrap().listen_addr.port().to_string();
+        assert_eq!(error_variable(&production(&[("METRICS_ADDR", Box::leak(format!("0.0.0.0:{public_port}").into_boxed_str()))])), "METRICS_ADDR");
     }
 }

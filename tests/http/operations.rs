@@ -124,3 +124,34 @@ async fn every_response_has_a_request_id_and_only_a_trusted_proxy_may_set_it() {
     let forged = behind_proxy.browser().send(Method::GET, "/healthz", &[("x-request-id", "a b\"c")], None).await;
     assert_eq!(forged.header("x-request-id").len(), 32, "an id that is no plain token was kept");
 }
+
+/// The value of one series in a Prometheus text page (0 when absent).
+fn series(page: &str, name_and_labels: &[&str]) -> f64 {
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find(|line| name_and_labels.iter().all(|part| line.contains(part)))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_their_own_listener_only() {
+    let app = spawn_app_with(&[("METRICS_ADDR", "127.0.0.1:0")]).await;
+    let metrics_url = app.metrics_url.clone().expect("a metrics listener");
+    let scrape = || async { reqwest::get(&metrics_url).await.unwrap().text().await.unwrap() };
+    let before = scrape().await;
+    let browser = app.browser();
+    browser.sign_in("alice").await;
+    assert_eq!(browser.send(Method::GET, "/api/proxy/hello", &[("x-csrf", "1")], None).await.status, StatusCode::OK);
+    let after = scrape().await;
+    let grew = |parts: &[&str]| series(&after, parts) > series(&before, parts);
+    assert!(grew(&["http_requests_total{", "route=\"/api/proxy/{*path}\"", "method=\"GET\"", "status=\"200\""]), "{after}");
+    assert!(grew(&["logi_bff_sign_ins_total{", "method=\"logi\"", "outcome=\"success\""]), "{after}");
+    assert!(grew(&["logi_bff_logi_requests_total{", "endpoint=\"token\"", "outcome=\"ok\""]), "{after}");
+    assert!(grew(&["logi_bff_logi_requests_total{", "endpoint=\"userinfo\"", "outcome=\"ok\""]), "{after}");
+    assert!(grew(&["logi_bff_upstream_responses_total{", "status=\"2xx\""]), "{after}");
+    assert!(after.contains("http_request_duration_seconds_bucket{"), "no latency histogram");
+    assert!(series(&after, &["logi_bff_active_logins{", "client=\"browser\""]) >= 1.0, "{after}");
+    // Never on the public port.
+    assert_eq!(browser.get("/metrics").await.status, StatusCode::NOT_FOUND);
+}

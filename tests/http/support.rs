@@ -18,6 +18,8 @@ pub struct TestApp {
     pub url: String,
     pub state: AppState,
     pub double: Arc<Double>,
+    /// The metrics listener's `/metrics` URL, when `METRICS_ADDR` is set.
+    pub metrics_url: Option<String>,
     vars: BTreeMap<String, String>,
     _dir: Arc<tempfile::TempDir>,
 }
@@ -66,19 +68,29 @@ pub async fn spawn_app_against(double: Arc<Double>, upstream: &str, extra: &[(&s
         vars.insert((*key).to_owned(), (*value).to_owned());
     }
     vars.retain(|_, value| !value.is_empty());
-    let (url, state) = serve(listener, &vars).await;
-    TestApp { url, state, double, vars, _dir: Arc::new(dir) }
+    let (url, state, metrics_url) = serve(listener, &vars).await;
+    TestApp { url, state, double, metrics_url, vars, _dir: Arc::new(dir) }
 }
 
-/// The app with this configuration, served on `listener`; its URL and state.
-async fn serve(listener: tokio::net::TcpListener, vars: &BTreeMap<String, String>) -> (String, AppState) {
+/// The app with this configuration, served on `listener`; its URL, state and metrics URL
+/// (a listener of its own on a free port when `METRICS_ADDR` is set).
+async fn serve(listener: tokio::net::TcpListener, vars: &BTreeMap<String, String>) -> (String, AppState, Option<String>) {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let config = Config::from_lookup(|key| vars.get(key).cloned()).expect("a valid test configuration");
     let db = logi_bff::server::db::connect(&config.database_url).await.expect("a migrated database");
     let (app, state) = router(config, db).await.expect("the router builds");
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, state)
+    let metrics_url = match vars.contains_key("METRICS_ADDR") {
+        true => {
+            let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let metrics_url = format!("http://{}/metrics", metrics.local_addr().unwrap());
+            tokio::spawn(logi_bff::startup::serve_metrics(metrics, state.logins.clone()));
+            Some(metrics_url)
+        }
+        false => None,
+    };
+    (url, state, metrics_url)
 }
 
 impl TestApp {
@@ -90,8 +102,8 @@ impl TestApp {
     /// own process state (caches, locks), on a port of its own.
     pub async fn replica(&self) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (url, state) = serve(listener, &self.vars).await;
-        TestApp { url, state, double: self.double.clone(), vars: self.vars.clone(), _dir: self._dir.clone() }
+        let (url, state, metrics_url) = serve(listener, &self.vars).await;
+        TestApp { url, state, double: self.double.clone(), metrics_url, vars: self.vars.clone(), _dir: self._dir.clone() }
     }
 
     /// Rows in every table of the schema, by table (the sessions' table is `tower_sessions`).
