@@ -147,6 +147,8 @@ test('no token, code or cookie ever reaches the browser or the (JSON) logs, and 
     seen.push(await (await page.request.get(`${app.url}/api/auth/me`)).text());
     seen.push(await page.content());
 
+    // A request that logs (a refused sign-in link), so the scan sees a line with its request id.
+    await page.request.get(`${app.url}/api/auth/login?prompt=everything`, { maxRedirects: 0 });
     const codes = seen.flatMap((text) => [...text.matchAll(/[?&]code=([\w.~-]+)/g)].map((match) => match[1]));
     expect(codes.length).toBeGreaterThan(0); // the callback's redirect was seen
     const cookie = (await context.cookies(app.url)).find((c) => c.name === 'logi_bff_session')!.value;
