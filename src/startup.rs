@@ -10,7 +10,8 @@ use crate::login::Logins;
 use crate::proxy::Upstream;
 use crate::server::config::Config;
 use crate::server::db::Db;
-use crate::server::{assets, client_ip, csrf, db, headers, health, metrics, request_id};
+use crate::server::request_context::RequestContextLayer;
+use crate::server::{assets, csrf, db, headers, health, metrics};
 use axum::body::{to_bytes, Body};
 use axum::extract::{FromRef, Request, State};
 use axum::http::{header, StatusCode};
@@ -126,7 +127,6 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), String
     let logi_dependency = logi.iter().map(|provider| provider.clone() as Arc<dyn health::Dependency>).collect();
     let state = AppState { leptos_options: leptos_options(&config), db, config: Arc::new(config), logins, logi, upstream };
     let routes = generate_route_list(App);
-    let trusted_proxies = Arc::new(state.config.trusted_proxies.clone());
     let metrics_on = state.config.metrics_addr.is_some();
     let app = Router::new()
         .merge(crate::auth::routes::routes())
@@ -160,8 +160,7 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), String
         app
     };
     let app = app
-        .layer(axum::middleware::map_request_with_state(trusted_proxies.clone(), client_ip::resolve))
-        .layer(axum::middleware::from_fn_with_state(trusted_proxies, request_id::track))
+        .layer(RequestContextLayer::new(state.config.trusted_proxies.clone()))
         .layer(axum::middleware::map_response_with_state(state.config.app_url.scheme() == "https", finish_response))
         .with_state(state.clone());
     Ok((app, state))

@@ -167,6 +167,8 @@ test('no token, code or cookie ever reaches the browser or the (JSON) logs, and 
     const records = lines.map((line) => JSON.parse(line)); // one JSON object per line
     const requestIds = records.flatMap((record) => (record.spans ?? []).map((span: { request_id?: string }) => span.request_id ?? ''));
     expect(requestIds.some((id: string) => /^[0-9a-f]{32}$/.test(id)), 'no log line names its request').toBe(true);
+    const clients = records.flatMap((record) => (record.spans ?? []).map((span: { client?: string }) => span.client));
+    expect(clients, 'the request span names the client address').toContain('127.0.0.1');
     for (const secret of [...codes, cookie]) expect(lines.join('\n').includes(secret), 'a code or cookie reached the logs').toBe(false);
     expect(everything).toContain('Alice Example'); // the scan did see the pages
   } finally {

@@ -7,13 +7,11 @@
 //! stops the walk at the last proxy we trust. IPv4-mapped IPv6 addresses (what a
 //! dual-stack socket reports) count as IPv4.
 
-use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
 use ipnet::IpNet;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::net::IpAddr;
 
-/// The address per-address limits and logs use, set on every request by [`resolve`].
+/// The address per-address limits and logs use, set on every request by `request_context`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
@@ -71,15 +69,6 @@ fn forwarded_for(headers: &HeaderMap) -> Vec<&str> {
             Err(_) => vec![""],
         })
         .collect()
-}
-
-/// Middleware: records the request's [`ClientIp`].
-pub async fn resolve(State(trusted): State<Arc<TrustedProxies>>, mut request: Request) -> Request {
-    if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
-        let client = trusted.client_ip(peer.ip(), request.headers());
-        request.extensions_mut().insert(ClientIp(client));
-    }
-    request
 }
 
 #[cfg(test)]

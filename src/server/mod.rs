@@ -13,6 +13,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod request;
+pub mod request_context;
 pub mod request_id;
 
 pub use error::{json_error, AppError};

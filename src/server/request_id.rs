@@ -1,15 +1,8 @@
 //! A request id for every request: taken from `X-Request-Id` when a trusted proxy sent
-//! it (and it is a plain token), else made here. It is in every log line of the request
-//! (a span), on the response, and forwarded to the upstream API by the proxy.
+//! it (and it is a plain token), else made here (see `request_context`). It is in every
+//! log line of the request, on the response, and forwarded to the upstream API by the proxy.
 
-use super::client_ip::TrustedProxies;
-use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
-use axum::response::Response;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use tracing::Instrument;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const MAX_LENGTH: usize = 128;
@@ -18,27 +11,14 @@ const MAX_LENGTH: usize = 128;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestId(pub HeaderValue);
 
-/// Middleware: sets the [`RequestId`], runs the request in a span naming it, and
-/// returns it as `X-Request-Id`.
-pub async fn track(State(trusted): State<Arc<TrustedProxies>>, mut request: Request, next: Next) -> Response {
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip());
-    let forwarded = request.headers().get(X_REQUEST_ID).filter(|_| peer.is_some_and(|peer| trusted.trusts(peer))).filter(|id| is_plain(id));
-    let id = forwarded.cloned().unwrap_or_else(generate);
-    request.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default(), method = %request.method(), path = request.uri().path());
-    let mut response = next.run(request).instrument(span).await;
-    response.headers_mut().insert(X_REQUEST_ID, id);
-    response
-}
-
 /// 1 to 128 characters of `A-Z a-z 0-9 - _ . : / =` (enough for UUIDs and trace ids,
 /// nothing that could forge a log line).
-fn is_plain(id: &HeaderValue) -> bool {
+pub fn is_plain(id: &HeaderValue) -> bool {
     let bytes = id.as_bytes();
     (1..=MAX_LENGTH).contains(&bytes.len()) && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:/=".contains(b))
 }
 
-fn generate() -> HeaderValue {
+pub fn generate() -> HeaderValue {
     let id = hex::encode(rand::random::<[u8; 16]>());
     HeaderValue::from_str(&id).expect("hex is a header value")
 }
