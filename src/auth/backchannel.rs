@@ -10,10 +10,10 @@
 
 use super::flow::Auth;
 use crate::server::db::Tx;
-use crate::server::{unix_now, AppError};
+use crate::server::{no_store, unix_now, AppError};
 use crate::with_tx;
 use axum::body::{to_bytes, Body};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -185,11 +185,6 @@ async fn first_use(tx: &mut Tx, jti: &str, expires_at: i64) -> Result<bool, AppE
 pub async fn delete_expired(db: &crate::server::db::Db) -> Result<u64, AppError> {
     let sql = "DELETE FROM used_logout_tokens WHERE expires_at < $1";
     Ok(crate::with_db!(db, pool => sqlx::query(sql).bind(unix_now()).execute(pool).await.map(|done| done.rows_affected()))?)
-}
-
-fn no_store(mut response: Response) -> Response {
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@
 use super::flow::{self, Auth, LoginParams};
 use super::query::QueryMap;
 use crate::login::{ApiLogin, Logins, MaybeLogin, User};
-use crate::server::{csrf, AppError};
+use crate::server::{csrf, no_store, AppError};
 use axum::body::Bytes;
 use axum::extract::{FromRef, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -26,11 +26,6 @@ where
     S: Clone + Send + Sync + 'static,
 {
     Router::new().route("/api/auth/link", post(link)).route("/api/auth/me", get(me)).route("/api/auth/logout", get(logout_and_redirect).post(logout))
-}
-
-fn no_store(mut response: Response) -> Response {
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 /// `POST /api/auth/link`: a logi login whose callback attaches the identity to the

@@ -39,7 +39,11 @@ impl IntoResponse for AppError {
 
 /// `{"error": code}` with `Cache-Control: no-store`: every error answer of the JSON API.
 pub fn json_error(status: StatusCode, code: &str) -> Response {
-    let mut response = (status, Json(serde_json::json!({ "error": code }))).into_response();
+    no_store((status, Json(serde_json::json!({ "error": code }))).into_response())
+}
+
+/// The response with `Cache-Control: no-store` (anything about a session or a token).
+pub fn no_store(mut response: Response) -> Response {
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

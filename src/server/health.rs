@@ -5,7 +5,7 @@
 
 use super::db::Db;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -74,7 +74,5 @@ async fn readyz(State(probes): State<Probes>) -> Response {
 }
 
 fn answer(status: StatusCode, body: Value) -> Response {
-    let mut response = (status, Json(body)).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    super::no_store((status, Json(body)).into_response())
 }
