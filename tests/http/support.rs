@@ -177,7 +177,9 @@ impl Browser {
 
     /// A browser that sends this `User-Agent` with every request (none when empty).
     pub fn with_user_agent(origin: &str, user_agent: &str) -> Self {
-        let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        // A request the app never answers fails its test instead of hanging the suite
+        // (seen once in CI: an idle connection, the server never answered a sign-in hop).
+        let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(std::time::Duration::from_secs(30));
         if !user_agent.is_empty() {
             http = http.user_agent(user_agent.to_owned());
         }
