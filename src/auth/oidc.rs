@@ -10,6 +10,7 @@ use crate::ids::{Issuer, Subject};
 use crate::login::tokens::LogiSession;
 use crate::login::tokens::{TokenAuthority, TokenError, TokenSet};
 use crate::server::config::LogiConfig;
+use crate::server::crypto::CompactJws;
 use crate::server::http::{self, error_chain};
 use crate::server::metrics;
 use async_trait::async_trait;
@@ -485,10 +486,9 @@ impl AdditionalClaims for SessionClaim {}
 
 type LogiIdToken = IdToken<SessionClaim, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
 
-/// A compact JWS, split and decoded (RFC 7515 §7.1); nothing checked yet.
+/// A logout token: its JWS parts, header and payload as JSON objects; nothing checked yet.
 struct Jws<'a> {
-    signing_input: &'a str,
-    signature: Vec<u8>,
+    parts: CompactJws<'a>,
     header: serde_json::Value,
     payload: serde_json::Value,
 }
@@ -500,19 +500,11 @@ enum JwsRejection {
 
 impl<'a> Jws<'a> {
     fn parse(compact: &'a str) -> Result<Self, String> {
-        use base64::engine::{general_purpose::URL_SAFE_NO_PAD, Engine};
-        let (signing_input, signature) = compact.rsplit_once('.').ok_or("not a compact JWS")?;
-        let (header, payload) = signing_input.split_once('.').ok_or("not a compact JWS")?;
-        let json = |part: &str, what: &str| -> Result<serde_json::Value, String> {
-            let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| format!("{what} is not base64url"))?;
-            serde_json::from_slice::<serde_json::Value>(&bytes).ok().filter(serde_json::Value::is_object).ok_or_else(|| format!("{what} is not a JSON object"))
+        let parts = CompactJws::split(compact).ok_or("not a compact JWS of base64url parts")?;
+        let json = |bytes: &[u8], what: &str| {
+            serde_json::from_slice::<serde_json::Value>(bytes).ok().filter(serde_json::Value::is_object).ok_or_else(|| format!("{what} is not a JSON object"))
         };
-        Ok(Self {
-            signing_input,
-            signature: URL_SAFE_NO_PAD.decode(signature).map_err(|_| "signature is not base64url")?,
-            header: json(header, "header")?,
-            payload: json(payload, "payload")?,
-        })
+        Ok(Self { header: json(&parts.header, "header")?, payload: json(&parts.payload, "payload")?, parts })
     }
 
     /// `alg`, if it is one of `allowed` and not a shared-secret algorithm; no `crit`.
@@ -538,8 +530,8 @@ impl<'a> Jws<'a> {
         if candidates.peek().is_none() {
             return Err(JwsRejection::UnknownKey);
         }
-        let message = self.signing_input.as_bytes();
-        candidates.any(|key| key.verify_signature(alg, message, &self.signature).is_ok()).then_some(()).ok_or(JwsRejection::BadSignature)
+        let message = self.parts.signing_input.as_bytes();
+        candidates.any(|key| key.verify_signature(alg, message, &self.parts.signature).is_ok()).then_some(()).ok_or(JwsRejection::BadSignature)
     }
 }
 

@@ -2,8 +2,8 @@
 //! signed-in user's logi access token, which never leaves the server.
 //!
 //! Shared: the anti-CSRF header the browser must send (the demo page uses it).
-//! Server only: target resolution, header filtering, the upstream's pool and the route. The token comes
-//! from the login (`crate::login`), which refreshes it single-flight.
+//! Server only: target resolution, header filtering, the upstream's pool and the route.
+//! The token comes from the login (`crate::login`), which refreshes it single-flight.
 
 /// Every proxied request, GET included, must carry `X-CSRF: 1`. A cross-site page
 /// cannot add a custom header without a CORS preflight, which this app never grants.

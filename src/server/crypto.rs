@@ -1,5 +1,5 @@
 //! The few cryptographic helpers every feature shares: purpose-bound keys derived
-//! from `SESSION_SECRET`, authenticated sealing, and SHA-256.
+//! from `SESSION_SECRET`, authenticated sealing, SHA-256, and compact JWS splitting.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -45,6 +45,30 @@ impl Sealer {
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         let plaintext = self.0.decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: associated }).ok()?;
         Some(SecretBox::new(plaintext.into_boxed_slice()))
+    }
+}
+
+/// A compact JWS (RFC 7515 §7.1) split into its three parts and base64url-decoded;
+/// nothing is checked yet. `None` unless there are exactly three decodable parts.
+pub struct CompactJws<'a> {
+    /// `header.payload`, what the signature covers.
+    pub signing_input: &'a str,
+    pub header: Vec<u8>,
+    pub payload: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+impl<'a> CompactJws<'a> {
+    pub fn split(token: &'a str) -> Option<Self> {
+        use base64::engine::{general_purpose::URL_SAFE_NO_PAD, Engine};
+        let (signing_input, signature) = token.rsplit_once('.')?;
+        let (header, payload) = signing_input.split_once('.')?;
+        Some(Self {
+            signing_input,
+            header: URL_SAFE_NO_PAD.decode(header).ok()?,
+            payload: URL_SAFE_NO_PAD.decode(payload).ok()?,
+            signature: URL_SAFE_NO_PAD.decode(signature).ok()?,
+        })
     }
 }
 

@@ -6,7 +6,7 @@
 //! longer than any token it signed can live. A key that does not open (the
 //! `SESSION_SECRET` changed) is skipped, and a new one is made if none is left.
 
-use crate::server::crypto::{sha256, Sealer};
+use crate::server::crypto::{sha256, CompactJws, Sealer};
 use crate::server::db::{Db, Tx};
 use crate::server::AppError;
 use crate::{with_db, with_tx};
@@ -146,29 +146,22 @@ impl SigningKeys {
     /// signature. An unknown `kid` rereads the keys first, at most every few seconds.
     /// `Err` carries the reason, for the log only.
     pub async fn verify_jws(&self, db: &Db, token: &str, types: &[&str]) -> Result<Result<Vec<u8>, &'static str>, AppError> {
-        let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-            return Ok(Err("not a compact JWS"));
-        };
-        let (Ok(header_json), Ok(payload_json), Ok(signature)) = (B64.decode(header), B64.decode(payload), B64.decode(signature)) else {
-            return Ok(Err("not base64url"));
-        };
-        let Ok(header_fields) = serde_json::from_slice::<JwsHeader>(&header_json) else { return Ok(Err("malformed header")) };
+        let Some(jws) = CompactJws::split(token) else { return Ok(Err("not a compact JWS of base64url parts")) };
+        let Ok(header_fields) = serde_json::from_slice::<JwsHeader>(&jws.header) else { return Ok(Err("malformed header")) };
         if header_fields.alg != "ES256" || header_fields.crit.is_some() {
             return Ok(Err("algorithm"));
         }
         if !header_fields.typ.as_deref().is_some_and(|typ| types.iter().any(|t| typ.eq_ignore_ascii_case(t))) {
             return Ok(Err("typ"));
         }
-        let (Some(kid), Ok(signature)) = (header_fields.kid, Signature::from_slice(&signature)) else { return Ok(Err("kid or signature")) };
+        let (Some(kid), Ok(signature)) = (header_fields.kid, Signature::from_slice(&jws.signature)) else { return Ok(Err("kid or signature")) };
         let mut key = self.ring().verifying.get(&kid).copied();
         if key.is_none() && self.may_reload() {
             self.reload(db).await?;
             key = self.ring().verifying.get(&kid).copied();
         }
-        let input = &token[..header.len() + 1 + payload.len()];
         match key {
-            Some(key) if key.verify(input.as_bytes(), &signature).is_ok() => Ok(Ok(payload_json)),
+            Some(key) if key.verify(jws.signing_input.as_bytes(), &signature).is_ok() => Ok(Ok(jws.payload)),
             Some(_) => Ok(Err("signature")),
             None => Ok(Err("unknown kid")),
         }
