@@ -8,13 +8,12 @@ use crate::login::session::{self, SessionCache, SessionRecords};
 use crate::login::tokens::TokenAuthority;
 use crate::login::Logins;
 use crate::proxy::Upstream;
-use crate::server::config::Config;
+use crate::server::config::{Config, LogFormat};
 use crate::server::db::Db;
 use crate::server::request_context::RequestContextLayer;
 use crate::server::{assets, csrf, db, headers, health, metrics};
-use axum::body::{to_bytes, Body};
 use axum::extract::{FromRef, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use leptos::prelude::*;
@@ -53,10 +52,6 @@ impl AppState {
 /// Parses the configuration, opens the database and serves until Ctrl-C / SIGTERM.
 pub async fn run() -> ExitCode {
     let _ = dotenvy::dotenv();
-    if let Err(error) = init_tracing(std::env::var("LOG_FORMAT").ok().as_deref()) {
-        eprintln!("logi-bff: configuration error: {error}");
-        return ExitCode::from(2);
-    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => {
@@ -64,6 +59,7 @@ pub async fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_tracing(config.log_format);
     match serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -75,17 +71,15 @@ pub async fn run() -> ExitCode {
 
 /// Logs to stdout: readable lines, or with `LOG_FORMAT=json` one JSON object per line
 /// (the request's span, with its `request_id`, in every line logged while serving it).
-fn init_tracing(format: Option<&str>) -> Result<(), String> {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
-    match format.map(str::trim).filter(|format| !format.is_empty()) {
-        None | Some("text") => logs.init(),
+    match format {
+        LogFormat::Text => logs.init(),
         // The span list, not only the innermost span: the request's span (and its id) is
         // the outermost of every line logged while serving it.
-        Some("json") => logs.json().with_current_span(false).with_span_list(true).init(),
-        Some(other) => return Err(format!("LOG_FORMAT: must be `text` or `json`, got `{other}`")),
+        LogFormat::Json => logs.json().with_current_span(false).with_span_list(true).init(),
     }
-    Ok(())
 }
 
 async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
@@ -201,7 +195,7 @@ pub fn spawn_sweepers(state: &AppState) {
             interval.tick().await;
             let swept = logins.sweep().await;
             let attempts = crate::accounts::throttle::delete_old_attempts(&db).await;
-            let logout_tokens = crate::auth::backchannel::delete_expired(&db).await;
+            let logout_tokens = crate::auth::store::delete_expired_logout_tokens(&db, crate::server::unix_now()).await;
             if let Err(error) = swept.and(attempts).and(logout_tokens) {
                 error.logged();
             }
@@ -209,9 +203,21 @@ pub fn spawn_sweepers(state: &AppState) {
     });
 }
 
+/// The site as `[package.metadata.leptos]` in Cargo.toml builds it (the binary embeds
+/// it, so these are fixed at build time; a test holds them to Cargo.toml), served where
+/// the configuration says.
+const OUTPUT_NAME: &str = "logi-bff";
+const SITE_ROOT: &str = "target/site";
+const SITE_PKG_DIR: &str = "pkg";
+
 fn leptos_options(config: &Config) -> LeptosOptions {
-    let reload_port = std::env::var("LEPTOS_RELOAD_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3001);
-    LeptosOptions::builder().output_name("logi-bff").site_root("target/site").site_pkg_dir("pkg").site_addr(config.listen_addr).reload_port(reload_port).build()
+    LeptosOptions::builder()
+        .output_name(OUTPUT_NAME)
+        .site_root(SITE_ROOT)
+        .site_pkg_dir(SITE_PKG_DIR)
+        .site_addr(config.listen_addr)
+        .reload_port(config.reload_port)
+        .build()
 }
 
 /// Serves an embedded file, or renders the app's "not found" page with status 404.
@@ -227,27 +233,9 @@ async fn asset_or_not_found(State(state): State<AppState>, request: Request) -> 
 /// The last touch on every response: security headers, and the status of a
 /// server-function error (one layer, so the hot path pays for one).
 async fn finish_response(State(https): State<bool>, response: Response) -> Response {
-    let mut response = server_fn_error_status(response).await;
+    let mut response = crate::accounts::server_fn_error_status(response).await;
     headers::add_security_headers(response.headers_mut(), https);
     response
-}
-
-/// leptos answers every server-function error with 500. Error bodies are
-/// `{"error": code, ...}`; this gives each code its status (400 for a malformed form,
-/// 401, 403, 404, 409, 429), so clients and logs can tell bad input from our failures.
-async fn server_fn_error_status(response: Response) -> Response {
-    let is_json = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if response.status() != StatusCode::INTERNAL_SERVER_ERROR || !is_json {
-        return response;
-    }
-    let (mut parts, body) = response.into_parts();
-    let Ok(bytes) = to_bytes(body, 64 * 1024).await else {
-        return crate::server::json_error(StatusCode::INTERNAL_SERVER_ERROR, crate::server::AppError::CODE);
-    };
-    if let Ok(error) = serde_json::from_slice::<crate::accounts::AccountError>(&bytes) {
-        parts.status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    }
-    Response::from_parts(parts, Body::from(bytes))
 }
 
 async fn shutdown_signal() {
@@ -259,4 +247,17 @@ async fn shutdown_signal() {
         }
     };
     tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_site_options_are_the_ones_cargo_leptos_builds() {
+        let manifest = include_str!("../Cargo.toml");
+        for (key, value) in [("output-name", OUTPUT_NAME), ("site-root", SITE_ROOT), ("site-pkg-dir", SITE_PKG_DIR)] {
+            assert!(manifest.lines().any(|line| line == format!("{key} = \"{value}\"")), "Cargo.toml's {key} is not `{value}`");
+        }
+    }
 }

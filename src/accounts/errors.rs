@@ -63,7 +63,7 @@ impl AccountError {
 }
 
 impl AccountError {
-    /// The HTTP status a server function answers this error with (see `startup`).
+    /// The HTTP status a server function answers this error with ([`server_fn_error_status`]).
     pub fn status(&self) -> u16 {
         match self {
             Self::InvalidEmail
@@ -126,6 +126,28 @@ impl FromServerFnError for AccountError {
             _ => Self::Internal,
         }
     }
+}
+
+/// leptos answers every server-function error with 500, and a malformed form is refused
+/// before the function runs, so the status is given here, on the way out: the body is
+/// `{"error": code, ...}` and [`AccountError::status`] gives the code's status (400, 401,
+/// 403, 404, 409, 429), so clients and logs can tell bad input from our failures.
+#[cfg(feature = "ssr")]
+pub async fn server_fn_error_status(response: axum::response::Response) -> axum::response::Response {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    let is_json = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(crate::server::request::JSON.as_bytes()));
+    if response.status() != StatusCode::INTERNAL_SERVER_ERROR || !is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return crate::server::AppError::Internal("a server-function error body too large to read".into()).into_response();
+    };
+    if let Ok(error) = serde_json::from_slice::<AccountError>(&bytes) {
+        parts.status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 #[cfg(feature = "ssr")]

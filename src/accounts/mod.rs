@@ -1,5 +1,5 @@
 //! Local accounts: sign-up and sign-in with email and password, the account page's
-//! data, linking and unlinking logi, passwords, and the user's sessions.
+//! data, linking and unlinking logi, passwords, and the user's logins.
 //!
 //! Shared by both builds: the browser-safe types, the error codes and the server
 //! functions (whose bodies exist only in the `ssr` build).
@@ -12,6 +12,8 @@ pub mod store;
 #[cfg(feature = "ssr")]
 pub(crate) mod throttle;
 
+#[cfg(feature = "ssr")]
+pub use errors::server_fn_error_status;
 pub use errors::AccountError;
 
 use crate::login::User;
@@ -107,8 +109,7 @@ pub async fn load_account() -> Result<Option<Account>, AccountError> {
 #[server(endpoint = "set_password")]
 pub async fn set_password(email: String, password: String) -> Result<(), AccountError> {
     use ssr::*;
-    let (pool, _, found) = context().await?;
-    let login = found.login.ok_or(AccountError::NotSignedIn)?;
+    let (pool, _, RequiredLogin { login, .. }) = signed_in().await?;
     let email = Email::parse(&email)?;
     let password = NewPassword::parse(password, &email)?;
     let hash = passwords::hash(password.secret()).await?;
@@ -121,16 +122,15 @@ pub async fn set_password(email: String, password: String) -> Result<(), Account
 #[server(endpoint = "change_password")]
 pub async fn change_password(current_password: String, new_password: String) -> Result<(), AccountError> {
     use ssr::*;
-    let (pool, logins, found) = context().await?;
-    let login = found.login.ok_or(AccountError::NotSignedIn)?;
+    let (pool, logins, RequiredLogin { login, session }) = signed_in().await?;
     let record = store::password_of_user(&pool, login.user_id).await?.ok_or(AccountError::NoPassword)?;
     let email = Email::parse(&record.email)?;
     check_password(&pool, &email, current_password, AccountError::WrongCurrentPassword).await?;
     let password = NewPassword::parse(new_password, &email)?;
     let hash = passwords::hash(password.secret()).await?;
     store::replace_password_hash(&pool, login.user_id, &hash).await?;
-    logins.end_all(login.user_id, Some(&login.id)).await?;
-    found.session.renew_id().await?;
+    logins.end_all_of_user(login.user_id, Some(&login.id), EndReason::Everywhere).await?;
+    session.renew_id().await?;
     leptos_axum::redirect("/account?notice=password_changed");
     Ok(())
 }
@@ -139,41 +139,38 @@ pub async fn change_password(current_password: String, new_password: String) -> 
 #[server(endpoint = "unlink_logi")]
 pub async fn unlink_logi() -> Result<(), AccountError> {
     use ssr::*;
-    let (pool, logins, found) = context().await?;
-    let login = found.login.ok_or(AccountError::NotSignedIn)?;
+    let (pool, logins, RequiredLogin { login, .. }) = signed_in().await?;
     let issuer = logi_issuer().ok_or(AccountError::NotLinked)?;
     store::unlink_identity(&pool, login.user_id, &issuer).await?;
-    logins.forget_user(login.user_id);
+    logins.user_changed(login.user_id);
     leptos_axum::redirect("/account?notice=logi_unlinked");
     Ok(())
 }
 
-/// Ends one of the user's sessions (this one included: that is signing out).
+/// Ends one of the user's logins (this browser's included: that is signing out).
 #[server(endpoint = "end_session")]
 pub async fn end_session(id: String) -> Result<(), AccountError> {
     use ssr::*;
-    let (_, logins, found) = context().await?;
-    let login = found.login.ok_or(AccountError::NotSignedIn)?;
+    let (_, logins, RequiredLogin { login, session }) = signed_in().await?;
     if id == login.id.as_str() {
-        logins.sign_out_and_revoke(&found.session, Some(&login)).await?;
+        logins.sign_out(&session, Some(&login), EndReason::SignedOut).await?;
         leptos_axum::redirect("/");
         return Ok(());
     }
-    if !logins.end(login.user_id, &LoginId::from_untrusted(&id)).await? {
+    if !logins.end_of_user(login.user_id, &LoginId::from_untrusted(&id), EndReason::SignedOut).await? {
         return Err(AccountError::SessionNotFound);
     }
     leptos_axum::redirect("/account?notice=session_ended");
     Ok(())
 }
 
-/// Ends every session of the user, this one included.
+/// Ends every login of the user, this browser's included.
 #[server(endpoint = "sign_out_everywhere")]
 pub async fn sign_out_everywhere() -> Result<(), AccountError> {
     use ssr::*;
-    let (_, logins, found) = context().await?;
-    let login = found.login.ok_or(AccountError::NotSignedIn)?;
-    logins.end_all(login.user_id, None).await?;
-    logins.sign_out(&found.session).await?;
+    let (_, logins, RequiredLogin { login, session }) = signed_in().await?;
+    logins.end_all_of_user(login.user_id, Some(&login.id), EndReason::Everywhere).await?;
+    logins.sign_out(&session, Some(&login), EndReason::Everywhere).await?;
     leptos_axum::redirect("/");
     Ok(())
 }
@@ -188,6 +185,7 @@ pub(crate) mod ssr {
     pub use crate::ids::{Issuer, LoginId, UserId};
     use crate::login::store::LoginRecord;
     use crate::login::{BrowserSession, Client, Logins, MaybeLogin, Method};
+    pub use crate::login::{EndReason, RequiredLogin};
     use crate::server::config::Config;
     use crate::server::db::Db;
     use crate::server::request;
@@ -201,6 +199,12 @@ pub(crate) mod ssr {
     pub async fn context() -> Result<(Db, Arc<Logins>, MaybeLogin), AccountError> {
         let (logins, found) = crate::login::from_server_fn().await?;
         Ok((expect_context::<Db>(), logins, found))
+    }
+
+    /// [`context`] for what only a signed-in user may do: `not_signed_in` otherwise.
+    pub async fn signed_in() -> Result<(Db, Arc<Logins>, RequiredLogin), AccountError> {
+        let (db, logins, found) = context().await?;
+        Ok((db, logins, found.required().ok_or(AccountError::NotSignedIn)?))
     }
 
     /// logi's issuer, when logi sign-in is configured.

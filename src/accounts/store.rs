@@ -5,10 +5,9 @@
 use super::passwords::Email;
 use super::AccountError;
 use crate::ids::{Issuer, Subject, UserId};
-use crate::server::db::{Db, Tx};
+use crate::server::db::{query, Db, Tx};
 use crate::server::unix_now as now;
 use crate::server::AppError;
-use crate::{with_db, with_tx};
 
 /// The profile kept from logi for a user signed in with it (see `auth::profile` for logi's rules).
 #[derive(Debug, PartialEq, Eq)]
@@ -42,20 +41,20 @@ pub async fn begin(db: &Db) -> Result<Tx, AppError> {
 /// [`sign_in_with_identity`] inside the caller's transaction (from [`begin`]), so what
 /// the caller writes next commits with the user or not at all.
 pub async fn user_for_identity(tx: &mut Tx, issuer: &Issuer, subject: &Subject, profile: &Profile) -> Result<UserId, AppError> {
-    let linked: Option<UserId> = with_tx!(&mut *tx, conn => sqlx::query_scalar(OWNER).bind(issuer).bind(subject).fetch_optional(conn).await)?;
+    let linked: Option<UserId> = query(OWNER).bind(issuer).bind(subject).scalar_optional(&mut *tx).await?;
     let user_id = match linked {
         Some(user_id) => {
             let sql = "UPDATE users SET email = $1, name = $2, anonymous = $3, updated_at = $4
                         WHERE id = $5 AND NOT EXISTS (SELECT 1 FROM passwords WHERE user_id = users.id)";
             let Profile { email, name, anonymous } = profile;
-            with_tx!(&mut *tx, conn => sqlx::query(sql).bind(email).bind(name).bind(anonymous).bind(now()).bind(user_id).execute(conn).await.map(|done| done.rows_affected()))?;
+            query(sql).bind(email).bind(name).bind(anonymous).bind(now()).bind(user_id).execute(&mut *tx).await?;
             user_id
         }
         None => {
             let sql = "INSERT INTO users (email, name, anonymous) VALUES ($1, $2, $3) RETURNING id";
             let Profile { email, name, anonymous } = profile;
-            let user_id: UserId = with_tx!(&mut *tx, conn => sqlx::query_scalar(sql).bind(email).bind(name).bind(anonymous).fetch_one(conn).await)?;
-            with_tx!(&mut *tx, conn => sqlx::query(LINK).bind(user_id).bind(issuer).bind(subject).execute(conn).await.map(|done| done.rows_affected()))?;
+            let user_id: UserId = query(sql).bind(email).bind(name).bind(anonymous).scalar(&mut *tx).await?;
+            query(LINK).bind(user_id).bind(issuer).bind(subject).execute(&mut *tx).await?;
             user_id
         }
     };
@@ -81,19 +80,19 @@ pub struct PasswordRecord {
 /// unique index is).
 pub async fn password_by_email(db: &Db, email: &Email) -> Result<Option<PasswordRecord>, AppError> {
     let sql = "SELECT user_id, email, hash FROM passwords WHERE lower(email) = lower($1)";
-    Ok(with_db!(db, pool => sqlx::query_as(sql).bind(email.as_str()).fetch_optional(pool).await)?)
+    Ok(query(sql).bind(email.as_str()).fetch_optional(db).await?)
 }
 
 pub async fn password_of_user(db: &Db, user_id: UserId) -> Result<Option<PasswordRecord>, AppError> {
     let sql = "SELECT user_id, email, hash FROM passwords WHERE user_id = $1";
-    Ok(with_db!(db, pool => sqlx::query_as(sql).bind(user_id).fetch_optional(pool).await)?)
+    Ok(query(sql).bind(user_id).fetch_optional(db).await?)
 }
 
 /// Creates a local account: the user and its password, or neither.
 pub async fn create_password_user(db: &Db, email: &Email, name: Option<&str>, hash: &str) -> Result<UserId, AccountError> {
     let mut tx = begin(db).await?;
     let sql = "INSERT INTO users (email, name) VALUES ($1, $2) RETURNING id";
-    let user_id: UserId = with_tx!(&mut tx, conn => sqlx::query_scalar(sql).bind(email.as_str()).bind(name).fetch_one(conn).await).map_err(AppError::from)?;
+    let user_id: UserId = query(sql).bind(email.as_str()).bind(name).scalar(&mut tx).await.map_err(AppError::from)?;
     insert_password(&mut tx, user_id, email, hash).await?;
     tx.commit().await.map_err(AppError::from)?;
     Ok(user_id)
@@ -112,7 +111,7 @@ pub async fn add_password(db: &Db, user_id: UserId, email: &Email, hash: &str) -
 
 async fn insert_password(tx: &mut Tx, user_id: UserId, email: &Email, hash: &str) -> Result<(), AccountError> {
     let sql = "INSERT INTO passwords (user_id, email, hash) VALUES ($1, $2, $3)";
-    let inserted = with_tx!(tx, conn => sqlx::query(sql).bind(user_id).bind(email.as_str()).bind(hash).execute(conn).await.map(|done| done.rows_affected()));
+    let inserted = query(sql).bind(user_id).bind(email.as_str()).bind(hash).execute(&mut *tx).await;
     match inserted {
         Ok(_) => Ok(()),
         Err(error) if is_unique_violation(&error) => Err(AccountError::EmailTaken),
@@ -122,12 +121,12 @@ async fn insert_password(tx: &mut Tx, user_id: UserId, email: &Email, hash: &str
 
 async fn password_exists(tx: &mut Tx, user_id: UserId) -> Result<bool, AppError> {
     let sql = "SELECT EXISTS (SELECT 1 FROM passwords WHERE user_id = $1)";
-    Ok(with_tx!(tx, conn => sqlx::query_scalar(sql).bind(user_id).fetch_one(conn).await)?)
+    Ok(query(sql).bind(user_id).scalar(&mut *tx).await?)
 }
 
 pub async fn replace_password_hash(db: &Db, user_id: UserId, hash: &str) -> Result<(), AppError> {
     let sql = "UPDATE passwords SET hash = $1, updated_at = $2 WHERE user_id = $3";
-    with_db!(db, pool => sqlx::query(sql).bind(hash).bind(now()).bind(user_id).execute(pool).await.map(|done| done.rows_affected()))?;
+    query(sql).bind(hash).bind(now()).bind(user_id).execute(db).await?;
     Ok(())
 }
 
@@ -140,7 +139,7 @@ pub struct LinkedIdentity {
 
 pub async fn identity_of_user(db: &Db, user_id: UserId, issuer: &Issuer) -> Result<Option<LinkedIdentity>, AppError> {
     let sql = "SELECT subject, linked_at FROM identities WHERE user_id = $1 AND issuer = $2";
-    Ok(with_db!(db, pool => sqlx::query_as(sql).bind(user_id).bind(issuer).fetch_optional(pool).await)?)
+    Ok(query(sql).bind(user_id).bind(issuer).fetch_optional(db).await?)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -157,17 +156,17 @@ pub enum LinkOutcome {
 /// Links a verified `(issuer, subject)` to `user_id`, never moving it from another user.
 pub async fn link_identity(db: &Db, user_id: UserId, issuer: &Issuer, subject: &Subject) -> Result<LinkOutcome, AppError> {
     let mut tx = begin(db).await?;
-    let owner: Option<UserId> = with_tx!(&mut tx, conn => sqlx::query_scalar(OWNER).bind(issuer).bind(subject).fetch_optional(conn).await)?;
+    let owner: Option<UserId> = query(OWNER).bind(issuer).bind(subject).scalar_optional(&mut tx).await?;
     let outcome = match owner {
         Some(owner) if owner == user_id => LinkOutcome::AlreadyLinked,
         Some(_) => LinkOutcome::LinkedToAnotherUser,
         None => {
             let sql = "SELECT EXISTS (SELECT 1 FROM identities WHERE user_id = $1 AND issuer = $2)";
-            let has_one: bool = with_tx!(&mut tx, conn => sqlx::query_scalar(sql).bind(user_id).bind(issuer).fetch_one(conn).await)?;
+            let has_one: bool = query(sql).bind(user_id).bind(issuer).scalar(&mut tx).await?;
             if has_one {
                 LinkOutcome::OtherIdentityLinked
             } else {
-                with_tx!(&mut tx, conn => sqlx::query(LINK).bind(user_id).bind(issuer).bind(subject).execute(conn).await.map(|done| done.rows_affected()))?;
+                query(LINK).bind(user_id).bind(issuer).bind(subject).execute(&mut tx).await?;
                 LinkOutcome::Linked
             }
         }
@@ -181,19 +180,43 @@ pub async fn unlink_identity(db: &Db, user_id: UserId, issuer: &Issuer) -> Resul
     let mut tx = begin(db).await?;
     if !password_exists(&mut tx, user_id).await? {
         let sql = "SELECT count(*) FROM identities WHERE user_id = $1";
-        let identities: i64 = with_tx!(&mut tx, conn => sqlx::query_scalar(sql).bind(user_id).fetch_one(conn).await).map_err(AppError::from)?;
+        let identities: i64 = query(sql).bind(user_id).scalar(&mut tx).await.map_err(AppError::from)?;
         if identities <= 1 {
             return Err(AccountError::LastSignInMethod);
         }
     }
     let sql = "DELETE FROM identities WHERE user_id = $1 AND issuer = $2";
-    let removed =
-        with_tx!(&mut tx, conn => sqlx::query(sql).bind(user_id).bind(issuer).execute(conn).await.map(|done| done.rows_affected())).map_err(AppError::from)?;
+    let removed = query(sql).bind(user_id).bind(issuer).execute(&mut tx).await.map_err(AppError::from)?;
     if removed == 0 {
         return Err(AccountError::NotLinked);
     }
     tx.commit().await.map_err(AppError::from)?;
     Ok(())
+}
+
+/// Failed sign-in attempts under `key` since `since`: how many, and the oldest's time.
+pub async fn attempts_since(tx: &mut Tx, key: &str, since: i64) -> Result<(i64, Option<i64>), AppError> {
+    let sql = "SELECT count(*), min(at) FROM sign_in_attempts WHERE key = $1 AND at > $2";
+    Ok(query(sql).bind(key).bind(since).fetch_one(tx).await?)
+}
+
+/// Records an attempt; its id.
+pub async fn insert_attempt(tx: &mut Tx, key: &str, now: i64) -> Result<i64, AppError> {
+    Ok(query("INSERT INTO sign_in_attempts (key, at) VALUES ($1, $2) RETURNING id").bind(key).bind(now).scalar(tx).await?)
+}
+
+pub async fn delete_attempt(tx: &mut Tx, id: i64) -> Result<(), AppError> {
+    query("DELETE FROM sign_in_attempts WHERE id = $1").bind(id).execute(tx).await?;
+    Ok(())
+}
+
+pub async fn delete_attempts_of(tx: &mut Tx, key: &str) -> Result<(), AppError> {
+    query("DELETE FROM sign_in_attempts WHERE key = $1").bind(key).execute(tx).await?;
+    Ok(())
+}
+
+pub async fn delete_attempts_until(db: &Db, until: i64) -> Result<u64, AppError> {
+    Ok(query("DELETE FROM sign_in_attempts WHERE at <= $1").bind(until).execute(db).await?)
 }
 
 #[cfg(test)]
@@ -276,7 +299,7 @@ mod tests {
         assert_eq!(link_identity(&pool, local, &logi(), &sub("sub-ada")).await.unwrap(), LinkOutcome::AlreadyLinked);
         assert_eq!(link_identity(&pool, local, &logi(), &sub("sub-second")).await.unwrap(), LinkOutcome::OtherIdentityLinked);
         let sql = "SELECT subject, user_id FROM identities ORDER BY subject";
-        let owners: Vec<(String, UserId)> = with_db!(&pool, pool => sqlx::query_as(sql).fetch_all(pool).await).unwrap();
+        let owners: Vec<(String, UserId)> = query(sql).fetch_all(&pool).await.unwrap();
         assert_eq!(owners, vec![("sub-ada".into(), local), ("sub-other".into(), other)]);
         assert_eq!(sign_in_with_identity(&pool, &logi(), &sub("sub-ada"), &profile("x@y.z")).await.unwrap(), local);
     }

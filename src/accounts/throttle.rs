@@ -1,15 +1,16 @@
 //! Throttling of password checks, per account and per client address, and a plain
-//! rate limit ([`take`], the native exchange's), in SQLite so they survive restarts.
+//! rate limit ([`take`], the native exchange's), in the database so they survive
+//! restarts and are shared by every replica.
 //!
 //! An attempt is recorded *before* the password is checked, in the same transaction
 //! that counts the recent ones, so concurrent guesses cannot slip past the limit. A
 //! successful check deletes its attempt and the account's earlier failures; every
 //! other attempt stays and counts as a failure until it leaves the window.
 
+use super::store;
 use crate::server::db::{Db, Tx};
 use crate::server::unix_now as now;
 use crate::server::AppError;
-use crate::{with_db, with_tx};
 
 pub const WINDOW_SECS: i64 = 15 * 60;
 /// Failures allowed per account within the window.
@@ -57,8 +58,7 @@ pub async fn admit(db: &Db, keys: &Keys) -> Result<Admission, AppError> {
     }
     let mut ids = Vec::with_capacity(2);
     for (key, _) in keys.with_limits() {
-        let sql = "INSERT INTO sign_in_attempts (key, at) VALUES ($1, $2) RETURNING id";
-        ids.push(with_tx!(&mut tx, conn => sqlx::query_scalar(sql).bind(key).bind(now()).fetch_one(conn).await)?);
+        ids.push(store::insert_attempt(&mut tx, key, now()).await?);
     }
     tx.commit().await?;
     Ok(Admission::Allowed(ids))
@@ -68,8 +68,7 @@ pub async fn admit(db: &Db, keys: &Keys) -> Result<Admission, AppError> {
 /// `Err(seconds until the oldest leaves it)`.
 async fn room(tx: &mut Tx, key: &str, limit: i64, window_secs: i64) -> Result<Result<(), i64>, AppError> {
     let now = now();
-    let sql = "SELECT count(*), min(at) FROM sign_in_attempts WHERE key = $1 AND at > $2";
-    let (count, oldest): (i64, Option<i64>) = with_tx!(tx, conn => sqlx::query_as(sql).bind(key).bind(now - window_secs).fetch_one(conn).await)?;
+    let (count, oldest) = store::attempts_since(tx, key, now - window_secs).await?;
     Ok(if count < limit { Ok(()) } else { Err((oldest.unwrap_or(now) + window_secs - now).max(1)) })
 }
 
@@ -80,8 +79,7 @@ pub async fn take(db: &Db, key: &str, limit: i64, window_secs: i64) -> Result<Re
     if let Err(wait) = room(&mut tx, key, limit, window_secs).await? {
         return Ok(Err(wait));
     }
-    let sql = "INSERT INTO sign_in_attempts (key, at) VALUES ($1, $2)";
-    with_tx!(&mut tx, conn => sqlx::query(sql).bind(key).bind(now()).execute(conn).await.map(|done| done.rows_affected()))?;
+    store::insert_attempt(&mut tx, key, now()).await?;
     tx.commit().await?;
     Ok(Ok(()))
 }
@@ -90,18 +88,16 @@ pub async fn take(db: &Db, key: &str, limit: i64, window_secs: i64) -> Result<Re
 pub async fn succeeded(db: &Db, keys: &Keys, attempt: &[i64]) -> Result<(), AppError> {
     let mut tx = db.begin().await?;
     for id in attempt {
-        with_tx!(&mut tx, conn => sqlx::query("DELETE FROM sign_in_attempts WHERE id = $1").bind(id).execute(conn).await.map(|done| done.rows_affected()))?;
+        store::delete_attempt(&mut tx, *id).await?;
     }
-    let sql = "DELETE FROM sign_in_attempts WHERE key = $1";
-    with_tx!(&mut tx, conn => sqlx::query(sql).bind(&keys.account).execute(conn).await.map(|done| done.rows_affected()))?;
+    store::delete_attempts_of(&mut tx, &keys.account).await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// Deletes attempts that left the window (run periodically).
 pub async fn delete_old_attempts(db: &Db) -> Result<u64, AppError> {
-    let sql = "DELETE FROM sign_in_attempts WHERE at <= $1";
-    Ok(with_db!(db, pool => sqlx::query(sql).bind(now() - WINDOW_SECS).execute(pool).await.map(|done| done.rows_affected()))?)
+    store::delete_attempts_until(db, now() - WINDOW_SECS).await
 }
 
 #[cfg(test)]
@@ -145,7 +141,8 @@ mod tests {
         }
         let Admission::Allowed(attempt) = fail(&pool, &keys).await else { panic!("throttled too early") };
         succeeded(&pool, &keys, &attempt).await.unwrap();
-        let left: Vec<String> = with_db!(&pool, pool => sqlx::query_scalar("SELECT key FROM sign_in_attempts").fetch_all(pool).await).unwrap();
+        let left: Vec<(String,)> = crate::server::db::query("SELECT key FROM sign_in_attempts").fetch_all(&pool).await.unwrap();
+        let left: Vec<String> = left.into_iter().map(|(key,)| key).collect();
         assert_eq!(left, vec!["address:10.2.2.2"; 4]);
         assert!(matches!(fail(&pool, &keys).await, Admission::Allowed(_)));
     }

@@ -9,21 +9,19 @@
 //! or `400 {"error":"invalid_request"}`, never cached.
 
 use super::flow::Auth;
-use crate::server::db::Tx;
-use crate::server::{no_store, unix_now, AppError};
-use crate::with_tx;
-use axum::body::{to_bytes, Body};
-use axum::http::{header, HeaderMap, StatusCode};
+use super::store;
+use crate::server::crypto::{Audience, JWT_LEEWAY_SECS};
+use crate::server::{json_error, no_store, request, unix_now, AppError};
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::Value;
 
 pub const BACKCHANNEL_LOGOUT: &str = "/api/auth/backchannel-logout";
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
-const MAX_BODY_BYTES: usize = 16 * 1024;
-/// Clock skew allowed on `iat` and `exp`.
-const LEEWAY_SECS: i64 = 60;
 /// A logout token is meant to be used at once (logi's live for minutes); a longer one
 /// would also make us remember its `jti` for longer.
 const MAX_LIFETIME_SECS: i64 = 3600;
@@ -51,17 +49,13 @@ impl From<AppError> for LogoutError {
 
 impl IntoResponse for LogoutError {
     fn into_response(self) -> Response {
-        let (status, body) = match self {
+        match self {
             Self::Invalid(reason) => {
                 tracing::warn!(%reason, "back-channel logout refused");
-                (StatusCode::BAD_REQUEST, json!({ "error": "invalid_request" }))
+                json_error(StatusCode::BAD_REQUEST, "invalid_request")
             }
-            Self::Internal(error) => {
-                error.logged();
-                (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": "server_error" }))
-            }
-        };
-        no_store((status, Json(body)).into_response())
+            Self::Internal(error) => error.into_response(),
+        }
     }
 }
 
@@ -79,7 +73,7 @@ async fn backchannel_logout(auth: Auth, headers: HeaderMap, body: Body) -> Respo
     }
 }
 
-async fn log_out(auth: &Auth, headers: &HeaderMap, body: Body) -> Result<usize, LogoutError> {
+async fn log_out(auth: &Auth, headers: &HeaderMap, body: Body) -> Result<u64, LogoutError> {
     let token = logout_token(headers, body).await?;
     // Without logi configured no token can be checked (and no login holds logi's tokens).
     let provider = auth.logi.as_ref().ok_or_else(|| invalid("logi is not configured"))?;
@@ -87,7 +81,7 @@ async fn log_out(auth: &Auth, headers: &HeaderMap, body: Body) -> Result<usize, 
     check_type(&header)?;
     let logout = LogoutClaims::check(&claims, provider.issuer().as_str(), provider.client_id(), unix_now())?;
     let mut tx = auth.db.begin_locked("backchannel-logout").await.map_err(AppError::from)?;
-    if !first_use(&mut tx, &logout.jti, logout.expires_at).await? {
+    if !store::first_use_of_logout_token(&mut tx, &logout.jti, logout.expires_at).await? {
         return Err(invalid("logout token replayed (jti already used)"));
     }
     Ok(auth.logins.end_logi_session(tx, logout.sub.as_deref(), logout.sid.as_deref()).await?)
@@ -95,11 +89,10 @@ async fn log_out(auth: &Auth, headers: &HeaderMap, body: Body) -> Result<usize, 
 
 /// The `logout_token` field of the form body.
 async fn logout_token(headers: &HeaderMap, body: Body) -> Result<String, LogoutError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
-    if !content_type.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+    if !request::is_media_type(headers, request::FORM) {
         return Err(invalid("not a form post"));
     }
-    let bytes = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| invalid("body too large or unreadable"))?;
+    let bytes = request::small_body(body).await.ok_or_else(|| invalid("body too large or unreadable"))?;
     let mut tokens = form_urlencoded::parse(&bytes).filter(|(name, _)| name == "logout_token").map(|(_, value)| value.into_owned());
     match (tokens.next(), tokens.next()) {
         (Some(token), None) if !token.is_empty() => Ok(token),
@@ -133,20 +126,16 @@ impl LogoutClaims {
         if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
             return Err(invalid("iss is not logi's"));
         }
-        let audience_ok = match claims.get("aud") {
-            Some(Value::String(aud)) => aud == client_id,
-            Some(Value::Array(auds)) => auds.iter().any(|aud| aud.as_str() == Some(client_id)),
-            _ => false,
-        };
+        let audience_ok = claims.get("aud").and_then(|aud| Audience::deserialize(aud).ok()).is_some_and(|aud| aud.contains(client_id));
         if !audience_ok {
             return Err(invalid("aud is not our client id"));
         }
         let time = |name: &str| claims.get(name).and_then(Value::as_i64).ok_or_else(|| invalid(format!("{name} is missing or not a number")));
         let (iat, exp) = (time("iat")?, time("exp")?);
-        if iat > now + LEEWAY_SECS {
+        if iat > now + JWT_LEEWAY_SECS {
             return Err(invalid("iat is in the future"));
         }
-        if exp < now - LEEWAY_SECS {
+        if exp < now - JWT_LEEWAY_SECS {
             return Err(invalid("expired"));
         }
         if exp > now + MAX_LIFETIME_SECS {
@@ -170,26 +159,14 @@ impl LogoutClaims {
             return Err(invalid("neither sub nor sid"));
         }
         let jti = text("jti")?.ok_or_else(|| invalid("jti is missing"))?;
-        Ok(Self { sub, sid, jti, expires_at: exp + LEEWAY_SECS })
+        Ok(Self { sub, sid, jti, expires_at: exp + JWT_LEEWAY_SECS })
     }
-}
-
-/// Records `jti` until `expires_at`; false when it was already used.
-async fn first_use(tx: &mut Tx, jti: &str, expires_at: i64) -> Result<bool, AppError> {
-    let sql = "INSERT INTO used_logout_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING";
-    let inserted = with_tx!(tx, conn => sqlx::query(sql).bind(jti).bind(expires_at).execute(conn).await.map(|done| done.rows_affected()))?;
-    Ok(inserted == 1)
-}
-
-/// Forgets the `jti`s of logout tokens that have expired (the sweeper).
-pub async fn delete_expired(db: &crate::server::db::Db) -> Result<u64, AppError> {
-    let sql = "DELETE FROM used_logout_tokens WHERE expires_at < $1";
-    Ok(crate::with_db!(db, pool => sqlx::query(sql).bind(unix_now()).execute(pool).await.map(|done| done.rows_affected()))?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const ISSUER: &str = "https://logi.example.com";
     const NOW: i64 = 1_800_000_000;

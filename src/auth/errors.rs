@@ -24,6 +24,18 @@ macro_rules! auth_errors {
                     Self::Provider(code) => code.clone(),
                 }
             }
+
+            /// The code as a metrics label, from a fixed set: a provider's `error` is a
+            /// label only if OAuth or OpenID Connect defines it (anyone can forge a
+            /// callback with any `error`), else `provider_other`.
+            pub fn label(&self) -> &'static str {
+                match self {
+                    $(Self::$variant => $code,)*
+                    Self::TokenExchange(status) if *status >= 500 => "token_exchange_5xx",
+                    Self::TokenExchange(_) => "token_exchange_4xx",
+                    Self::Provider(code) => PROVIDER_ERRORS.iter().find(|known| **known == code.as_str()).copied().unwrap_or("provider_other"),
+                }
+            }
         }
 
         /// What the page says for an error code: a sentence on what happened and one on what to do.
@@ -87,6 +99,25 @@ auth_errors! {
     Internal = "internal_error" => ("Something went wrong on our side.", "Try again; the details are in the server log."),
 }
 
+/// The `error` values of an authorization response that OAuth 2.0 (RFC 6749 §4.1.2.1)
+/// and OpenID Connect Core (§3.1.2.6) define.
+const PROVIDER_ERRORS: [&str; 14] = [
+    "access_denied",
+    "invalid_request",
+    "unauthorized_client",
+    "unsupported_response_type",
+    "invalid_scope",
+    "server_error",
+    "temporarily_unavailable",
+    "interaction_required",
+    "login_required",
+    "account_selection_required",
+    "consent_required",
+    "invalid_request_uri",
+    "invalid_request_object",
+    "request_not_supported",
+];
+
 impl AuthError {
     /// Accepts a provider's `error` value only if it looks like an OAuth error code.
     pub fn from_provider(code: &str) -> Self {
@@ -114,6 +145,15 @@ mod tests {
             assert_ne!(describe(&error.code()), fallback, "{error:?}");
         }
         assert_eq!(describe("access_denied").0, "Sign-in was cancelled at logi.");
+    }
+
+    #[test]
+    fn metric_labels_come_from_a_fixed_set() {
+        assert_eq!(AuthError::from_provider("access_denied").label(), "access_denied");
+        assert_eq!(AuthError::from_provider("made_up_by_a_forger").label(), "provider_other");
+        assert_eq!(AuthError::TokenExchange(401).label(), "token_exchange_4xx");
+        assert_eq!(AuthError::TokenExchange(503).label(), "token_exchange_5xx");
+        assert_eq!(AuthError::StateMismatch.label(), "state_mismatch");
     }
 
     #[test]

@@ -76,7 +76,7 @@ impl Redirect {
 
     fn failed(page: &str, error: &AuthError) -> Self {
         tracing::info!(code = %error.code(), "sign-in failed");
-        ::metrics::counter!("logi_bff_auth_errors_total", "code" => error.code()).increment(1);
+        ::metrics::counter!("logi_bff_auth_errors_total", "code" => error.label()).increment(1);
         let code: String = form_urlencoded::byte_serialize(error.code().as_bytes()).collect();
         Self::to(format!("{page}?auth_error={code}"))
     }
@@ -217,7 +217,7 @@ async fn sign_in(auth: &Auth, provider: &Provider, code: &str, pending: &Pending
     let info = provider.userinfo(&tokens.access_token, &subject).await?;
     let user_id = accounts::sign_in_with_identity(&auth.db, provider.issuer(), &subject, &profile::from_userinfo(&info)).await.map_err(internal)?;
     // The profile may have changed for the user's other browsers too.
-    auth.logins.forget_user(user_id);
+    auth.logins.user_changed(user_id);
     Ok((user_id, tokens, session))
 }
 
@@ -228,7 +228,7 @@ async fn link(auth: &Auth, current: Option<&Login>, provider: &Provider, code: &
     let (tokens, VerifiedIdToken { subject, session }) = verified_subject(provider, code, pending).await?;
     match accounts::link_identity(&auth.db, login.user_id, provider.issuer(), &subject).await.map_err(internal)? {
         LinkOutcome::Linked | LinkOutcome::AlreadyLinked => {
-            auth.logins.forget_user(login.user_id);
+            auth.logins.user_changed(login.user_id);
             // This browser may now call the API with the linked identity.
             auth.logins.keep_tokens(&login.id, tokens, &session).await.map_err(internal)?;
             Ok(format!("{ACCOUNT_PAGE}?notice=logi_linked"))

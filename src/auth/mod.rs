@@ -17,6 +17,8 @@ pub mod profile;
 pub(crate) mod query;
 #[cfg(feature = "ssr")]
 pub mod routes;
+#[cfg(feature = "ssr")]
+pub mod store;
 
 use crate::accounts::AccountError;
 use crate::login::User;

@@ -13,9 +13,9 @@ use crate::accounts::{store as accounts, throttle};
 use crate::login::device::DeviceTokens;
 use crate::login::tokens::{self, TokenError, TokenSet};
 use crate::login::{Logins, User};
-use crate::server::request::client_address_in;
-use crate::server::AppError;
-use axum::body::{to_bytes, Body};
+use crate::server::request::{self, client_address_in};
+use crate::server::{no_store, oauth_error, AppError};
+use axum::body::Body;
 use axum::extract::{FromRef, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -31,7 +31,6 @@ pub const EXCHANGE: &str = "/api/auth/logi/exchange";
 pub const TOKEN: &str = "/api/auth/token";
 pub const REVOKE: &str = "/api/auth/revoke";
 pub const JWKS: &str = "/.well-known/jwks.json";
-const MAX_BODY_BYTES: usize = 16 * 1024;
 const MAX_CODE_BYTES: usize = 2048;
 const MAX_NONCE_BYTES: usize = 512;
 const MAX_DEVICE_NAME_CHARS: usize = 200;
@@ -77,6 +76,7 @@ impl NativeError {
             Self::ProviderUnavailable => (StatusCode::BAD_GATEWAY, "provider_unavailable", "logi could not be reached or did not answer properly."),
             Self::SlowDown { .. } => (StatusCode::TOO_MANY_REQUESTS, "slow_down", "Too many exchanges from this address; retry later."),
             Self::LogiNotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "logi_not_configured", "logi sign-in is not configured on this server."),
+            // RFC 6749's name for our own failure (the other routes say `internal_error`).
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "Something went wrong on our side."),
         }
     }
@@ -85,7 +85,7 @@ impl NativeError {
 impl IntoResponse for NativeError {
     fn into_response(self) -> Response {
         let (status, error, description) = self.parts();
-        let mut response = no_store((status, Json(serde_json::json!({ "error": error, "error_description": description }))).into_response());
+        let mut response = oauth_error(status, error, description);
         if let Self::SlowDown { retry_after_secs } = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
@@ -98,13 +98,6 @@ impl From<AppError> for NativeError {
         error.logged();
         Self::Internal
     }
-}
-
-fn no_store(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
 }
 
 /// The token response: our tokens only. `user` only after an exchange.
@@ -149,7 +142,7 @@ async fn redeem(auth: &Auth, parts: &Parts, body: Body) -> Result<Response, Nati
     if let Err(retry_after_secs) = throttle::take(&auth.db, &format!("exchange:{address}"), native.exchanges_per_minute.into(), 60).await? {
         return Err(NativeError::SlowDown { retry_after_secs });
     }
-    if !is_json(headers) {
+    if !request::is_media_type(headers, request::JSON) {
         return Err(NativeError::InvalidRequest("The body must be JSON (Content-Type: application/json)."));
     }
     let request = ExchangeRequest::parse(&read_body(body).await?)?;
@@ -177,7 +170,7 @@ async fn sign_in(auth: &Auth, provider: &Provider, request: &ExchangeRequest, gr
     let user_id = accounts::user_for_identity(&mut tx, provider.issuer(), &verified.subject, &profile::from_userinfo(&info)).await?;
     let (login, tokens) = auth.logins.start_device(&mut tx, user_id, request.device_name.as_deref(), grant, &verified.session).await?;
     tx.commit().await.map_err(AppError::from)?;
-    auth.logins.forget_user(user_id);
+    auth.logins.user_changed(user_id);
     tracing::info!(login = %login.id, "native app signed in");
     let user = auth.logins.user(&login).await?;
     Ok(token_response(&tokens, user))
@@ -256,32 +249,22 @@ fn is_pkce_verifier(value: &str) -> bool {
     (43..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
-    content_type(headers).is_some_and(|essence| essence == "application/json")
-}
-
-/// The media type without parameters, lowercased.
-fn content_type(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    Some(value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
-}
-
 async fn read_body(body: Body) -> Result<axum::body::Bytes, NativeError> {
-    to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| NativeError::InvalidRequest("The body is larger than 16 KiB or could not be read."))
+    request::small_body(body).await.ok_or(NativeError::InvalidRequest("The body is larger than 16 KiB or could not be read."))
 }
 
 /// The string fields of a form-encoded or JSON body (first value of a repeated key wins).
 async fn fields(headers: &HeaderMap, body: Body) -> Result<HashMap<String, String>, NativeError> {
     let bytes = read_body(body).await?;
-    match content_type(headers).as_deref() {
-        Some("application/x-www-form-urlencoded") => {
+    match request::media_type(headers).as_deref() {
+        Some(request::FORM) => {
             let mut fields = HashMap::new();
             for (key, value) in form_urlencoded::parse(&bytes) {
                 fields.entry(key.into_owned()).or_insert_with(|| value.into_owned());
             }
             Ok(fields)
         }
-        Some("application/json") => {
+        Some(request::JSON) => {
             let object: HashMap<String, serde_json::Value> =
                 serde_json::from_slice(&bytes).map_err(|_| NativeError::InvalidRequest("The body is not a JSON object."))?;
             Ok(object.into_iter().filter_map(|(key, value)| Some((key, value.as_str()?.to_owned()))).collect())

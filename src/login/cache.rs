@@ -7,6 +7,11 @@ use quick_cache::sync::Cache;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
+/// Login rows, users, session records and opened tokens are served from memory for at
+/// most this long; every change this process makes drops its entries at once, and a
+/// change another replica makes is seen within this time.
+pub const CACHE_TTL: Duration = Duration::from_millis(500);
+
 pub struct Expiring<K, V> {
     entries: Cache<K, (Instant, V)>,
     ttl: Duration,

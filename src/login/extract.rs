@@ -1,7 +1,7 @@
 //! Finding the login of a request: extractors for axum handlers and one helper for
-//! server functions. Browsers are found by their session cookie ([`MaybeLogin`]);
-//! the API routes that native apps call also take our bearer access token
-//! ([`ApiLogin`]). Everything after the lookup is shared.
+//! server functions. Browsers are found by their session cookie ([`MaybeLogin`], and
+//! [`RequiredLogin`] where signing in is a must); the API routes that native apps call
+//! also take our bearer access token ([`ApiLogin`]). Everything after the lookup is shared.
 
 use super::session::has_session_cookie;
 use super::{BrowserSession, Login, Logins};
@@ -14,18 +14,37 @@ use axum::response::{IntoResponse, Response};
 use leptos::prelude::expect_context;
 use std::sync::Arc;
 
-/// The request's login, if it has a live one, and its session.
+/// The request's login, if it has a live one, and its browser session.
 pub struct MaybeLogin {
     pub login: Option<Login>,
+    pub session: BrowserSession,
+}
+
+impl MaybeLogin {
+    /// The login, when the request has one.
+    pub fn required(self) -> Option<RequiredLogin> {
+        Some(RequiredLogin { login: self.login?, session: self.session })
+    }
+}
+
+/// A request's live login, for what only a signed-in browser may do.
+pub struct RequiredLogin {
+    pub login: Login,
     pub session: BrowserSession,
 }
 
 /// The request's live login, found by its session cookie or its bearer access token.
 pub struct ApiLogin {
     pub login: Option<Login>,
-    pub session: BrowserSession,
-    /// True when the request authenticated with a bearer token (no ambient credential).
-    pub bearer: bool,
+    /// The browser session, for a cookie request; `None` when a bearer token spoke (no
+    /// ambient credential).
+    pub session: Option<BrowserSession>,
+}
+
+impl ApiLogin {
+    pub fn is_bearer(&self) -> bool {
+        self.session.is_none()
+    }
 }
 
 pub enum LoginRejection {
@@ -63,14 +82,13 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Some(token) = bearer_token(&parts.headers).map(str::to_owned) else {
             let MaybeLogin { login, session } = MaybeLogin::from_request_parts(parts, state).await.map_err(LoginRejection::Failed)?;
-            return Ok(Self { login, session, bearer: false });
+            return Ok(Self { login, session: Some(session) });
         };
         if has_session_cookie(&parts.headers) {
             return Err(LoginRejection::CookieAndBearer);
         }
-        let session = BrowserSession::from_request_parts(parts, state).await.map_err(LoginRejection::Failed)?;
         match Arc::<Logins>::from_ref(state).bearer(&token).await.map_err(LoginRejection::Failed)? {
-            Ok(login) => Ok(Self { login: Some(login), session, bearer: true }),
+            Ok(login) => Ok(Self { login: Some(login), session: None }),
             Err(why) => {
                 tracing::info!(why, "refused a bearer token");
                 Err(LoginRejection::InvalidToken)

@@ -1,7 +1,18 @@
-//! A signed-in client and everything it holds: the `logins` rows, the browser's
-//! session, logins in progress, logi's tokens (sealed, refreshed single-flight),
-//! the caches in front of them, sign-out with revocation, and the extractors that
-//! find the login of a request.
+//! A signed-in client and everything it holds: the `logins` rows, the browser session,
+//! logins in progress, logi's tokens (sealed, refreshed single-flight), the caches in
+//! front of them, and the extractors that find the login of a request.
+//!
+//! One vocabulary, used in names, error texts and the README:
+//! - a **login** is one signed-in client: a browser or a native app's device (a row of
+//!   `logins`; the account page lists them as "sessions", what users call them);
+//! - a login **ends** (`Logins::end*`, always with an [`EndReason`]): its row is deleted,
+//!   its sealed tokens and refresh family go with it, and its logi refresh token is revoked
+//!   (unless logi already refused it);
+//! - the **browser session** is the cookie's server-side record (tower-sessions): it holds
+//!   only the id of the browser's login; **signing out** a browser ends its login and
+//!   deletes its browser session;
+//! - a **pending login** is a sign-in started but not finished (its sealed cookie);
+//! - logi's own session is the **logi session** (`sid`), ended by back-channel logout.
 //!
 //! Shared with the browser build: [`User`], what a page may know about the signed-in
 //! person. It has no token fields, so no token can reach a page through it.
@@ -28,13 +39,13 @@ pub mod store;
 pub mod tokens;
 
 #[cfg(feature = "ssr")]
-pub use extract::{from_server_fn, invalid_token, ApiLogin, LoginRejection, MaybeLogin};
+pub use extract::{from_server_fn, invalid_token, ApiLogin, LoginRejection, MaybeLogin, RequiredLogin};
 #[cfg(feature = "ssr")]
-pub use service::{Login, Logins};
+pub use service::{EndReason, Logins};
 #[cfg(feature = "ssr")]
 pub use session::BrowserSession;
 #[cfg(feature = "ssr")]
-pub use store::{Client, Method};
+pub use store::{Client, Login, Method};
 
 /// The signed-in user as the browser sees it (also the body of `GET /api/auth/me`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -34,7 +34,7 @@ const LOGIN_ID: &str = "login_id";
 const SESSION_CACHE_CAPACITY: usize = 100_000;
 /// A cached record is read again from the store after this long: a session renewed or
 /// ended by another replica is seen as soon as the login rows are.
-const SESSION_CACHE_TTL: Duration = super::service::CACHE_TTL;
+const SESSION_CACHE_TTL: Duration = super::cache::CACHE_TTL;
 
 pub type SessionLayer = SessionManagerLayer<CachingSessionStore<SessionCache, SessionRecords>, SignedCookie>;
 
@@ -180,7 +180,7 @@ impl std::fmt::Debug for SessionCache {
 
 #[async_trait]
 impl SessionStore for SessionCache {
-    /// The SQLite store has already created the record with a unique id; keep a copy.
+    /// The store has already created the record with a unique id; keep a copy.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         self.save(record).await
     }

@@ -1,10 +1,18 @@
-//! The `logins` table: one row per signed-in client, and the user view a login reads.
+//! The SQL of logins: the `logins` table (one row per signed-in client), the sealed
+//! tokens each holds (`login_tokens`), the single-use markers of finished sign-ins
+//! (`used_logins`), and the user view a login reads.
 
 use super::User;
 use crate::ids::{LoginId, UserId};
-use crate::server::db::{Db, Tx};
+use crate::server::db::{query, Db, Exec, Tx};
 use crate::server::AppError;
-use crate::{with_db, with_tx};
+
+/// The signed-in client a request comes from: a login and the user it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Login {
+    pub id: LoginId,
+    pub user_id: UserId,
+}
 
 /// How a login was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,46 +133,37 @@ pub fn sanitized_user_agent(raw: &str) -> String {
 }
 
 /// A new login. `user_agent` is a browser's User-Agent or a device's name, already sanitised.
-pub async fn insert(tx: &mut Tx, id: &LoginId, user_id: UserId, (method, client): (Method, Client), user_agent: &str, now: i64) -> Result<(), AppError> {
+pub async fn insert(tx: &mut Tx, login: &Login, (method, client): (Method, Client), user_agent: &str, now: i64) -> Result<(), AppError> {
     let sql = "INSERT INTO logins (id, user_id, method, client, user_agent, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $6)";
-    with_tx!(tx, conn => sqlx::query(sql).bind(id).bind(user_id).bind(method.as_str()).bind(client.as_str()).bind(user_agent).bind(now).execute(conn).await.map(|done| done.rows_affected()))?;
+    query(sql).bind(&login.id).bind(login.user_id).bind(method.as_str()).bind(client.as_str()).bind(user_agent).bind(now).execute(tx).await?;
     Ok(())
 }
 
 pub async fn find(db: &Db, id: &LoginId) -> Result<Option<LoginRow>, AppError> {
     let sql = "SELECT user_id, client, created_at, last_seen_at FROM logins WHERE id = $1";
-    Ok(with_db!(db, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?)
+    Ok(query(sql).bind(id).fetch_optional(db).await?)
 }
 
 pub async fn touch(db: &Db, id: &LoginId, now: i64) -> Result<(), AppError> {
-    with_db!(db, pool => sqlx::query("UPDATE logins SET last_seen_at = $1 WHERE id = $2").bind(now).bind(id).execute(pool).await.map(|done| done.rows_affected()))?;
+    query("UPDATE logins SET last_seen_at = $1 WHERE id = $2").bind(now).bind(id).execute(db).await?;
     Ok(())
 }
 
-pub async fn delete(db: &Db, id: &LoginId) -> Result<(), AppError> {
-    with_db!(db, pool => sqlx::query("DELETE FROM logins WHERE id = $1").bind(id).execute(pool).await.map(|done| done.rows_affected()))?;
-    Ok(())
-}
-
-/// Deletes these logins in the caller's transaction.
-pub async fn delete_in(tx: &mut Tx, ids: &[LoginId]) -> Result<(), AppError> {
+/// Deletes these logins (their tokens and refresh families go with them); how many there were.
+pub async fn delete<'c>(on: impl Into<Exec<'c>>, ids: &[LoginId]) -> Result<u64, AppError> {
+    let mut on = on.into();
+    let mut deleted = 0;
     for id in ids {
-        with_tx!(tx, conn => sqlx::query("DELETE FROM logins WHERE id = $1").bind(id).execute(conn).await.map(|done| done.rows_affected()))?;
+        deleted += query("DELETE FROM logins WHERE id = $1").bind(id).execute(&mut on).await?;
     }
-    Ok(())
+    Ok(deleted)
 }
 
-/// Deletes one of the user's logins; false when the user has no such login.
-pub async fn delete_of_user(db: &Db, user_id: UserId, id: &LoginId) -> Result<bool, AppError> {
-    let sql = "DELETE FROM logins WHERE id = $1 AND user_id = $2";
-    let deleted = with_db!(db, pool => sqlx::query(sql).bind(id).bind(user_id).execute(pool).await.map(|done| done.rows_affected()))?;
-    Ok(deleted == 1)
-}
-
-/// Deletes every login of the user except `keep`; returns how many ended.
-pub async fn delete_all_of_user(db: &Db, user_id: UserId, keep: Option<&LoginId>) -> Result<u64, AppError> {
-    let sql = "DELETE FROM logins WHERE user_id = $1 AND id IS DISTINCT FROM $2";
-    Ok(with_db!(db, pool => sqlx::query(sql).bind(user_id).bind(keep).execute(pool).await.map(|done| done.rows_affected()))?)
+/// The ids of the user's logins: `only` that one, or all but `except`.
+pub async fn ids_of_user(db: &Db, user_id: UserId, only: Option<&LoginId>, except: Option<&LoginId>) -> Result<Vec<LoginId>, AppError> {
+    let sql = "SELECT id FROM logins WHERE user_id = $1 AND ($2 IS NULL OR id = $2) AND id IS DISTINCT FROM $3";
+    let rows: Vec<(LoginId,)> = query(sql).bind(user_id).bind(only).bind(except).fetch_all(db).await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
 /// `WHERE` text true for logins within the lifetimes of their kind, given [`live_bounds`] as `$1..=$4`.
@@ -183,21 +182,76 @@ pub async fn list_live(db: &Db, user_id: UserId, lifetimes: &LoginLifetimes, now
           WHERE user_id = $5 AND {LIVE} ORDER BY last_seen_at DESC, created_at DESC"
     );
     let [a, b, c, d] = live_bounds(lifetimes, now);
-    Ok(with_db!(db, pool => sqlx::query_as(&sql).bind(a).bind(b).bind(c).bind(d).bind(user_id).fetch_all(pool).await)?)
+    Ok(query(&sql).bind(a).bind(b).bind(c).bind(d).bind(user_id).fetch_all(db).await?)
 }
 
 /// Live logins by client kind (`browser`, `device`).
 pub async fn count_live(db: &Db, lifetimes: &LoginLifetimes, now: i64) -> Result<Vec<(String, i64)>, AppError> {
     let sql = format!("SELECT CAST(client AS TEXT), count(*) FROM logins WHERE {LIVE} GROUP BY client");
     let [a, b, c, d] = live_bounds(lifetimes, now);
-    Ok(with_db!(db, pool => sqlx::query_as(&sql).bind(a).bind(b).bind(c).bind(d).fetch_all(pool).await)?)
+    Ok(query(&sql).bind(a).bind(b).bind(c).bind(d).fetch_all(db).await?)
 }
 
 /// Deletes logins past either lifetime of their kind (run periodically).
 pub async fn delete_expired(db: &Db, lifetimes: &LoginLifetimes, now: i64) -> Result<u64, AppError> {
     let sql = format!("DELETE FROM logins WHERE NOT ({LIVE})");
     let [a, b, c, d] = live_bounds(lifetimes, now);
-    Ok(with_db!(db, pool => sqlx::query(&sql).bind(a).bind(b).bind(c).bind(d).execute(pool).await.map(|done| done.rows_affected()))?)
+    Ok(query(&sql).bind(a).bind(b).bind(c).bind(d).execute(db).await?)
+}
+
+/// Records a finished sign-in's marker; false when it was already there (a replay).
+pub async fn mark_used(db: &Db, marker: &str, expires_at: i64) -> Result<bool, AppError> {
+    let sql = "INSERT INTO used_logins (marker, expires_at) VALUES ($1, $2) ON CONFLICT (marker) DO NOTHING";
+    Ok(query(sql).bind(marker).bind(expires_at).execute(db).await? == 1)
+}
+
+/// Forgets markers no pending login can need any more (run periodically).
+pub async fn delete_used_markers(db: &Db, now: i64) -> Result<u64, AppError> {
+    Ok(query("DELETE FROM used_logins WHERE expires_at < $1").bind(now).execute(db).await?)
+}
+
+/// The sealed tokens of a login, with the logi user and session they were issued in
+/// (`None` keeps the stored ones: a refresh).
+pub struct SealedTokens<'a> {
+    pub sealed: &'a [u8],
+    pub logi_sub: Option<&'a str>,
+    pub logi_sid: Option<&'a str>,
+}
+
+/// Keeps a login's sealed tokens (or replaces them).
+pub async fn keep_tokens<'c>(on: impl Into<Exec<'c>>, login_id: &LoginId, tokens: &SealedTokens<'_>, now: i64) -> Result<(), AppError> {
+    let sql = "INSERT INTO login_tokens (login_id, sealed, updated_at, logi_sub, logi_sid) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (login_id) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at,
+            logi_sid = CASE WHEN excluded.logi_sub IS NULL THEN login_tokens.logi_sid ELSE excluded.logi_sid END,
+            logi_sub = COALESCE(excluded.logi_sub, login_tokens.logi_sub)";
+    query(sql).bind(login_id).bind(tokens.sealed).bind(now).bind(tokens.logi_sub).bind(tokens.logi_sid).execute(on).await?;
+    Ok(())
+}
+
+/// A login's sealed tokens. In a transaction from [`Db::begin_row_locks`] the row stays
+/// locked until it ends (Postgres); without one it is a plain read.
+pub async fn sealed_tokens(db: &Db, row_lock: Option<&mut Tx>, login_id: &LoginId) -> Result<Option<Vec<u8>>, AppError> {
+    Ok(match row_lock {
+        Some(tx) => query("SELECT sealed FROM login_tokens WHERE login_id = $1 FOR UPDATE").bind(login_id).scalar_optional(tx).await?,
+        None => query("SELECT sealed FROM login_tokens WHERE login_id = $1").bind(login_id).scalar_optional(db).await?,
+    })
+}
+
+/// The sealed tokens of these logins.
+pub async fn sealed_tokens_of(db: &Db, ids: &[LoginId]) -> Result<Vec<(LoginId, Vec<u8>)>, AppError> {
+    let mut found = Vec::with_capacity(ids.len());
+    for id in ids {
+        let sealed: Option<Vec<u8>> = query("SELECT sealed FROM login_tokens WHERE login_id = $1").bind(id).scalar_optional(db).await?;
+        found.extend(sealed.map(|sealed| (id.clone(), sealed)));
+    }
+    Ok(found)
+}
+
+/// The logins holding tokens of a logi session (`sid`) and/or logi user (`sub`; at least
+/// one is given), with their sealed tokens.
+pub async fn sealed_tokens_of_logi_session(tx: &mut Tx, sub: Option<&str>, sid: Option<&str>) -> Result<Vec<(LoginId, Vec<u8>)>, AppError> {
+    let sql = "SELECT login_id, sealed FROM login_tokens WHERE ($1 IS NULL OR logi_sid = $1) AND ($2 IS NULL OR logi_sub = $2)";
+    Ok(query(sql).bind(sid).bind(sub).fetch_all(tx).await?)
 }
 
 #[derive(sqlx::FromRow)]
@@ -213,6 +267,6 @@ pub async fn find_user(db: &Db, user_id: UserId) -> Result<Option<User>, AppErro
     let sql = "SELECT (SELECT subject FROM identities WHERE user_id = users.id ORDER BY linked_at LIMIT 1) AS sub,
                       anonymous, email, name
                  FROM users WHERE id = $1";
-    let row: Option<UserRow> = with_db!(db, pool => sqlx::query_as(sql).bind(user_id).fetch_optional(pool).await)?;
+    let row: Option<UserRow> = query(sql).bind(user_id).fetch_optional(db).await?;
     Ok(row.map(|UserRow { sub, anonymous, email, name }| User { sub, anonymous, email, name }))
 }

@@ -12,26 +12,23 @@
 //! in its own task, so it completes (and stores the rotated tokens) even when the
 //! request that started it is dropped.
 
-use super::cache::Expiring;
-use crate::ids::{LoginId, UserId};
+use super::cache::{Expiring, CACHE_TTL};
+use super::store::{self, SealedTokens};
+use crate::ids::LoginId;
 use crate::server::crypto::Sealer;
-use crate::server::db::{Db, Tx};
+use crate::server::db::{Db, Exec};
 use crate::server::unix_now as now;
 use crate::server::AppError;
-use crate::{with_db, with_tx};
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
+use zeroize::Zeroizing;
 
-/// A refresh (no session given) keeps the row's logi session; a new grant replaces it.
-const KEEP: &str = "INSERT INTO login_tokens (login_id, sealed, updated_at, logi_sub, logi_sid) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (login_id) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at,
-        logi_sid = CASE WHEN excluded.logi_sub IS NULL THEN login_tokens.logi_sid ELSE excluded.logi_sid END,
-        logi_sub = COALESCE(excluded.logi_sub, login_tokens.logi_sub)";
-const LOAD: &str = "SELECT sealed FROM login_tokens WHERE login_id = $1";
-const LOCK_ROW: &str = "SELECT sealed FROM login_tokens WHERE login_id = $1 FOR UPDATE";
+/// How long a refresh waits for another replica's refresh of the same login (Postgres'
+/// row lock); longer than logi's timeout, and a replica that dies frees the lock.
+const ROW_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Assumed access-token lifetime when the provider does not say (`expires_in`).
 const DEFAULT_LIFETIME_SECS: i64 = 300;
@@ -114,7 +111,8 @@ fn lifetime(expires_in: Option<u64>) -> i64 {
     expires_in.map_or(DEFAULT_LIFETIME_SECS, |secs| secs.min(i64::MAX as u64 / 4) as i64)
 }
 
-/// The plaintext inside a sealed row; it only ever exists inside a zeroised buffer.
+/// The plaintext inside a sealed row; it only ever exists in a buffer sized up front
+/// (so it is never copied by a reallocation) and wiped when dropped.
 #[derive(Serialize)]
 struct PlainOut<'a> {
     access_token: &'a str,
@@ -171,28 +169,16 @@ pub struct Custody {
 
 impl Custody {
     pub fn new(session_secret: &SecretString) -> Self {
-        Self {
-            sealer: Sealer::new(session_secret, "logi-bff/token-custody/v1"),
-            refresh_locks: Mutex::default(),
-            opened: Expiring::new(100_000, super::service::CACHE_TTL),
-        }
+        Self { sealer: Sealer::new(session_secret, "logi-bff/token-custody/v1"), refresh_locks: Mutex::default(), opened: Expiring::new(100_000, CACHE_TTL) }
     }
 
-    /// Keeps the tokens of a login (or replaces them), with the logi session they belong
-    /// to when they come from a new grant (`None` for a refresh keeps the stored one).
-    pub async fn keep(&self, db: &Db, login_id: &LoginId, tokens: &HeldTokens, session: Option<&LogiSession>) -> Result<(), AppError> {
+    /// Keeps the tokens of a login (or replaces them), on the pool or in the caller's
+    /// transaction, with the logi session they belong to when they come from a new grant
+    /// (`None` for a refresh keeps the stored one).
+    pub async fn keep<'c>(&self, on: impl Into<Exec<'c>>, login_id: &LoginId, tokens: &HeldTokens, session: Option<&LogiSession>) -> Result<(), AppError> {
         let sealed = self.seal(login_id, tokens)?;
-        let (sub, sid) = session.map_or((None, None), |session| (Some(&session.sub), session.sid.as_ref()));
-        with_db!(db, pool => sqlx::query(KEEP).bind(login_id).bind(sealed).bind(now()).bind(sub).bind(sid).execute(pool).await.map(|done| done.rows_affected()))?;
-        self.opened.insert(login_id.clone(), tokens.clone());
-        Ok(())
-    }
-
-    /// [`Custody::keep`] within the caller's transaction.
-    pub async fn keep_in(&self, tx: &mut Tx, login_id: &LoginId, tokens: &HeldTokens, session: Option<&LogiSession>) -> Result<(), AppError> {
-        let sealed = self.seal(login_id, tokens)?;
-        let (sub, sid) = session.map_or((None, None), |session| (Some(&session.sub), session.sid.as_ref()));
-        with_tx!(tx, conn => sqlx::query(KEEP).bind(login_id).bind(sealed).bind(now()).bind(sub).bind(sid).execute(conn).await.map(|done| done.rows_affected()))?;
+        let (logi_sub, logi_sid) = session.map_or((None, None), |session| (Some(session.sub.as_str()), session.sid.as_deref()));
+        store::keep_tokens(on, login_id, &SealedTokens { sealed: &sealed, logi_sub, logi_sid }, now()).await?;
         self.opened.insert(login_id.clone(), tokens.clone());
         Ok(())
     }
@@ -202,8 +188,7 @@ impl Custody {
         if let Some(held) = self.opened.get(login_id) {
             return Ok(Some(held));
         }
-        let sealed: Option<Vec<u8>> = with_db!(db, pool => sqlx::query_scalar(LOAD).bind(login_id).fetch_optional(pool).await)?;
-        Ok(self.opened_row(login_id, sealed))
+        Ok(self.opened_row(login_id, store::sealed_tokens(db, None, login_id).await?))
     }
 
     /// A stored row opened (and remembered); `None` when absent or it does not decrypt.
@@ -221,25 +206,15 @@ impl Custody {
         opened
     }
 
-    /// The refresh tokens of the user's logins (except `keep`), read before those logins end.
-    pub async fn refresh_tokens_of_user(&self, db: &Db, user_id: UserId, keep: Option<&LoginId>) -> Result<Vec<SecretString>, AppError> {
-        let sql = "SELECT t.login_id, t.sealed FROM login_tokens t JOIN logins l ON l.id = t.login_id WHERE l.user_id = $1 AND l.id IS DISTINCT FROM $2";
-        let rows: Vec<(LoginId, Vec<u8>)> = with_db!(db, pool => sqlx::query_as(sql).bind(user_id).bind(keep).fetch_all(pool).await)?;
-        Ok(rows.iter().filter_map(|(login_id, sealed)| self.open(login_id, sealed)?.refresh_token).collect())
-    }
-
-    /// The logins holding tokens of a logi session (`sid`) and/or logi user (`sub`; at
-    /// least one is given), each with its refresh token, read in the caller's transaction.
-    pub async fn of_logi_session(&self, tx: &mut Tx, sub: Option<&str>, sid: Option<&str>) -> Result<Vec<(LoginId, Option<SecretString>)>, AppError> {
-        let sql = "SELECT login_id, sealed FROM login_tokens WHERE ($1 IS NULL OR logi_sid = $1) AND ($2 IS NULL OR logi_sub = $2)";
-        let rows: Vec<(LoginId, Vec<u8>)> = with_tx!(tx, conn => sqlx::query_as(sql).bind(sid).bind(sub).fetch_all(conn).await)?;
-        Ok(rows
+    /// The refresh tokens of these logins (read before they end), each with its login.
+    pub fn refresh_tokens(&self, sealed: Vec<(LoginId, Vec<u8>)>) -> Vec<(LoginId, Option<SecretString>)> {
+        sealed
             .into_iter()
             .map(|(login_id, sealed)| {
                 let refresh_token = self.open(&login_id, &sealed).and_then(|held| held.refresh_token);
                 (login_id, refresh_token)
             })
-            .collect())
+            .collect()
     }
 
     /// A fresh access token for the login, refreshing it first when it expires within
@@ -272,14 +247,9 @@ impl Custody {
     async fn refresh(&self, db: &Db, authority: &dyn TokenAuthority, login_id: &LoginId, skew_secs: i64) -> Result<SecretString, CustodyError> {
         let lock = self.refresh_lock(login_id);
         let _refreshing = lock.lock().await;
-        let (row_lock, held) = match db {
-            Db::Postgres(pool) => {
-                let (tx, sealed) = Self::lock_row(pool, login_id).await?;
-                (Some(Tx::Postgres(tx)), self.opened_row(login_id, sealed))
-            }
-            Db::Sqlite(_) => (None, self.load(db, login_id).await?),
-        };
-        let held = held.ok_or(CustodyError::NoTokens)?;
+        let mut row_lock = db.begin_row_locks(ROW_LOCK_TIMEOUT).await.map_err(AppError::from)?;
+        let sealed = store::sealed_tokens(db, row_lock.as_mut(), login_id).await?;
+        let held = self.opened_row(login_id, sealed).ok_or(CustodyError::NoTokens)?;
         if held.is_fresh(skew_secs) {
             return Ok(held.access_token);
         }
@@ -301,21 +271,12 @@ impl Custody {
         };
         match row_lock {
             Some(mut tx) => {
-                self.keep_in(&mut tx, login_id, &refreshed, None).await?;
+                self.keep(&mut tx, login_id, &refreshed, None).await?;
                 tx.commit().await.map_err(AppError::from)?;
             }
             None => self.keep(db, login_id, &refreshed, None).await?,
         }
         Ok(refreshed.access_token)
-    }
-
-    /// Postgres: a transaction holding the login's token row (`FOR UPDATE`), and the row.
-    /// The lock wait outlasts the provider's timeout; a replica that dies frees it.
-    async fn lock_row(pool: &sqlx::PgPool, login_id: &LoginId) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, Option<Vec<u8>>), AppError> {
-        let mut tx = pool.begin().await?;
-        sqlx::query("SET LOCAL lock_timeout = '30s'").execute(&mut *tx).await?;
-        let sealed = sqlx::query_scalar(LOCK_ROW).bind(login_id).fetch_optional(&mut *tx).await?;
-        Ok((tx, sealed))
     }
 
     pub fn cached_entries(&self) -> usize {
@@ -342,8 +303,11 @@ impl Custody {
             expires_at: tokens.expires_at,
             lifetime_secs: tokens.lifetime_secs,
         };
-        let plaintext = SecretString::from(serde_json::to_string(&plain).map_err(|e| AppError::Internal(format!("seal: {e}")))?);
-        Ok(self.sealer.seal(login_id.as_str().as_bytes(), plaintext.expose_secret().as_bytes()))
+        // Room for the worst case (every character escaped as `\u00XX`), so the buffer never moves.
+        let text_bytes = [Some(plain.access_token), plain.refresh_token, plain.id_token].iter().flatten().map(|t| t.len()).sum::<usize>();
+        let mut plaintext = Zeroizing::new(Vec::with_capacity(256 + 6 * text_bytes));
+        serde_json::to_writer(&mut *plaintext, &plain).map_err(|e| AppError::Internal(format!("seal: {e}")))?;
+        Ok(self.sealer.seal(login_id.as_str().as_bytes(), &plaintext))
     }
 
     fn open(&self, login_id: &LoginId, sealed: &[u8]) -> Option<HeldTokens> {

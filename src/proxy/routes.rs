@@ -12,7 +12,7 @@
 use super::upstream::{Upstream, UpstreamError};
 use super::{target, CSRF_HEADER};
 use crate::login::tokens::CustodyError;
-use crate::login::{ApiLogin, Login, Logins};
+use crate::login::{ApiLogin, EndReason, Login, Logins};
 use crate::server::http::error_chain;
 use crate::server::request_id::{RequestId, X_REQUEST_ID};
 use crate::server::{json_error, AppError};
@@ -86,7 +86,7 @@ impl From<AppError> for ProxyError {
 }
 
 async fn proxy(State(logins): State<Arc<Logins>>, State(upstream): State<Option<Arc<Upstream>>>, found: ApiLogin, request: Request) -> Response {
-    let bearer = found.bearer;
+    let bearer = found.is_bearer();
     match forward(&logins, upstream.as_deref(), found, request).await {
         Ok(response) => response,
         // A device whose logi session was refused gets the bearer challenge too.
@@ -96,7 +96,7 @@ async fn proxy(State(logins): State<Arc<Logins>>, State(upstream): State<Option<
 }
 
 async fn forward(logins: &Logins, upstream: Option<&Upstream>, found: ApiLogin, request: Request) -> Result<Response, ProxyError> {
-    if !found.bearer && request.headers().get(CSRF_HEADER).is_none_or(|value| value != "1") {
+    if !found.is_bearer() && request.headers().get(CSRF_HEADER).is_none_or(|value| value != "1") {
         return Err(ProxyError::MissingCsrfHeader);
     }
     let upstream = upstream.ok_or(ProxyError::NotConfigured)?;
@@ -139,13 +139,16 @@ fn bearer_header(token: &SecretString) -> Result<HeaderValue, ProxyError> {
 }
 
 /// The login's access token, refreshed if needed. A refused refresh (or a login ended
-/// meanwhile) ends the session.
+/// meanwhile) ends the login, and signs a browser out.
 async fn access_token(logins: &Logins, found: &ApiLogin, login: &Login) -> Result<SecretString, ProxyError> {
     match logins.access_token(login).await {
         Ok(token) => Ok(token),
         Err(CustodyError::Expired) => {
             tracing::info!("refresh token refused; ending the login");
-            logins.end_refused(login, &found.session).await?;
+            match &found.session {
+                Some(session) => logins.sign_out(session, Some(login), EndReason::Refused).await?,
+                None => _ = logins.end(std::slice::from_ref(&login.id), EndReason::Refused).await?,
+            }
             Err(ProxyError::SessionExpired)
         }
         Err(CustodyError::NoTokens) => Err(ProxyError::LogiSignInRequired),

@@ -47,6 +47,16 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// Where Prometheus scrapes `/metrics`; `None` (the default) records nothing.
     pub metrics_addr: Option<SocketAddr>,
+    /// `LOG_FORMAT`: readable lines (`text`, the default) or one JSON object per line.
+    pub log_format: LogFormat,
+    /// `LEPTOS_RELOAD_PORT`: where `cargo leptos watch` listens for live reload.
+    pub reload_port: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Native apps (`POST /api/auth/logi/exchange` and our own tokens).
@@ -134,6 +144,12 @@ impl Config {
             trusted_proxies: TrustedProxies::parse(var("TRUSTED_PROXIES").as_deref().unwrap_or_default())
                 .map_err(|problem| invalid("TRUSTED_PROXIES", problem))?,
             metrics_addr: metrics_addr(var("METRICS_ADDR"), listen_addr)?,
+            log_format: match var("LOG_FORMAT").as_deref() {
+                None | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => return Err(invalid("LOG_FORMAT", format!("must be `text` or `json`, got `{other}`"))),
+            },
+            reload_port: bounded(var("LEPTOS_RELOAD_PORT"), "LEPTOS_RELOAD_PORT", 3001, 1..=65535)? as u32,
         })
     }
 

@@ -1,5 +1,6 @@
 //! The few cryptographic helpers every feature shares: purpose-bound keys derived
-//! from `SESSION_SECRET`, authenticated sealing, SHA-256, and compact JWS splitting.
+//! from `SESSION_SECRET`, authenticated sealing, SHA-256, compact JWS splitting, and the
+//! JWT rules ours and logi's tokens share (`aud`, clock leeway).
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -8,6 +9,26 @@ use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox, SecretString};
 use sha2::{Digest, Sha256};
 
 const NONCE_LEN: usize = 24;
+
+/// Clock skew allowed on the `iat` and `exp` of every JWT we check (ours and logi's).
+pub const JWT_LEEWAY_SECS: i64 = 60;
+
+/// A JWT's `aud`: one string or an array of them (RFC 7519 §4.1.3).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    pub fn contains(&self, audience: &str) -> bool {
+        match self {
+            Self::One(one) => one == audience,
+            Self::Many(many) => many.iter().any(|one| one == audience),
+        }
+    }
+}
 
 /// A key for one purpose only (`label`), derived from the session secret with HKDF-SHA256.
 pub fn derive_key<const N: usize>(secret: &SecretString, label: &str) -> SecretBox<[u8; N]> {

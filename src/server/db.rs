@@ -3,12 +3,13 @@
 //! applied at startup (on Postgres under sqlx's advisory lock, so replicas starting
 //! together apply them once).
 //!
-//! One SQL text serves both where it can (`$1` placeholders, times bound from Rust):
-//! [`with_db!`] and [`with_tx!`] run the same query code on whichever backend this is.
+//! One SQL text serves both (`$1` placeholders, times bound from Rust): features build a
+//! [`Query`] and run it on a [`Db`] or a [`Tx`]; which backend it is stays in this file.
 
-use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
-use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqlitePool, Transaction};
+use crate::ids::{Issuer, LoginId, Subject, UserId};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow, Postgres};
+use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Arguments, Database, Encode, FromRow, SqlitePool, Transaction, Type};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -42,35 +43,6 @@ pub enum Tx {
     Postgres(Transaction<'static, Postgres>),
 }
 
-/// `with_db!(db, pool => expr)`: evaluates `expr` with `pool` bound to the `&SqlitePool`
-/// or `&PgPool` inside `db` (an expression of type `&Db`): one query text, both backends.
-#[macro_export]
-macro_rules! with_db {
-    ($db:expr, $pool:ident => $body:expr) => {
-        match $db {
-            $crate::server::db::Db::Sqlite($pool) => $body,
-            $crate::server::db::Db::Postgres($pool) => $body,
-        }
-    };
-}
-
-/// `with_tx!(tx, conn => expr)`: the same for a `&mut Tx`; `conn` is the `&mut` connection.
-#[macro_export]
-macro_rules! with_tx {
-    ($tx:expr, $conn:ident => $body:expr) => {
-        match $tx {
-            $crate::server::db::Tx::Sqlite(tx) => {
-                let $conn = &mut **tx;
-                $body
-            }
-            $crate::server::db::Tx::Postgres(tx) => {
-                let $conn = &mut **tx;
-                $body
-            }
-        }
-    };
-}
-
 impl Db {
     /// A transaction holding the write lock named `lock` until it ends, so writers of the
     /// same thing serialise, across replicas too: on SQLite the database's write lock
@@ -79,9 +51,9 @@ impl Db {
         match self {
             Db::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)),
             Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock_key(lock)).execute(&mut *tx).await?;
-                Ok(Tx::Postgres(tx))
+                let mut tx = Tx::Postgres(pool.begin().await?);
+                query("SELECT pg_advisory_xact_lock($1)").bind(lock_key(lock)).execute(&mut tx).await?;
+                Ok(tx)
             }
         }
     }
@@ -94,18 +66,15 @@ impl Db {
         }
     }
 
-    /// Runs one SQL statement as is, without arguments (tests and maintenance); the rows it affected.
-    pub async fn execute(&self, sql: &str) -> Result<u64, sqlx::Error> {
-        with_db!(self, pool => sqlx::query(sql).execute(pool).await.map(|done| done.rows_affected()))
-    }
-
-    /// The first column of the first row of `sql`, as a whole number (tests and maintenance).
-    pub async fn count(&self, sql: &str) -> Result<i64, sqlx::Error> {
-        with_db!(self, pool => sqlx::query_scalar(sql).fetch_one(pool).await)
-    }
-
-    pub fn is_postgres(&self) -> bool {
-        matches!(self, Db::Postgres(_))
+    /// A transaction that can hold row locks (`SELECT … FOR UPDATE`) for up to
+    /// `lock_timeout`: Postgres only. SQLite has no row locks (its writers serialise on the
+    /// database's lock), so there it is `None` and the caller reads without one.
+    pub async fn begin_row_locks(&self, lock_timeout: Duration) -> Result<Option<Tx>, sqlx::Error> {
+        let Db::Postgres(pool) = self else { return Ok(None) };
+        let mut tx = Tx::Postgres(pool.begin().await?);
+        // SET takes no placeholders; the number is ours.
+        query(&format!("SET LOCAL lock_timeout = '{}ms'", lock_timeout.as_millis())).execute(&mut tx).await?;
+        Ok(Some(tx))
     }
 }
 
@@ -116,6 +85,174 @@ impl Tx {
             Tx::Postgres(tx) => tx.commit().await,
         }
     }
+}
+
+/// Where a [`Query`] runs: the pool, or a transaction the caller holds.
+pub enum Exec<'c> {
+    Pool(&'c Db),
+    Tx(&'c mut Tx),
+}
+
+impl<'c> From<&'c Db> for Exec<'c> {
+    fn from(db: &'c Db) -> Self {
+        Self::Pool(db)
+    }
+}
+
+impl<'c> From<&'c mut Tx> for Exec<'c> {
+    fn from(tx: &'c mut Tx) -> Self {
+        Self::Tx(tx)
+    }
+}
+
+/// A reborrow, so one executor can run several queries in turn.
+impl<'a> From<&'a mut Exec<'_>> for Exec<'a> {
+    fn from(exec: &'a mut Exec<'_>) -> Self {
+        match exec {
+            Exec::Pool(db) => Exec::Pool(db),
+            Exec::Tx(tx) => Exec::Tx(tx),
+        }
+    }
+}
+
+/// A value for one `$n` placeholder, bound the same way on both backends.
+#[derive(Clone, Copy, Debug)]
+pub enum Arg<'q> {
+    Int(Option<i64>),
+    Bool(bool),
+    Text(Option<&'q str>),
+    Bytes(Option<&'q [u8]>),
+}
+
+macro_rules! args_from {
+    ($($ty:ty => |$v:ident| $arg:expr;)*) => {$(
+        impl<'q> From<$ty> for Arg<'q> {
+            fn from($v: $ty) -> Self {
+                $arg
+            }
+        }
+    )*};
+}
+
+args_from! {
+    i64 => |v| Arg::Int(Some(v));
+    Option<i64> => |v| Arg::Int(v);
+    bool => |v| Arg::Bool(v);
+    &'q str => |v| Arg::Text(Some(v));
+    &'q String => |v| Arg::Text(Some(v));
+    Option<&'q str> => |v| Arg::Text(v);
+    Option<&'q String> => |v| Arg::Text(v.map(String::as_str));
+    &'q Option<String> => |v| Arg::Text(v.as_deref());
+    &'q bool => |v| Arg::Bool(*v);
+    &'q [u8] => |v| Arg::Bytes(Some(v));
+    &'q Vec<u8> => |v| Arg::Bytes(Some(v));
+    Option<&'q [u8]> => |v| Arg::Bytes(v);
+    UserId => |v| Arg::Int(Some(v.0));
+    &'q LoginId => |v| Arg::Text(Some(v.as_str()));
+    Option<&'q LoginId> => |v| Arg::Text(v.map(LoginId::as_str));
+    &'q Issuer => |v| Arg::Text(Some(v.as_str()));
+    &'q Subject => |v| Arg::Text(Some(v.as_str()));
+}
+
+/// A row type both backends can decode.
+pub trait Row: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+
+/// One SQL text (`$1` placeholders, times bound from Rust) with its arguments, run on
+/// whichever backend this is: the only way features reach the database.
+#[must_use = "a query does nothing until it runs"]
+pub struct Query<'q> {
+    sql: &'q str,
+    args: Vec<Arg<'q>>,
+}
+
+pub fn query(sql: &str) -> Query<'_> {
+    Query { sql, args: Vec::new() }
+}
+
+/// Runs `$body` with `$ex` bound to the executor and `$args` to the encoded arguments of
+/// the backend `$on` names.
+macro_rules! on_backend {
+    ($on:expr, $query:expr, |$ex:ident, $args:ident| $body:expr) => {
+        match $on.into() {
+            Exec::Pool(Db::Sqlite(pool)) => {
+                let ($ex, $args) = (pool, arguments::<Sqlite>(&$query.args)?);
+                $body
+            }
+            Exec::Pool(Db::Postgres(pool)) => {
+                let ($ex, $args) = (pool, arguments::<Postgres>(&$query.args)?);
+                $body
+            }
+            Exec::Tx(Tx::Sqlite(tx)) => {
+                let ($ex, $args) = (&mut **tx, arguments::<Sqlite>(&$query.args)?);
+                $body
+            }
+            Exec::Tx(Tx::Postgres(tx)) => {
+                let ($ex, $args) = (&mut **tx, arguments::<Postgres>(&$query.args)?);
+                $body
+            }
+        }
+    };
+}
+
+impl<'q> Query<'q> {
+    pub fn bind(mut self, value: impl Into<Arg<'q>>) -> Self {
+        self.args.push(value.into());
+        self
+    }
+
+    /// Runs the statement; the number of rows it affected.
+    pub async fn execute(self, on: impl Into<Exec<'_>>) -> Result<u64, sqlx::Error> {
+        on_backend!(on, self, |ex, args| sqlx::query_with(self.sql, args).execute(ex).await.map(|done| done.rows_affected()))
+    }
+
+    pub async fn fetch_optional<T: Row>(self, on: impl Into<Exec<'_>>) -> Result<Option<T>, sqlx::Error> {
+        on_backend!(on, self, |ex, args| sqlx::query_as_with(self.sql, args).fetch_optional(ex).await)
+    }
+
+    pub async fn fetch_one<T: Row>(self, on: impl Into<Exec<'_>>) -> Result<T, sqlx::Error> {
+        on_backend!(on, self, |ex, args| sqlx::query_as_with(self.sql, args).fetch_one(ex).await)
+    }
+
+    pub async fn fetch_all<T: Row>(self, on: impl Into<Exec<'_>>) -> Result<Vec<T>, sqlx::Error> {
+        on_backend!(on, self, |ex, args| sqlx::query_as_with(self.sql, args).fetch_all(ex).await)
+    }
+
+    /// The first column of the only row.
+    pub async fn scalar<T: Send + Unpin>(self, on: impl Into<Exec<'_>>) -> Result<T, sqlx::Error>
+    where
+        (T,): Row,
+    {
+        self.fetch_one::<(T,)>(on).await.map(|(value,)| value)
+    }
+
+    /// The first column of the first row, if there is one.
+    pub async fn scalar_optional<T: Send + Unpin>(self, on: impl Into<Exec<'_>>) -> Result<Option<T>, sqlx::Error>
+    where
+        (T,): Row,
+    {
+        Ok(self.fetch_optional::<(T,)>(on).await?.map(|(value,)| value))
+    }
+}
+
+fn arguments<'q, DB: Database>(args: &[Arg<'q>]) -> Result<<DB as Database>::Arguments<'q>, sqlx::Error>
+where
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+    bool: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    Option<&'q [u8]>: Encode<'q, DB> + Type<DB>,
+{
+    let mut out = <DB as Database>::Arguments::<'q>::default();
+    for arg in args {
+        match *arg {
+            Arg::Int(value) => out.add(value),
+            Arg::Bool(value) => out.add(value),
+            Arg::Text(value) => out.add(value),
+            Arg::Bytes(value) => out.add(value),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(out)
 }
 
 /// An advisory lock key: the first 8 bytes of the name's SHA-256.
@@ -163,21 +300,45 @@ fn create_parent_directory(options: &SqliteConnectOptions) -> Result<(), DbError
     }
 }
 
-/// Names a Postgres server (an admin URL) for the tests to run against instead of SQLite.
-pub const TEST_POSTGRES_VAR: &str = "LOGI_BFF_TEST_POSTGRES";
+/// What only tests use (the `test-support` feature; never in the release binary).
+#[cfg(any(test, feature = "test-support"))]
+mod test_support {
+    use super::{query, Db};
 
-/// For tests: the URL of a fresh, empty database of the backend under test — a SQLite
-/// file in `dir`, or a new database on the server named by [`TEST_POSTGRES_VAR`].
-pub async fn scratch_database_url(dir: &std::path::Path) -> Result<String, sqlx::Error> {
-    let Ok(admin) = std::env::var(TEST_POSTGRES_VAR) else { return Ok(format!("sqlite://{}", dir.join("app.db").display())) };
-    use sqlx::Connection;
-    let name = format!("t_{}", hex::encode(rand::random::<[u8; 8]>()));
-    let mut conn = sqlx::PgConnection::connect(&admin).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
-    let mut url = url::Url::parse(&admin).map_err(|e| sqlx::Error::Configuration(e.into()))?;
-    url.set_path(&format!("/{name}"));
-    Ok(url.to_string())
+    /// Names a Postgres server (an admin URL) for the tests to run against instead of SQLite.
+    pub const TEST_POSTGRES_VAR: &str = "LOGI_BFF_TEST_POSTGRES";
+
+    impl Db {
+        /// Runs one SQL statement as is, without arguments; the rows it affected.
+        pub async fn execute(&self, sql: &str) -> Result<u64, sqlx::Error> {
+            query(sql).execute(self).await
+        }
+
+        /// The first column of the first row of `sql`, as a whole number.
+        pub async fn count(&self, sql: &str) -> Result<i64, sqlx::Error> {
+            query(sql).scalar(self).await
+        }
+
+        pub fn is_postgres(&self) -> bool {
+            matches!(self, Db::Postgres(_))
+        }
+    }
+
+    /// The URL of a fresh, empty database of the backend under test — a SQLite file in
+    /// `dir`, or a new database on the server named by [`TEST_POSTGRES_VAR`].
+    pub async fn scratch_database_url(dir: &std::path::Path) -> Result<String, sqlx::Error> {
+        let Ok(admin) = std::env::var(TEST_POSTGRES_VAR) else { return Ok(format!("sqlite://{}", dir.join("app.db").display())) };
+        use sqlx::Connection;
+        let name = format!("t_{}", hex::encode(rand::random::<[u8; 8]>()));
+        let mut conn = sqlx::PgConnection::connect(&admin).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+        let mut url = url::Url::parse(&admin).map_err(|e| sqlx::Error::Configuration(e.into()))?;
+        url.set_path(&format!("/{name}"));
+        Ok(url.to_string())
+    }
 }
+#[cfg(any(test, feature = "test-support"))]
+pub use test_support::{scratch_database_url, TEST_POSTGRES_VAR};
 
 /// A migrated database of the backend under test in a fresh temporary directory (kept
 /// while the `TempDir` lives).

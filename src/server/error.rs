@@ -37,13 +37,32 @@ impl IntoResponse for AppError {
     }
 }
 
-/// `{"error": code}` with `Cache-Control: no-store`: every error answer of the JSON API.
+/// `{"error": code}`, never cached: every error answer of the JSON API.
 pub fn json_error(status: StatusCode, code: &str) -> Response {
-    no_store((status, Json(serde_json::json!({ "error": code }))).into_response())
+    error_body(status, code, None)
 }
 
-/// The response with `Cache-Control: no-store` (anything about a session or a token).
+/// `{"error": code, "error_description": description}` (RFC 6749 §5.2), never cached.
+pub fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response {
+    error_body(status, code, Some(description))
+}
+
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_description: Option<&'a str>,
+}
+
+fn error_body(status: StatusCode, error: &str, error_description: Option<&str>) -> Response {
+    no_store((status, Json(ErrorBody { error, error_description })).into_response())
+}
+
+/// The response with `Cache-Control: no-store` and `Pragma: no-cache` (anything about a
+/// session or a token; RFC 6749 §5.1 asks for both).
 pub fn no_store(mut response: Response) -> Response {
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response
 }

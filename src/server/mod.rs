@@ -16,7 +16,7 @@ pub mod request;
 pub mod request_context;
 pub mod request_id;
 
-pub use error::{json_error, no_store, AppError};
+pub use error::{json_error, no_store, oauth_error, AppError};
 
 /// The current time in Unix seconds: every stored time and every comparison with one.
 pub fn unix_now() -> i64 {

@@ -1,8 +1,30 @@
 //! What a handler or server function may know about the request it serves.
 
 use super::client_ip::ClientIp;
+use axum::body::{to_bytes, Body, Bytes};
 use axum::http::{header, request::Parts, Extensions, HeaderMap};
 use leptos::prelude::use_context;
+
+pub const FORM: &str = "application/x-www-form-urlencoded";
+pub const JSON: &str = "application/json";
+/// Largest body a form or JSON endpoint of ours reads (the native and back-channel routes).
+pub const MAX_SMALL_BODY_BYTES: usize = 16 * 1024;
+
+/// The media type of a body (`Content-Type` without parameters, lowercased).
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+}
+
+/// True when the body is of this media type (`FORM`, `JSON`).
+pub fn is_media_type(headers: &HeaderMap, expected: &str) -> bool {
+    media_type(headers).is_some_and(|essence| essence == expected)
+}
+
+/// The whole body, if it is at most [`MAX_SMALL_BODY_BYTES`] and could be read.
+pub async fn small_body(body: Body) -> Option<Bytes> {
+    to_bytes(body, MAX_SMALL_BODY_BYTES).await.ok()
+}
 
 /// The client address of this server function's request (the key for per-address throttling).
 pub fn client_address() -> String {

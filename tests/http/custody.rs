@@ -6,7 +6,7 @@ use logi_bff::auth::oidc::Provider;
 use logi_bff::ids::LoginId;
 use logi_bff::login::tokens::{Custody, CustodyError, HeldTokens, TokenAuthority};
 use logi_bff::server::config::LogiConfig;
-use logi_bff::server::db::Db;
+use logi_bff::server::db::{query, Db};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -42,11 +42,12 @@ async fn tokens_are_sealed_at_rest_and_open_only_for_their_login_and_key() {
     let custody = custody("session-secret-0123456789abcdef-0123");
     custody.keep(&pool, &login("login-1"), &held("access-plain", Some("refresh-plain"), 42), None).await.unwrap();
 
-    let sealed: Vec<u8> = logi_bff::with_db!(&pool, pool => sqlx::query_scalar("SELECT sealed FROM login_tokens").fetch_one(pool).await).unwrap();
+    let sealed: Vec<u8> = query("SELECT sealed FROM login_tokens").scalar(&pool).await.unwrap();
     let as_text = String::from_utf8_lossy(&sealed);
     assert!(!as_text.contains("access-plain") && !as_text.contains("refresh-plain"), "a token is readable at rest");
 
-    let loaded = custody.load(&pool, &login("login-1")).await.unwrap().unwrap();
+    // A second custody with the same key has nothing cached: this opens the stored row.
+    let loaded = self::custody("session-secret-0123456789abcdef-0123").load(&pool, &login("login-1")).await.unwrap().unwrap();
     assert_eq!((loaded.access_token.expose_secret(), loaded.refresh_token.unwrap().expose_secret(), loaded.expires_at), ("access-plain", "refresh-plain", 42));
 
     let rotated_secret = self::custody("another-session-secret-0123456789abcdef");

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use futures_util::future::join_all;
 use hmac::{Hmac, Mac};
+use logi_bff::server::db::query;
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use reqwest::{Method, StatusCode};
@@ -123,7 +124,7 @@ async fn the_exchange_answers_with_our_tokens_only_and_starts_a_device_login() {
     assert_eq!((header["alg"].as_str(), header["typ"].as_str()), (Some("ES256"), Some("at+jwt")));
     let user_id: i64 = app.count("SELECT id FROM users").await;
     let sql = "SELECT id, client, user_agent FROM logins";
-    let (login_id, client, name): (String, String, String) = logi_bff::with_db!(&app.state.db, pool => sqlx::query_as(sql).fetch_one(pool).await).unwrap();
+    let (login_id, client, name): (String, String, String) = query(sql).fetch_one(&app.state.db).await.unwrap();
     assert_eq!((client.as_str(), name.as_str()), ("device", "Ada's phone"));
     assert_eq!(claims["iss"].as_str(), Some(app.url.as_str()));
     assert_eq!(claims["aud"].as_str(), Some(app.url.as_str()));
@@ -174,7 +175,7 @@ async fn a_bearer_reads_me_and_calls_the_proxy_without_csrf_and_never_with_a_coo
 /// A token signed with the app's real current key (read the way a replica would).
 async fn forge(app: &TestApp, header: Value, claims: Value) -> String {
     let sql = "SELECT kid, sealed FROM signing_keys WHERE retired_at IS NULL";
-    let (kid, sealed): (String, Vec<u8>) = logi_bff::with_db!(&app.state.db, pool => sqlx::query_as(sql).fetch_one(pool).await).unwrap();
+    let (kid, sealed): (String, Vec<u8>) = query(sql).fetch_one(&app.state.db).await.unwrap();
     let sealer = logi_bff::server::crypto::Sealer::new(&SESSION_SECRET.to_owned().into(), "logi-bff/native-signing-keys/v1");
     let scalar = sealer.open(kid.as_bytes(), &sealed).unwrap();
     let key = SigningKey::from_slice(secrecy::ExposeSecret::expose_secret(&scalar)).unwrap();

@@ -134,6 +134,29 @@ fn series(page: &str, name_and_labels: &[&str]) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Anyone can send a browser to the callback with any `error`: the metric's labels must
+/// not grow with what they choose.
+#[tokio::test]
+async fn a_thousand_forged_provider_errors_add_no_series_of_their_own() {
+    let app = spawn_app_with(&[("METRICS_ADDR", "127.0.0.1:0")]).await;
+    let metrics_url = app.metrics_url.clone().expect("a metrics listener");
+    let scrape = || async { reqwest::get(&metrics_url).await.unwrap().text().await.unwrap() };
+    let other = ["logi_bff_auth_errors_total{", "code=\"provider_other\""];
+    let before = series(&scrape().await, &other);
+    let browser = app.browser();
+    for n in 0..1000u32 {
+        let to_logi = browser.get("/api/auth/login").await;
+        let state = url::Url::parse(to_logi.location()).unwrap().query_pairs().find(|(key, _)| key == "state").unwrap().1.into_owned();
+        // Letters only, so each passes the code sanitiser as a distinct code.
+        let forged: String = format!("forged_{}", n.to_string().bytes().map(|digit| char::from(b'a' + digit - b'0')).collect::<String>());
+        let answer = browser.get(&format!("/api/auth/callback?state={state}&error={forged}")).await;
+        assert!(answer.location().ends_with(&format!("auth_error={forged}")), "{}", answer.location());
+    }
+    let after = scrape().await;
+    assert!(!after.contains("forged_"), "a forged code became a label");
+    assert!(series(&after, &other) >= before + 1000.0, "{after}");
+}
+
 #[tokio::test]
 async fn metrics_are_served_on_their_own_listener_only() {
     let app = spawn_app_with(&[("METRICS_ADDR", "127.0.0.1:0")]).await;

@@ -6,10 +6,10 @@
 //! longer than any token it signed can live. A key that does not open (the
 //! `SESSION_SECRET` changed) is skipped, and a new one is made if none is left.
 
+use super::store::{self, KeyRow as StoredKey};
 use crate::server::crypto::{sha256, CompactJws, Sealer};
 use crate::server::db::{Db, Tx};
 use crate::server::AppError;
-use crate::{with_db, with_tx};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use p256::ecdsa::signature::{Signer, Verifier};
@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 const LABEL: &str = "logi-bff/native-signing-keys/v1";
 /// Replicas making or rotating keys at once take turns.
 const LOCK: &str = "signing-keys";
-const ALL: &str = "SELECT kid, sealed, created_at, retired_at FROM signing_keys ORDER BY created_at, kid";
 const MAX_AGE_SECS: i64 = 30 * 24 * 3600;
 /// Longer than the longest access token (60 minutes) plus leeway and reload intervals.
 const RETIRED_KEPT_SECS: i64 = 2 * 3600;
@@ -66,10 +65,9 @@ impl SigningKeys {
     /// Makes sure a young signing key exists (creating or rotating one), deletes keys no
     /// token can need any more, and loads the rest. At startup and periodically.
     pub async fn maintain(&self, db: &Db, now: i64) -> Result<(), AppError> {
-        let sql = "DELETE FROM signing_keys WHERE retired_at < $1";
-        with_db!(db, pool => sqlx::query(sql).bind(now - RETIRED_KEPT_SECS).execute(pool).await.map(|done| done.rows_affected()))?;
+        store::delete_keys_retired_before(db, now - RETIRED_KEPT_SECS).await?;
         let mut tx = db.begin_locked(LOCK).await?;
-        let rows = with_tx!(&mut tx, conn => sqlx::query_as(ALL).fetch_all(conn).await)?;
+        let rows = store::signing_keys(&mut tx).await?;
         let young = self.open_rows(rows).iter().any(|row| !row.retired && row.created_at > now - MAX_AGE_SECS);
         if !young {
             self.insert_new(&mut tx, now).await?;
@@ -79,6 +77,7 @@ impl SigningKeys {
     }
 
     /// Replaces the signing key now; the old one stays published while its tokens live.
+    #[cfg(any(test, feature = "test-support"))]
     pub async fn rotate(&self, db: &Db, now: i64) -> Result<(), AppError> {
         let mut tx = db.begin_locked(LOCK).await?;
         self.insert_new(&mut tx, now).await?;
@@ -90,16 +89,13 @@ impl SigningKeys {
         let key = generate();
         let kid = thumbprint(key.verifying_key());
         let sealed = self.sealer.seal(kid.as_bytes(), &key.to_bytes());
-        let retire = "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL";
-        with_tx!(&mut *tx, conn => sqlx::query(retire).bind(now).execute(conn).await.map(|done| done.rows_affected()))?;
-        let insert = "INSERT INTO signing_keys (kid, sealed, created_at) VALUES ($1, $2, $3)";
-        with_tx!(&mut *tx, conn => sqlx::query(insert).bind(&kid).bind(&sealed).bind(now).execute(conn).await.map(|done| done.rows_affected()))?;
+        store::insert_signing_key(tx, &kid, &sealed, now).await?;
         tracing::info!(kid, "new signing key for native access tokens");
         Ok(())
     }
 
     /// Every stored key that opens, oldest first.
-    fn open_rows(&self, rows: Vec<(String, Vec<u8>, i64, Option<i64>)>) -> Vec<KeyRow> {
+    fn open_rows(&self, rows: Vec<StoredKey>) -> Vec<KeyRow> {
         rows.into_iter()
             .filter_map(|(kid, sealed, created_at, retired_at)| {
                 let opened = self.sealer.open(kid.as_bytes(), &sealed).and_then(|scalar| SigningKey::from_slice(scalar.expose_secret()).ok());
@@ -114,7 +110,7 @@ impl SigningKeys {
     /// Reads the keys again and swaps them in.
     pub async fn reload(&self, db: &Db) -> Result<(), AppError> {
         *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        let rows = self.open_rows(with_db!(db, pool => sqlx::query_as(ALL).fetch_all(pool).await)?);
+        let rows = self.open_rows(store::signing_keys(db).await?);
         let signing = rows.iter().rev().find(|row| !row.retired).map(|row| (row.kid.clone(), row.key.clone()));
         let verifying: HashMap<String, VerifyingKey> = rows.iter().map(|row| (row.kid.clone(), *row.key.verifying_key())).collect();
         let jwks = serde_json::json!({ "keys": rows.iter().map(|row| jwk(&row.kid, row.key.verifying_key())).collect::<Vec<_>>() }).to_string();

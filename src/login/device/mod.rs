@@ -1,31 +1,26 @@
-//! Native apps' devices: a device is a login like a browser's, holding logi's tokens
-//! the same way, but it proves itself with our own tokens instead of a cookie: a short
-//! ES256 access token (RFC 9068) and a rotating refresh token (one family per device).
-//! logi's tokens never leave the server.
+//! Our tokens for native apps' devices: the issuer and verifier of our ES256 access
+//! tokens (RFC 9068), the signing keys behind them, and the rotating refresh-token
+//! families. A device is a login like a browser's (see `service/device.rs`); logi's
+//! tokens never leave the server.
 
 mod keys;
 pub mod refresh;
+mod store;
 
 use super::cache::Expiring;
-use super::service::{Login, Logins};
-use super::store::{self, Client, Method};
-use super::tokens::{HeldTokens, LogiSession, TokenSet};
+use super::store::Login;
 use crate::ids::{LoginId, UserId};
 use crate::server::config::Config;
-use crate::server::crypto::sha256;
-use crate::server::db::{Db, Tx};
+use crate::server::crypto::{sha256, Audience, JWT_LEEWAY_SECS as LEEWAY_SECS};
+use crate::server::db::Db;
 use crate::server::AppError;
 use keys::SigningKeys;
-use refresh::Rotation;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// `exp` and `iat` are checked with this much clock skew allowed.
-const LEEWAY_SECS: i64 = 60;
 /// Longer than any access token we issue; a longer bearer is refused before parsing.
 const MAX_BEARER_BYTES: usize = 4096;
-const UNNAMED_DEVICE: &str = "Native app";
 /// A verified token is trusted from memory this long (its `exp` is still checked at each
 /// use): an ES256 verification costs ~10× a whole cookie-authenticated request.
 const VERIFIED_TTL: Duration = Duration::from_secs(300);
@@ -79,22 +74,6 @@ struct PresentedClaims {
     _jti: serde::de::IgnoredAny,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Audience {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl Audience {
-    fn contains(&self, audience: &str) -> bool {
-        match self {
-            Self::One(one) => one == audience,
-            Self::Many(many) => many.iter().any(|one| one == audience),
-        }
-    }
-}
-
 impl Devices {
     pub fn new(config: &Config) -> Self {
         Self {
@@ -117,6 +96,7 @@ impl Devices {
     }
 
     /// Replaces the signing key now (the old one stays published while its tokens live).
+    #[cfg(any(test, feature = "test-support"))]
     pub async fn rotate_keys(&self, db: &Db, now: i64) -> Result<(), AppError> {
         self.keys.rotate(db, now).await
     }
@@ -130,7 +110,8 @@ impl Devices {
         self.verified.len()
     }
 
-    fn access_token(&self, login: &Login, now: i64) -> Result<SecretString, AppError> {
+    /// A new access token for the device login, and its lifetime in seconds.
+    pub(super) fn access_token(&self, login: &Login, now: i64) -> Result<(SecretString, i64), AppError> {
         let claims = Claims {
             iss: &self.issuer,
             aud: &self.audience,
@@ -143,14 +124,14 @@ impl Devices {
         };
         let payload = serde_json::to_vec(&claims).map_err(|e| AppError::Internal(format!("access token claims: {e}")))?;
         let token = self.keys.sign_jws("at+jwt", &payload).ok_or_else(|| AppError::Internal("no signing key loaded".into()))?;
-        Ok(SecretString::from(token))
+        Ok((SecretString::from(token), self.access_lifetime_secs))
     }
 
     /// The login a bearer access token names, if the token is ours and valid now: ES256
     /// exactly, `typ` at+jwt, a published `kid`, a good signature, our `iss`, our
     /// `aud`, `exp` not passed and `iat` not ahead (60 s leeway). Whether the login is
     /// still live is the caller's check.
-    async fn verify(&self, db: &Db, token: &str, now: i64) -> Result<Result<Login, &'static str>, AppError> {
+    pub(super) async fn verify(&self, db: &Db, token: &str, now: i64) -> Result<Result<Login, &'static str>, AppError> {
         if !self.enabled {
             return Ok(Err("native apps are not enabled"));
         }
@@ -180,104 +161,5 @@ impl Devices {
         let login = Login { id: LoginId::from_untrusted(&claims.sid), user_id: UserId(user_id) };
         self.verified.insert(digest, (login.clone(), claims.exp));
         Ok(Ok(login))
-    }
-}
-
-/// A device's name as the sessions list shows it: one line, bounded, never empty.
-fn device_name(raw: Option<&str>) -> String {
-    let name = store::sanitized_user_agent(raw.unwrap_or_default().trim());
-    if name.trim().is_empty() {
-        UNNAMED_DEVICE.to_owned()
-    } else {
-        name
-    }
-}
-
-impl Logins {
-    pub fn devices(&self) -> &Devices {
-        &self.devices
-    }
-
-    /// Starts a device login for `user_id` within the caller's transaction: the login row,
-    /// logi's tokens sealed under it, and the first refresh token of its family.
-    pub async fn start_device(
-        &self,
-        tx: &mut Tx,
-        user_id: UserId,
-        name: Option<&str>,
-        logi: &TokenSet,
-        session: &LogiSession,
-    ) -> Result<(Login, DeviceTokens), AppError> {
-        let now = crate::server::unix_now();
-        let login = Login { id: LoginId::random(), user_id };
-        store::insert(tx, &login.id, user_id, (Method::Logi, Client::Device), &device_name(name), now).await?;
-        self.tokens.keep_in(tx, &login.id, &HeldTokens::from_grant(logi.clone()), Some(session)).await?;
-        let refresh_token = refresh::start_family(tx, &login.id, now).await?;
-        let tokens = self.device_tokens(&login, refresh_token, now, now)?;
-        Ok((login, tokens))
-    }
-
-    fn device_tokens(&self, login: &Login, refresh_token: SecretString, created_at: i64, now: i64) -> Result<DeviceTokens, AppError> {
-        let lifetimes = self.lifetimes.device;
-        Ok(DeviceTokens {
-            access_token: self.devices.access_token(login, now)?,
-            expires_in: self.devices.access_lifetime_secs,
-            refresh_token,
-            refresh_expires_in: lifetimes.idle_secs.min(created_at + lifetimes.absolute_secs - now),
-        })
-    }
-
-    /// `grant_type=refresh_token`: a new pair for a live device login, or `None`
-    /// (`invalid_grant`). Reuse of a rotated token ends the device login.
-    pub async fn refresh_device(&self, presented: &str) -> Result<Option<DeviceTokens>, AppError> {
-        let now = crate::server::unix_now();
-        let (login_id, token) = match refresh::rotate(&self.db, presented, now).await? {
-            Rotation::Rotated { login_id, token } => (login_id, token),
-            Rotation::Reused { login_id } => {
-                tracing::warn!(login = %login_id, "a rotated refresh token was used again; ending the device login");
-                self.end_device(&login_id).await?;
-                return Ok(None);
-            }
-            Rotation::Unknown => return Ok(None),
-        };
-        let Some(row) = self.live(&login_id, Client::Device, now).await? else { return Ok(None) };
-        let login = Login { id: login_id, user_id: row.user_id };
-        self.device_tokens(&login, token, row.created_at, now).map(Some)
-    }
-
-    /// RFC 7009: ends the device login the refresh token belongs to (any token of its
-    /// family), revoking its logi refresh token. Unknown tokens are ignored.
-    pub async fn revoke_device(&self, presented: &str) -> Result<(), AppError> {
-        match refresh::family_of(&self.db, presented).await? {
-            Some(login_id) => self.end_device(&login_id).await,
-            None => Ok(()),
-        }
-    }
-
-    async fn end_device(&self, login_id: &LoginId) -> Result<(), AppError> {
-        let held = self.tokens.load(&self.db, login_id).await?;
-        self.forget(login_id).await?;
-        self.revoke(held.and_then(|held| held.refresh_token).into_iter().collect()).await;
-        Ok(())
-    }
-
-    /// The live device login a bearer access token stands for; `Err` with the reason
-    /// (for the log) when the token is not valid or its login ended.
-    pub async fn bearer(&self, token: &str) -> Result<Result<Login, &'static str>, AppError> {
-        let now = crate::server::unix_now();
-        let claimed = match self.devices.verify(&self.db, token, now).await? {
-            Ok(claimed) => claimed,
-            Err(why) => return Ok(Err(why)),
-        };
-        match self.live(&claimed.id, Client::Device, now).await? {
-            Some(row) if row.user_id == claimed.user_id => Ok(Ok(claimed)),
-            _ => Ok(Err("the device login ended")),
-        }
-    }
-
-    /// Forgets rotated refresh tokens older than a device's idle lifetime (run periodically).
-    pub(super) async fn sweep_devices(&self, now: i64) -> Result<u64, AppError> {
-        self.devices.maintain_keys(&self.db, now).await?;
-        refresh::forget_rotated(&self.db, now - self.lifetimes.device.idle_secs).await
     }
 }

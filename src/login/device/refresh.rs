@@ -7,11 +7,11 @@
 //! dropped and a new pair issued. Any other reuse of a rotated token means two parties
 //! hold the family, and the caller ends it.
 
+use super::store::{self, RefreshTokenRow};
 use crate::ids::LoginId;
 use crate::server::crypto::sha256;
 use crate::server::db::{Db, Tx};
 use crate::server::AppError;
-use crate::{with_db, with_tx};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
@@ -45,17 +45,8 @@ fn hash_of(presented: &str) -> Option<Vec<u8>> {
 /// Starts the family of a new device login.
 pub async fn start_family(tx: &mut Tx, login_id: &LoginId, now: i64) -> Result<SecretString, AppError> {
     let (token, hash) = new_token();
-    with_tx!(tx, conn => sqlx::query(INSERT).bind(&hash).bind(login_id).bind(now).execute(conn).await.map(|done| done.rows_affected()))?;
+    store::insert_refresh_token(tx, &hash, login_id, now).await?;
     Ok(token)
-}
-
-const INSERT: &str = "INSERT INTO device_refresh_tokens (hash, login_id, issued_at) VALUES ($1, $2, $3)";
-
-#[derive(sqlx::FromRow)]
-struct TokenRow {
-    login_id: LoginId,
-    rotated_at: Option<i64>,
-    successor: Option<Vec<u8>>,
 }
 
 /// Rotates the presented token, in one locked write transaction (two uses of one token
@@ -63,43 +54,32 @@ struct TokenRow {
 pub async fn rotate(db: &Db, presented: &str, now: i64) -> Result<Rotation, AppError> {
     let Some(hash) = hash_of(presented) else { return Ok(Rotation::Unknown) };
     let mut tx = db.begin_locked("device-refresh-tokens").await?;
-    let sql = "SELECT login_id, rotated_at, successor FROM device_refresh_tokens WHERE hash = $1";
-    let found: Option<TokenRow> = with_tx!(&mut tx, conn => sqlx::query_as(sql).bind(&hash).fetch_optional(conn).await)?;
-    let Some(row) = found else { return Ok(Rotation::Unknown) };
-    match row.rotated_at {
-        None => {}
-        Some(rotated_at) if now - rotated_at < LOST_RESPONSE_GRACE_SECS && is_current(&mut tx, row.successor.as_deref()).await? => {
+    let Some(RefreshTokenRow { login_id, rotated_at, successor }) = store::find_refresh_token(&mut tx, &hash).await? else { return Ok(Rotation::Unknown) };
+    match (rotated_at, successor.as_deref()) {
+        (None, _) => {}
+        (Some(rotated_at), Some(successor)) if now - rotated_at < LOST_RESPONSE_GRACE_SECS && store::is_current(&mut tx, successor).await? => {
             // The successor never reached the client: it stops working, and is no one's successor.
-            let sql = "UPDATE device_refresh_tokens SET rotated_at = $1, successor = NULL WHERE hash = $2";
-            with_tx!(&mut tx, conn => sqlx::query(sql).bind(now).bind(&row.successor).execute(conn).await.map(|done| done.rows_affected()))?;
+            store::mark_rotated(&mut tx, successor, None, now).await?;
         }
-        Some(_) => return Ok(Rotation::Reused { login_id: row.login_id }),
+        (Some(_), _) => return Ok(Rotation::Reused { login_id }),
     }
-    let (token, successor) = new_token();
-    let sql = "UPDATE device_refresh_tokens SET rotated_at = COALESCE(rotated_at, $1), successor = $2 WHERE hash = $3";
-    with_tx!(&mut tx, conn => sqlx::query(sql).bind(now).bind(&successor).bind(&hash).execute(conn).await.map(|done| done.rows_affected()))?;
-    with_tx!(&mut tx, conn => sqlx::query(INSERT).bind(&successor).bind(&row.login_id).bind(now).execute(conn).await.map(|done| done.rows_affected()))?;
+    let (token, next) = new_token();
+    store::mark_rotated(&mut tx, &hash, Some(&next), now).await?;
+    store::insert_refresh_token(&mut tx, &next, &login_id, now).await?;
     tx.commit().await?;
-    Ok(Rotation::Rotated { login_id: row.login_id, token })
-}
-
-async fn is_current(tx: &mut Tx, hash: Option<&[u8]>) -> Result<bool, AppError> {
-    let Some(hash) = hash else { return Ok(false) };
-    let sql = "SELECT EXISTS (SELECT 1 FROM device_refresh_tokens WHERE hash = $1 AND rotated_at IS NULL)";
-    Ok(with_tx!(tx, conn => sqlx::query_scalar(sql).bind(hash).fetch_one(conn).await)?)
+    Ok(Rotation::Rotated { login_id, token })
 }
 
 /// The device login a token (current or rotated) belongs to.
 pub async fn family_of(db: &Db, presented: &str) -> Result<Option<LoginId>, AppError> {
     let Some(hash) = hash_of(presented) else { return Ok(None) };
-    Ok(with_db!(db, pool => sqlx::query_scalar("SELECT login_id FROM device_refresh_tokens WHERE hash = $1").bind(&hash).fetch_optional(pool).await)?)
+    store::family_of(db, &hash).await
 }
 
 /// Forgets tokens rotated away before `rotated_before`: their reuse then reads as unknown
 /// (refused, without ending the family). Keeps each family's history bounded.
 pub async fn forget_rotated(db: &Db, rotated_before: i64) -> Result<u64, AppError> {
-    let sql = "DELETE FROM device_refresh_tokens WHERE rotated_at < $1";
-    Ok(with_db!(db, pool => sqlx::query(sql).bind(rotated_before).execute(pool).await.map(|done| done.rows_affected()))?)
+    store::delete_rotated_before(db, rotated_before).await
 }
 
 #[cfg(test)]

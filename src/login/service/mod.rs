@@ -1,0 +1,238 @@
+//! [`Logins`]: the one service that starts, finds and ends logins, of both kinds of
+//! client ([`browser`], [`device`]). Held once in the app state; its caches are fields,
+//! so two apps in one process never share them.
+
+mod browser;
+mod device;
+
+use super::cache::{Expiring, CACHE_TTL};
+use super::device::Devices;
+use super::pending::PendingCookie;
+use super::session::SessionCache;
+use super::store::{self, Client, Lifetimes, Login, LoginLifetimes, LoginRecord, LoginRow};
+use super::tokens::{self, Custody, CustodyError, HeldTokens, LogiSession, TokenAuthority, TokenSet};
+use super::User;
+use crate::ids::{LoginId, UserId};
+use crate::server::config::Config;
+use crate::server::db::{Db, Tx};
+use crate::server::unix_now as now;
+use crate::server::AppError;
+use secrecy::SecretString;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `last_seen_at` is written at most this often: a read per request, a write per minute.
+const TOUCH_INTERVAL_SECS: i64 = 60;
+const CACHE_CAPACITY: usize = 100_000;
+
+/// Why a login ends: logged with it, and whether its logi refresh token is still worth
+/// revoking (logi already refused a refused one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// The user signed this client out, or ended it from another one.
+    SignedOut,
+    /// The browser signed in again; the login it had is replaced.
+    Replaced,
+    /// Past its idle or absolute lifetime.
+    Expired,
+    /// logi refused its refresh token.
+    Refused,
+    /// One of our refresh tokens was used twice: two parties hold the device's family.
+    Reused,
+    /// The user changed the password or asked to sign out everywhere.
+    Everywhere,
+    /// logi's back-channel logout named its logi session or user.
+    LogiLogout,
+}
+
+impl EndReason {
+    fn revokes(self) -> bool {
+        self != Self::Refused
+    }
+}
+
+pub struct Logins {
+    db: Db,
+    lifetimes: LoginLifetimes,
+    refresh_skew_secs: i64,
+    rows: Expiring<LoginId, LoginRow>,
+    users: Expiring<LoginId, (UserId, User)>,
+    tokens: Arc<Custody>,
+    /// logi, for refresh grants and revocation; `None` when logi is not configured.
+    authority: Option<Arc<dyn TokenAuthority>>,
+    pending: PendingCookie,
+    sessions: SessionCache,
+    devices: Devices,
+}
+
+fn cache<V: Clone>() -> Expiring<LoginId, V> {
+    Expiring::new(CACHE_CAPACITY, CACHE_TTL)
+}
+
+impl Logins {
+    pub fn new(db: Db, config: &Config, authority: Option<Arc<dyn TokenAuthority>>, sessions: SessionCache) -> Self {
+        let lifetimes = |idle: Duration, absolute: Duration| Lifetimes { idle_secs: idle.as_secs() as i64, absolute_secs: absolute.as_secs() as i64 };
+        Self {
+            db,
+            lifetimes: LoginLifetimes {
+                browser: lifetimes(config.session_idle_timeout, config.session_absolute_timeout),
+                device: lifetimes(config.native.refresh_idle, config.native.refresh_absolute),
+            },
+            refresh_skew_secs: config.token_refresh_skew_secs,
+            rows: cache(),
+            users: cache(),
+            tokens: Arc::new(Custody::new(&config.session_secret)),
+            authority,
+            pending: PendingCookie::new(config),
+            sessions,
+            devices: Devices::new(config),
+        }
+    }
+
+    /// The login's row if it is a live one of this kind (its last use recorded, once a
+    /// minute); a login past its lifetimes ends.
+    async fn live(&self, id: &LoginId, client: Client, now: i64) -> Result<Option<LoginRow>, AppError> {
+        let Some(row) = self.row(id).await? else { return Ok(None) };
+        if row.client != client {
+            return Ok(None);
+        }
+        if !row.is_live(&self.lifetimes, now) {
+            self.end(std::slice::from_ref(id), EndReason::Expired).await?;
+            return Ok(None);
+        }
+        if now - row.last_seen_at < TOUCH_INTERVAL_SECS {
+            return Ok(Some(row));
+        }
+        store::touch(&self.db, id, now).await?;
+        let row = LoginRow { last_seen_at: now, ..row };
+        self.rows.insert(id.clone(), row.clone());
+        Ok(Some(row))
+    }
+
+    async fn row(&self, id: &LoginId) -> Result<Option<LoginRow>, AppError> {
+        if let Some(row) = self.rows.get(id) {
+            return Ok(Some(row));
+        }
+        let row = store::find(&self.db, id).await?;
+        if let Some(row) = &row {
+            self.rows.insert(id.clone(), row.clone());
+        }
+        Ok(row)
+    }
+
+    /// The user this login belongs to, as the browser sees it.
+    pub async fn user(&self, login: &Login) -> Result<Option<User>, AppError> {
+        if let Some((user_id, user)) = self.users.get(&login.id) {
+            if user_id == login.user_id {
+                return Ok(Some(user));
+            }
+        }
+        let user = store::find_user(&self.db, login.user_id).await?;
+        if let Some(user) = &user {
+            self.users.insert(login.id.clone(), (login.user_id, user.clone()));
+        }
+        Ok(user)
+    }
+
+    /// Call after changing what [`Logins::user`] returns for `user_id` (profile, linked
+    /// identity): its cached user views are dropped.
+    pub fn user_changed(&self, user_id: UserId) {
+        self.users.retain(|_, (cached, _)| *cached != user_id);
+    }
+
+    /// Keeps logi's tokens for this login (a sign-in or a link).
+    pub async fn keep_tokens(&self, login: &LoginId, grant: TokenSet, session: &LogiSession) -> Result<(), AppError> {
+        self.tokens.keep(&self.db, login, &HeldTokens::from_grant(grant), Some(session)).await
+    }
+
+    /// A fresh logi access token for the login, refreshed single-flight when needed. A
+    /// login that ended meanwhile (its tokens went with it) is `Expired`, not `NoTokens`.
+    pub async fn access_token(&self, login: &Login) -> Result<SecretString, CustodyError> {
+        let authority = self.authority.as_ref().ok_or(CustodyError::NoTokens)?;
+        match self.tokens.access_token(&self.db, authority, &login.id, self.refresh_skew_secs).await {
+            Err(CustodyError::NoTokens) if self.row(&login.id).await?.is_none() => Err(CustodyError::Expired),
+            other => other,
+        }
+    }
+
+    /// Ends these logins: their rows (and with them their tokens and refresh families) are
+    /// deleted, their cached copies dropped, and their logi refresh tokens revoked unless
+    /// logi already refused them. How many there were.
+    pub async fn end(&self, ids: &[LoginId], reason: EndReason) -> Result<u64, AppError> {
+        let refresh_tokens = match reason.revokes() {
+            true => self.tokens.refresh_tokens(store::sealed_tokens_of(&self.db, ids).await?),
+            false => Vec::new(),
+        };
+        self.forget_cached(ids);
+        let ended = store::delete(&self.db, ids).await?;
+        self.finish_ending(ids.len(), refresh_tokens, reason).await;
+        Ok(ended)
+    }
+
+    /// One of the user's logins, ended; false when the user has no such login.
+    pub async fn end_of_user(&self, user_id: UserId, id: &LoginId, reason: EndReason) -> Result<bool, AppError> {
+        let ids = store::ids_of_user(&self.db, user_id, Some(id), None).await?;
+        Ok(self.end(&ids, reason).await? == 1)
+    }
+
+    /// Every login of the user but `except`, ended.
+    pub async fn end_all_of_user(&self, user_id: UserId, except: Option<&LoginId>, reason: EndReason) -> Result<u64, AppError> {
+        let ids = store::ids_of_user(&self.db, user_id, None, except).await?;
+        self.end(&ids, reason).await
+    }
+
+    /// Ends the logins holding tokens of a logi session (its `sid`) or, with `sub` alone,
+    /// of a logi user (browsers and devices). Runs in `tx`, which the caller opened (a
+    /// back-channel logout records its token there first), and commits it. How many ended.
+    pub async fn end_logi_session(&self, mut tx: Tx, sub: Option<&str>, sid: Option<&str>) -> Result<u64, AppError> {
+        let held = self.tokens.refresh_tokens(store::sealed_tokens_of_logi_session(&mut tx, sub, sid).await?);
+        let ids: Vec<LoginId> = held.iter().map(|(id, _)| id.clone()).collect();
+        let ended = store::delete(&mut tx, &ids).await?;
+        tx.commit().await?;
+        self.forget_cached(&ids);
+        self.finish_ending(ids.len(), held, EndReason::LogiLogout).await;
+        Ok(ended)
+    }
+
+    fn forget_cached(&self, ids: &[LoginId]) {
+        for id in ids {
+            self.rows.remove(id);
+            self.users.remove(id);
+        }
+    }
+
+    async fn finish_ending(&self, count: usize, held: Vec<(LoginId, Option<SecretString>)>, reason: EndReason) {
+        if count > 0 {
+            tracing::info!(count, ?reason, "logins ended");
+        }
+        let refresh_tokens: Vec<SecretString> = held.into_iter().filter_map(|(_, token)| token).collect();
+        if let Some(authority) = self.authority.as_ref().filter(|_| !refresh_tokens.is_empty()) {
+            tokens::revoke(authority.as_ref(), &refresh_tokens).await;
+        }
+    }
+
+    /// The user's live logins (browsers and devices), most recently used first.
+    pub async fn list(&self, user_id: UserId) -> Result<Vec<LoginRecord>, AppError> {
+        store::list_live(&self.db, user_id, &self.lifetimes, now()).await
+    }
+
+    /// Live logins by client kind (`browser`, `device`), for the metrics.
+    pub async fn count_live(&self) -> Result<Vec<(String, i64)>, AppError> {
+        store::count_live(&self.db, &self.lifetimes, now()).await
+    }
+
+    /// Deletes logins past their lifetimes, single-use markers no login can need and old
+    /// rotated refresh tokens; rotates the signing key when due (run periodically).
+    pub async fn sweep(&self) -> Result<u64, AppError> {
+        let now = now();
+        let logins = store::delete_expired(&self.db, &self.lifetimes, now).await?;
+        let markers = store::delete_used_markers(&self.db, now).await?;
+        Ok(logins + markers + self.sweep_devices(now).await?)
+    }
+
+    /// Entries held by the in-process caches (session records, login rows, users,
+    /// opened tokens, verified bearers): what tests and the benchmark watch stay flat under anonymous load.
+    pub fn cached_entries(&self) -> usize {
+        self.sessions.len() + self.rows.len() + self.users.len() + self.tokens.cached_entries() + self.devices.cached_entries()
+    }
+}
