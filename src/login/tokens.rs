@@ -68,7 +68,7 @@ pub trait TokenAuthority: Send + Sync {
     async fn revoke(&self, refresh_token: &SecretString) -> Result<bool, String>;
 }
 
-/// The tokens of one login, in memory while a request needs them (and for a second in
+/// The tokens of one login, in memory while a request needs them (and for half a second in
 /// the custody's cache, so a burst of API calls decrypts once).
 #[derive(Clone)]
 pub struct HeldTokens {

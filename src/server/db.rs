@@ -76,6 +76,11 @@ impl Db {
         query(&format!("SET LOCAL lock_timeout = '{}ms'", lock_timeout.as_millis())).execute(&mut tx).await?;
         Ok(Some(tx))
     }
+
+    /// One round trip to the database (the readiness probe).
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        query("SELECT 1").execute(self).await.map(drop)
+    }
 }
 
 impl Tx {

@@ -46,7 +46,7 @@ async fn readyz(State(probes): State<Probes>) -> Response {
         .cloned()
         .map(|dependency| (dependency.name(), tokio::spawn(async move { tokio::time::timeout(CHECK_TIMEOUT, dependency.is_ready()).await == Ok(true) })))
         .collect();
-    let database = match tokio::time::timeout(CHECK_TIMEOUT, probes.db.execute("SELECT 1")).await {
+    let database = match tokio::time::timeout(CHECK_TIMEOUT, probes.db.ping()).await {
         Ok(Ok(_)) => true,
         Ok(Err(error)) => {
             tracing::warn!(%error, "database check failed");

@@ -1,4 +1,5 @@
-//! `spawn_app`: the real router on a random port over a fresh SQLite file, wired to
+//! `spawn_app`: the real router on a random port over a fresh database (SQLite, or
+//! Postgres when `LOGI_BFF_TEST_POSTGRES` is set), wired to
 //! the provider double; and `Browser`, a cookie-keeping HTTP client that does not
 //! follow redirects by itself, so each hop can be checked.
 

@@ -139,7 +139,7 @@ impl SigningKeys {
 
     /// The payload of a compact JWS signed with one of our published keys: `alg` exactly
     /// ES256, `typ` one of `types` (case-insensitive), no `crit`, a known `kid`, a good
-    /// signature. An unknown `kid` rereads the keys first, at most every few seconds.
+    /// signature. An unknown `kid` rereads the keys first, at most once a second.
     /// `Err` carries the reason, for the log only.
     pub async fn verify_jws(&self, db: &Db, token: &str, types: &[&str]) -> Result<Result<Vec<u8>, &'static str>, AppError> {
         let Some(jws) = CompactJws::split(token) else { return Ok(Err("not a compact JWS of base64url parts")) };
