@@ -3,7 +3,7 @@
 //! knows every feature; no feature imports it.
 
 use crate::app::{shell, App};
-use crate::auth::oidc::Provider;
+use crate::auth::oidc::{Provider, SetupError};
 use crate::login::session::{self, SessionCache, SessionRecords};
 use crate::login::tokens::TokenAuthority;
 use crate::login::Logins;
@@ -105,9 +105,18 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Why the application could not be put together.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Provider(#[from] SetupError),
+    #[error("signing keys: {0:?}")]
+    SigningKeys(crate::server::AppError),
+}
+
 /// The whole application (pages, server functions, routes, assets, sessions) and its
 /// state; loads (or makes) the signing keys of native apps' tokens.
-pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), String> {
+pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), StartupError> {
     let logi = match &config.logi {
         Some(logi) => Some(Arc::new(Provider::new(logi, config.redirect_uri())?)),
         None => None,
@@ -117,7 +126,7 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), String
     let session_layer = session::layer(&config, session_cache.clone(), SessionRecords::new(&db));
     let authority = logi.clone().map(|provider| provider as Arc<dyn TokenAuthority>);
     let logins = Arc::new(Logins::new(db.clone(), &config, authority, session_cache));
-    logins.devices().maintain_keys(&db, crate::server::unix_now()).await.map_err(|error| format!("signing keys: {:?}", error.logged()))?;
+    logins.devices().maintain_keys(&db, crate::server::unix_now()).await.map_err(|error| StartupError::SigningKeys(error.logged()))?;
     let logi_dependency = logi.iter().map(|provider| provider.clone() as Arc<dyn health::Dependency>).collect();
     let state = AppState { leptos_options: leptos_options(&config), db, config: Arc::new(config), logins, logi, upstream };
     let routes = generate_route_list(App);

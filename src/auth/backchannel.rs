@@ -77,7 +77,7 @@ async fn log_out(auth: &Auth, headers: &HeaderMap, body: Body) -> Result<u64, Lo
     let token = logout_token(headers, body).await?;
     // Without logi configured no token can be checked (and no login holds logi's tokens).
     let provider = auth.logi.as_ref().ok_or_else(|| invalid("logi is not configured"))?;
-    let (header, claims) = provider.verify_jws(&token).await.map_err(invalid)?;
+    let (header, claims) = provider.verify_jws(&token).await.map_err(|rejection| invalid(rejection.to_string()))?;
     check_type(&header)?;
     let logout = LogoutClaims::check(&claims, provider.issuer().as_str(), provider.client_id(), unix_now())?;
     let mut tx = auth.db.begin_locked("backchannel-logout").await.map_err(AppError::from)?;

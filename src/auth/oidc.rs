@@ -8,7 +8,7 @@
 use super::errors::AuthError;
 use crate::ids::{Issuer, Subject};
 use crate::login::tokens::LogiSession;
-use crate::login::tokens::{TokenAuthority, TokenError, TokenSet};
+use crate::login::tokens::{RevocationError, TokenAuthority, TokenError, TokenSet};
 use crate::server::config::LogiConfig;
 use crate::server::crypto::CompactJws;
 use crate::server::http::{self, error_chain};
@@ -91,10 +91,10 @@ pub struct Provider {
 }
 
 impl Provider {
-    pub fn new(config: &LogiConfig, redirect_uri: Url) -> Result<Self, String> {
+    pub fn new(config: &LogiConfig, redirect_uri: Url) -> Result<Self, SetupError> {
         let http = http::client(HTTP_TIMEOUT, "logi")?;
         let issuer_id = config.issuer();
-        let issuer = IssuerUrl::new(issuer_id.as_str().to_owned()).map_err(|e| format!("ONE_PASS_URL: {e}"))?;
+        let issuer = IssuerUrl::new(issuer_id.as_str().to_owned())?;
         Ok(Self {
             http,
             issuer_id,
@@ -146,19 +146,19 @@ impl Provider {
     }
 
     /// One discovery document (issuer checked), then the JWKS it points to.
-    async fn discover(&self) -> Result<(Endpoints, CoreJsonWebKeySet), String> {
+    async fn discover(&self) -> Result<(Endpoints, CoreJsonWebKeySet), DiscoveryError> {
         let url = format!("{}/.well-known/openid-configuration", self.issuer.as_str().trim_end_matches('/'));
         let fetched = async { self.http.get(url).header(reqwest::header::ACCEPT, "application/json").send().await?.error_for_status()?.json().await };
-        let document: serde_json::Value = fetched.await.map_err(|e: reqwest::Error| error_chain(&e))?;
-        let metadata: CoreProviderMetadata = serde_json::from_value(document.clone()).map_err(|e| format!("discovery document: {e}"))?;
+        let document: serde_json::Value = fetched.await.map_err(|e: reqwest::Error| DiscoveryError::Unreachable(error_chain(&e)))?;
+        let metadata: CoreProviderMetadata = serde_json::from_value(document.clone()).map_err(DiscoveryError::Document)?;
         if metadata.issuer() != &self.issuer {
-            return Err(format!("discovery names issuer {} instead of {}", metadata.issuer().as_str(), self.issuer.as_str()));
+            return Err(DiscoveryError::IssuerChanged(metadata.issuer().as_str().to_owned()));
         }
         // Fields openidconnect's core metadata does not carry; absent means not supported.
         let logout: LogoutEndpoints = serde_json::from_value(document).unwrap_or_default();
-        let jwks = CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &self.http).await.map_err(|e| error_chain(&e))?;
-        let token = metadata.token_endpoint().ok_or("discovery has no token_endpoint")?;
-        let userinfo = metadata.userinfo_endpoint().ok_or("discovery has no userinfo_endpoint")?;
+        let jwks = CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &self.http).await.map_err(|e| DiscoveryError::Jwks(error_chain(&e)))?;
+        let token = metadata.token_endpoint().ok_or(DiscoveryError::Missing("token_endpoint"))?;
+        let userinfo = metadata.userinfo_endpoint().ok_or(DiscoveryError::Missing("userinfo_endpoint"))?;
         let id_token_algs = metadata.id_token_signing_alg_values_supported().iter().filter(|alg| **alg != CoreJwsSigningAlgorithm::None).cloned().collect();
         let endpoints = Endpoints {
             authorization: metadata.authorization_endpoint().url().clone(),
@@ -281,19 +281,15 @@ impl Provider {
     /// for id_tokens (never `none` or a shared-secret `HS*`), a key of the JWKS (by
     /// `kid` when given; an unknown `kid` refetches the JWKS once), the signature.
     /// Returns the protected header and the payload, both JSON objects, unchecked.
-    pub async fn verify_jws(&self, compact: &str) -> Result<(serde_json::Value, serde_json::Value), String> {
-        let endpoints = self.endpoints().await.map_err(|_| "logi is unreachable".to_owned())?;
+    pub async fn verify_jws(&self, compact: &str) -> Result<(serde_json::Value, serde_json::Value), JwsRejection> {
+        let endpoints = self.endpoints().await.map_err(|_| JwsRejection::ProviderUnreachable)?;
         let jws = Jws::parse(compact)?;
         let alg = jws.algorithm(&endpoints.id_token_algs)?;
         let first = jws.verify(&self.keys.read().await.set, &alg);
         match first {
             Err(JwsRejection::UnknownKey) if self.refetch_keys(&endpoints).await => jws.verify(&self.keys.read().await.set, &alg),
             other => other,
-        }
-        .map_err(|rejection| match rejection {
-            JwsRejection::UnknownKey => "no key of logi's JWKS matches".to_owned(),
-            JwsRejection::BadSignature => "bad signature".to_owned(),
-        })?;
+        }?;
         Ok((jws.header, jws.payload))
     }
 
@@ -352,16 +348,16 @@ impl TokenAuthority for Provider {
     }
 
     /// Revokes a refresh token (RFC 7009) if the provider advertises revocation; true when it did.
-    async fn revoke(&self, refresh_token: &SecretString) -> Result<bool, String> {
-        let (user, password) = self.basic_credentials().ok_or("no client secret")?;
-        let endpoints = self.endpoints().await.map_err(|e| e.code())?;
+    async fn revoke(&self, refresh_token: &SecretString) -> Result<bool, RevocationError> {
+        let (user, password) = self.basic_credentials().ok_or(RevocationError::NoClientSecret)?;
+        let endpoints = self.endpoints().await.map_err(|_| RevocationError::NoEndpoints)?;
         let Some(revocation) = endpoints.revocation.clone() else { return Ok(false) };
         let request =
             self.http.post(revocation).basic_auth(user, Some(password)).form(&[("token", refresh_token.expose_secret()), ("token_type_hint", "refresh_token")]);
-        let response = metrics::logi_call("revocation", request.send()).await.map_err(|e| error_chain(&e))?;
+        let response = metrics::logi_call("revocation", request.send()).await.map_err(|e| RevocationError::Unreachable(error_chain(&e)))?;
         match response.status().is_success() {
             true => Ok(true),
-            false => Err(format!("revocation answered {}", response.status())),
+            false => Err(RevocationError::Refused(response.status().as_u16())),
         }
     }
 }
@@ -493,33 +489,73 @@ struct Jws<'a> {
     payload: serde_json::Value,
 }
 
-enum JwsRejection {
+/// Why a JWS from logi (a logout token) was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JwsRejection {
+    #[error("logi is unreachable")]
+    ProviderUnreachable,
+    #[error("not a compact JWS of base64url parts")]
+    NotCompact,
+    #[error("the {0} is not a JSON object")]
+    NotAnObject(&'static str),
+    #[error("crit header parameters are not supported")]
+    Crit,
+    #[error("no alg")]
+    NoAlg,
+    #[error("alg {0} is not allowed")]
+    AlgNotAllowed(String),
+    #[error("no key of logi's JWKS matches")]
     UnknownKey,
+    #[error("bad signature")]
     BadSignature,
 }
 
+/// Why logi's discovery document could not be used.
+#[derive(Debug, thiserror::Error)]
+enum DiscoveryError {
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("discovery document: {0}")]
+    Document(serde_json::Error),
+    #[error("discovery names another issuer: {0}")]
+    IssuerChanged(String),
+    #[error("discovery has no {0}")]
+    Missing(&'static str),
+    #[error("JWKS: {0}")]
+    Jwks(String),
+}
+
+/// Why the logi client could not be set up (at startup).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Client(#[from] http::ClientError),
+    #[error("ONE_PASS_URL: {0}")]
+    Issuer(#[from] url::ParseError),
+}
+
 impl<'a> Jws<'a> {
-    fn parse(compact: &'a str) -> Result<Self, String> {
-        let parts = CompactJws::split(compact).ok_or("not a compact JWS of base64url parts")?;
-        let json = |bytes: &[u8], what: &str| {
-            serde_json::from_slice::<serde_json::Value>(bytes).ok().filter(serde_json::Value::is_object).ok_or_else(|| format!("{what} is not a JSON object"))
+    fn parse(compact: &'a str) -> Result<Self, JwsRejection> {
+        let parts = CompactJws::split(compact).ok_or(JwsRejection::NotCompact)?;
+        let json = |bytes: &[u8], what: &'static str| {
+            serde_json::from_slice::<serde_json::Value>(bytes).ok().filter(serde_json::Value::is_object).ok_or(JwsRejection::NotAnObject(what))
         };
         Ok(Self { header: json(&parts.header, "header")?, payload: json(&parts.payload, "payload")?, parts })
     }
 
     /// `alg`, if it is one of `allowed` and not a shared-secret algorithm; no `crit`.
-    fn algorithm(&self, allowed: &[CoreJwsSigningAlgorithm]) -> Result<CoreJwsSigningAlgorithm, String> {
+    fn algorithm(&self, allowed: &[CoreJwsSigningAlgorithm]) -> Result<CoreJwsSigningAlgorithm, JwsRejection> {
         if self.header.get("crit").is_some() {
-            return Err("crit header parameters are not supported".into());
+            return Err(JwsRejection::Crit);
         }
-        let name = self.header.get("alg").and_then(|alg| alg.as_str()).ok_or("no alg")?;
-        let alg: CoreJwsSigningAlgorithm = serde_json::from_value(serde_json::Value::from(name)).map_err(|_| format!("unknown alg {name}"))?;
+        let name = self.header.get("alg").and_then(|alg| alg.as_str()).ok_or(JwsRejection::NoAlg)?;
+        let alg: CoreJwsSigningAlgorithm = serde_json::from_value(serde_json::Value::from(name)).map_err(|_| JwsRejection::AlgNotAllowed(name.to_owned()))?;
         let shared_secret = matches!(
             alg,
             CoreJwsSigningAlgorithm::HmacSha256 | CoreJwsSigningAlgorithm::HmacSha384 | CoreJwsSigningAlgorithm::HmacSha512 | CoreJwsSigningAlgorithm::None
         );
         if shared_secret || !allowed.contains(&alg) {
-            return Err(format!("alg {name} is not allowed"));
+            return Err(JwsRejection::AlgNotAllowed(name.to_owned()));
         }
         Ok(alg)
     }

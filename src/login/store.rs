@@ -192,11 +192,12 @@ pub async fn count_live(db: &Db, lifetimes: &LoginLifetimes, now: i64) -> Result
     Ok(query(&sql).bind(a).bind(b).bind(c).bind(d).fetch_all(db).await?)
 }
 
-/// Deletes logins past either lifetime of their kind (run periodically).
-pub async fn delete_expired(db: &Db, lifetimes: &LoginLifetimes, now: i64) -> Result<u64, AppError> {
-    let sql = format!("DELETE FROM logins WHERE NOT ({LIVE})");
+/// Up to `limit` logins past either lifetime of their kind.
+pub async fn expired(db: &Db, lifetimes: &LoginLifetimes, now: i64, limit: i64) -> Result<Vec<LoginId>, AppError> {
+    let sql = format!("SELECT id FROM logins WHERE NOT ({LIVE}) LIMIT $5");
     let [a, b, c, d] = live_bounds(lifetimes, now);
-    Ok(query(&sql).bind(a).bind(b).bind(c).bind(d).execute(db).await?)
+    let rows: Vec<(LoginId,)> = query(&sql).bind(a).bind(b).bind(c).bind(d).bind(limit).fetch_all(db).await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
 /// Records a finished sign-in's marker; false when it was already there (a replay).

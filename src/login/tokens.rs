@@ -58,14 +58,28 @@ pub enum TokenError {
     NoClientSecret,
 }
 
+/// Why a revocation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RevocationError {
+    #[error("no client secret to authenticate with")]
+    NoClientSecret,
+    #[error("logi's endpoints are unknown (discovery failed)")]
+    NoEndpoints,
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("revocation answered {0}")]
+    Refused(u16),
+}
+
 /// What custody needs from the provider: refresh grants and revocation. Implemented
 /// by the logi client in `auth`, so this module does not depend on the protocol code.
 #[async_trait]
 pub trait TokenAuthority: Send + Sync {
     /// Trades a refresh token for a new token set (logi rotates the refresh token).
     async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet, TokenError>;
-    /// Revokes a refresh token (RFC 7009); true when the provider did.
-    async fn revoke(&self, refresh_token: &SecretString) -> Result<bool, String>;
+    /// Revokes a refresh token (RFC 7009); true when the provider did, false when it
+    /// offers no revocation.
+    async fn revoke(&self, refresh_token: &SecretString) -> Result<bool, RevocationError>;
 }
 
 /// The tokens of one login, in memory while a request needs them (and for half a second in

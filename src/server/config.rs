@@ -142,7 +142,7 @@ impl Config {
             token_refresh_skew_secs: bounded(var("TOKEN_REFRESH_SKEW_SECS"), "TOKEN_REFRESH_SKEW_SECS", 30, 0..=600)? as i64,
             native,
             trusted_proxies: TrustedProxies::parse(var("TRUSTED_PROXIES").as_deref().unwrap_or_default())
-                .map_err(|problem| invalid("TRUSTED_PROXIES", problem))?,
+                .map_err(|problem| invalid("TRUSTED_PROXIES", problem.to_string()))?,
             metrics_addr: metrics_addr(var("METRICS_ADDR"), listen_addr)?,
             log_format: match var("LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,

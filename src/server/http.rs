@@ -2,8 +2,16 @@
 
 use std::time::Duration;
 
+/// An HTTP client that could not be built (no TLS roots, say).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the {purpose} HTTP client: {source}")]
+pub struct ClientError {
+    purpose: &'static str,
+    source: reqwest::Error,
+}
+
 /// A client that never follows redirects, with a connect timeout and an overall `timeout`.
-pub fn client(timeout: Duration, purpose: &str) -> Result<reqwest::Client, String> {
+pub fn client(timeout: Duration, purpose: &'static str) -> Result<reqwest::Client, ClientError> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
@@ -11,7 +19,7 @@ pub fn client(timeout: Duration, purpose: &str) -> Result<reqwest::Client, Strin
         .pool_idle_timeout(Duration::from_secs(90))
         .user_agent(format!("logi-bff/{} ({purpose})", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| format!("cannot build the {purpose} HTTP client: {e}"))
+        .map_err(|source| ClientError { purpose, source })
 }
 
 /// An error and all its causes on one line (reqwest hides the useful part in `source`).

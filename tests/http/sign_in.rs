@@ -272,3 +272,21 @@ async fn the_sessions_list_names_each_device_readably() {
     assert_eq!(devices, [("Chrome on Linux".to_owned(), true), ("curl/8.5.0".to_owned(), false)]);
     assert!(!account.to_string().contains("KHTML"), "the raw user agent reached the page");
 }
+
+/// A login past its lifetime ends like any other: the sweeper deletes it and revokes
+/// its logi refresh token, so logi's grant does not outlive our login.
+#[tokio::test]
+async fn the_sweeper_ends_expired_logins_and_revokes_their_logi_refresh_tokens() {
+    let app = spawn_app().await;
+    let (stale, fresh) = (app.browser(), app.browser());
+    stale.sign_in("alice").await;
+    let stale_refresh = app.double.issued.lock().unwrap().iter().find(|t| t.starts_with("refresh-")).cloned().unwrap();
+    fresh.sign_in("bob").await;
+    // alice's browser was last seen longer ago than the idle lifetime (12 h by default).
+    app.state.db.execute("UPDATE logins SET last_seen_at = last_seen_at - 13 * 3600 WHERE user_id = (SELECT min(user_id) FROM logins)").await.unwrap();
+    app.state.logins.sweep().await.unwrap();
+    assert!(app.double.revoked.lock().unwrap().contains(&stale_refresh), "the expired login's refresh token is still live at logi");
+    assert_eq!(app.double.revoked.lock().unwrap().len(), 1, "a live login's refresh token was revoked");
+    assert_eq!(app.count("SELECT count(*) FROM logins").await, 1);
+    assert_eq!(fresh.me().await["sub"], "logi-user-bob");
+}

@@ -24,6 +24,8 @@ use std::time::Duration;
 /// `last_seen_at` is written at most this often: a read per request, a write per minute.
 const TOUCH_INTERVAL_SECS: i64 = 60;
 const CACHE_CAPACITY: usize = 100_000;
+/// Expired logins ended per sweep: each may cost a revocation at logi.
+const SWEEP_BATCH: i64 = 1000;
 
 /// Why a login ends: logged with it, and whether its logi refresh token is still worth
 /// revoking (logi already refused a refused one).
@@ -221,11 +223,13 @@ impl Logins {
         store::count_live(&self.db, &self.lifetimes, now()).await
     }
 
-    /// Deletes logins past their lifetimes, single-use markers no login can need and old
-    /// rotated refresh tokens; rotates the signing key when due (run periodically).
+    /// Ends logins past their lifetimes (revoking their logi refresh tokens, at most
+    /// [`SWEEP_BATCH`] a run), deletes single-use markers no login can need and old rotated
+    /// refresh tokens; rotates the signing key when due (run periodically).
     pub async fn sweep(&self) -> Result<u64, AppError> {
         let now = now();
-        let logins = store::delete_expired(&self.db, &self.lifetimes, now).await?;
+        let expired = store::expired(&self.db, &self.lifetimes, now, SWEEP_BATCH).await?;
+        let logins = self.end(&expired, EndReason::Expired).await?;
         let markers = store::delete_used_markers(&self.db, now).await?;
         Ok(logins + markers + self.sweep_devices(now).await?)
     }
