@@ -32,7 +32,9 @@ cargo leptos build --release --precompress
 cp target/release/logi-bff "$work/after"
 git worktree add -q --detach "$work/before-src" "$rev"
 ln -s "$target" "$work/before-src/target"
-(cd "$work/before-src" && cargo build -q --release --no-default-features --features ssr --bin logi-bff)
+# The same build command as the working tree's, so the shared dependencies are reused
+# (a plain `cargo build` sees other LEPTOS_* variables and rebuilds them all).
+(cd "$work/before-src" && cargo leptos build --release --precompress >/dev/null)
 cp target/release/logi-bff "$work/before"
 cargo build -q --release --example bench_ceiling --features ssr --target-dir target/bench
 
