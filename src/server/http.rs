@@ -16,7 +16,10 @@ pub fn client(timeout: Duration, purpose: &'static str) -> Result<reqwest::Clien
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .timeout(timeout)
-        .pool_idle_timeout(Duration::from_secs(90))
+        // Below the 5 s keep-alive of Node's HTTP server (oidc-provider's): a connection the
+        // server is closing must not be reused (seen: "connection closed before message
+        // completed" on a refresh grant, answered 502).
+        .pool_idle_timeout(Duration::from_secs(4))
         .user_agent(format!("logi-bff/{} ({purpose})", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|source| ClientError { purpose, source })
