@@ -55,7 +55,7 @@ async fn me(State(logins): State<Arc<Logins>>, found: ApiLogin) -> Result<Respon
 /// `POST /api/auth/logout` (same-origin only, like every POST). Form posts are sent home,
 /// or with `?federated=1` on to logi's end-session endpoint; API calls get JSON.
 async fn logout(auth: Auth, found: MaybeLogin, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, AppError> {
-    let had_logi = sign_out(&auth, &found).await?;
+    let had_logi = auth.logins.sign_out(&found.session, found.login.as_ref(), EndReason::SignedOut).await?;
     if !request::is_media_type(&headers, request::FORM) {
         return Ok(no_store((StatusCode::OK, Json(serde_json::json!({ "ok": true }))).into_response()));
     }
@@ -69,19 +69,8 @@ async fn logout_and_redirect(auth: Auth, found: MaybeLogin, headers: HeaderMap, 
         tracing::warn!("ignored a cross-site GET /api/auth/logout");
         return Ok(no_store(Redirect::to("/").into_response()));
     }
-    let had_logi = sign_out(&auth, &found).await?;
+    let had_logi = auth.logins.sign_out(&found.session, found.login.as_ref(), EndReason::SignedOut).await?;
     Ok(after_logout(&auth, had_logi, query).await)
-}
-
-/// Signs this browser out; true when its login held logi's tokens (so logi's own
-/// session may be ended too).
-async fn sign_out(auth: &Auth, found: &MaybeLogin) -> Result<bool, AppError> {
-    let had_logi = match &found.login {
-        Some(login) => auth.logins.holds_logi_tokens(login).await?,
-        None => false,
-    };
-    auth.logins.sign_out(&found.session, found.login.as_ref(), EndReason::SignedOut).await?;
-    Ok(had_logi)
 }
 
 /// Home, or logi's end-session endpoint when `federated=1` was asked for, the login was

@@ -41,7 +41,7 @@ pub mod tokens;
 #[cfg(feature = "ssr")]
 pub use extract::{from_server_fn, invalid_token, ApiLogin, LoginRejection, MaybeLogin, RequiredLogin};
 #[cfg(feature = "ssr")]
-pub use service::{EndReason, Logins};
+pub use service::{EndReason, Ended, Logins};
 #[cfg(feature = "ssr")]
 pub use session::BrowserSession;
 #[cfg(feature = "ssr")]

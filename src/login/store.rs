@@ -4,7 +4,7 @@
 
 use super::User;
 use crate::ids::{LoginId, UserId};
-use crate::server::db::{query, Db, Exec, Tx};
+use crate::server::db::{placeholders, query, Db, Exec, Tx, MAX_LIST};
 use crate::server::AppError;
 
 /// The signed-in client a request comes from: a login and the user it belongs to.
@@ -153,8 +153,9 @@ pub async fn touch(db: &Db, id: &LoginId, now: i64) -> Result<(), AppError> {
 pub async fn delete<'c>(on: impl Into<Exec<'c>>, ids: &[LoginId]) -> Result<u64, AppError> {
     let mut on = on.into();
     let mut deleted = 0;
-    for id in ids {
-        deleted += query("DELETE FROM logins WHERE id = $1").bind(id).execute(&mut on).await?;
+    for chunk in ids.chunks(MAX_LIST) {
+        let sql = format!("DELETE FROM logins WHERE id IN ({})", placeholders(chunk.len()));
+        deleted += query(&sql).bind_all(chunk).execute(&mut on).await?;
     }
     Ok(deleted)
 }
@@ -240,10 +241,10 @@ pub async fn sealed_tokens(db: &Db, row_lock: Option<&mut Tx>, login_id: &LoginI
 
 /// The sealed tokens of these logins.
 pub async fn sealed_tokens_of(db: &Db, ids: &[LoginId]) -> Result<Vec<(LoginId, Vec<u8>)>, AppError> {
-    let mut found = Vec::with_capacity(ids.len());
-    for id in ids {
-        let sealed: Option<Vec<u8>> = query("SELECT sealed FROM login_tokens WHERE login_id = $1").bind(id).scalar_optional(db).await?;
-        found.extend(sealed.map(|sealed| (id.clone(), sealed)));
+    let mut found = Vec::new();
+    for chunk in ids.chunks(MAX_LIST) {
+        let sql = format!("SELECT login_id, sealed FROM login_tokens WHERE login_id IN ({})", placeholders(chunk.len()));
+        found.extend(query(&sql).bind_all(chunk).fetch_all::<(LoginId, Vec<u8>)>(db).await?);
     }
     Ok(found)
 }
@@ -270,4 +271,36 @@ pub async fn find_user(db: &Db, user_id: UserId) -> Result<Option<User>, AppErro
                  FROM users WHERE id = $1";
     let row: Option<UserRow> = query(sql).bind(user_id).fetch_optional(db).await?;
     Ok(row.map(|UserRow { sub, anonymous, email, name }| User { sub, anonymous, email, name }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::db::temp_pool;
+
+    /// More ids than one `IN (…)` list holds: every chunk is read and deleted, unknown ids are skipped.
+    #[tokio::test]
+    async fn ending_many_logins_reads_and_deletes_them_in_chunks() {
+        let (_dir, db) = temp_pool().await;
+        query("INSERT INTO users (id) VALUES (1)").execute(&db).await.unwrap();
+        let logins: Vec<Login> = (0..MAX_LIST * 2 + 3).map(|_| Login { id: LoginId::random(), user_id: UserId(1) }).collect();
+        let mut tx = db.begin().await.unwrap();
+        for (n, login) in logins.iter().enumerate() {
+            insert(&mut tx, login, (Method::Logi, Client::Browser), "test", 0).await.unwrap();
+            if n % 2 == 0 {
+                let sealed = SealedTokens { sealed: login.id.as_str().as_bytes(), logi_sub: None, logi_sid: None };
+                keep_tokens(&mut tx, &login.id, &sealed, 0).await.unwrap();
+            }
+        }
+        tx.commit().await.unwrap();
+        let mut ids: Vec<LoginId> = logins.iter().map(|login| login.id.clone()).collect();
+        ids.push(LoginId::random());
+
+        let sealed = sealed_tokens_of(&db, &ids).await.unwrap();
+        assert_eq!(sealed.len(), MAX_LIST + 2);
+        assert!(sealed.iter().all(|(id, sealed)| id.as_str().as_bytes() == sealed.as_slice()), "a login got another's tokens");
+        assert_eq!(delete(&db, &ids).await.unwrap(), logins.len() as u64);
+        let left: i64 = query("SELECT count(*) FROM logins").scalar(&db).await.unwrap();
+        assert_eq!(left, 0);
+    }
 }

@@ -220,15 +220,9 @@ impl Custody {
         opened
     }
 
-    /// The refresh tokens of these logins (read before they end), each with its login.
-    pub fn refresh_tokens(&self, sealed: Vec<(LoginId, Vec<u8>)>) -> Vec<(LoginId, Option<SecretString>)> {
-        sealed
-            .into_iter()
-            .map(|(login_id, sealed)| {
-                let refresh_token = self.open(&login_id, &sealed).and_then(|held| held.refresh_token);
-                (login_id, refresh_token)
-            })
-            .collect()
+    /// The refresh tokens sealed for these logins (read before they end).
+    pub fn refresh_tokens(&self, sealed: Vec<(LoginId, Vec<u8>)>) -> Vec<SecretString> {
+        sealed.into_iter().filter_map(|(login_id, sealed)| self.open(&login_id, &sealed)?.refresh_token).collect()
     }
 
     /// A fresh access token for the login, refreshing it first when it expires within

@@ -143,18 +143,21 @@ fn bearer_header(token: &SecretString) -> Result<HeaderValue, ProxyError> {
 async fn access_token(logins: &Logins, found: &ApiLogin, login: &Login) -> Result<SecretString, ProxyError> {
     match logins.access_token(login).await {
         Ok(token) => Ok(token),
-        Err(CustodyError::Expired) => {
-            tracing::info!("refresh token refused; ending the login");
-            match &found.session {
-                Some(session) => logins.sign_out(session, Some(login), EndReason::Refused).await?,
-                None => _ = logins.end(std::slice::from_ref(&login.id), EndReason::Refused).await?,
-            }
-            Err(ProxyError::SessionExpired)
-        }
+        // Boxed: this rare branch would otherwise grow every proxied request's future.
+        Err(CustodyError::Expired) => Box::pin(end_refused(logins, found, login)).await,
         Err(CustodyError::NoTokens) => Err(ProxyError::LogiSignInRequired),
         Err(CustodyError::ProviderUnavailable) => Err(ProxyError::TokenRefreshFailed),
         Err(CustodyError::Internal) => Err(ProxyError::Internal),
     }
+}
+
+async fn end_refused(logins: &Logins, found: &ApiLogin, login: &Login) -> Result<SecretString, ProxyError> {
+    tracing::info!("refresh token refused; ending the login");
+    match &found.session {
+        Some(session) => _ = logins.sign_out(session, Some(login), EndReason::Refused).await?,
+        None => _ = logins.end(std::slice::from_ref(&login.id), EndReason::Refused).await?,
+    }
+    Err(ProxyError::SessionExpired)
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<usize> {

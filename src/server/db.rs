@@ -175,6 +175,15 @@ pub fn query(sql: &str) -> Query<'_> {
     Query { sql, args: Vec::new() }
 }
 
+/// At most this many values go into one `IN (…)` list, well under either backend's
+/// limit on placeholders; longer lists run in chunks.
+pub const MAX_LIST: usize = 500;
+
+/// `$1, $2, …, $n`: the placeholders of an `IN (…)` list of `n` values.
+pub fn placeholders(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 /// Runs `$body` with `$ex` bound to the executor and `$args` to the encoded arguments of
 /// the backend `$on` names.
 macro_rules! on_backend {
@@ -203,6 +212,11 @@ macro_rules! on_backend {
 impl<'q> Query<'q> {
     pub fn bind(mut self, value: impl Into<Arg<'q>>) -> Self {
         self.args.push(value.into());
+        self
+    }
+
+    pub fn bind_all<V: Into<Arg<'q>>>(mut self, values: impl IntoIterator<Item = V>) -> Self {
+        self.args.extend(values.into_iter().map(Into::into));
         self
     }
 

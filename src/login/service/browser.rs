@@ -36,18 +36,16 @@ impl Logins {
         Ok(Some(Login { id, user_id: row.user_id }))
     }
 
-    /// True when the login holds logi's tokens (it signed in with, or linked, logi).
-    pub async fn holds_logi_tokens(&self, login: &Login) -> Result<bool, AppError> {
-        Ok(self.tokens.load(&self.db, &login.id).await?.is_some())
-    }
-
     /// Signs this browser out: its login (as the request's extractor found it) ends for
-    /// `reason`, and the browser session is deleted.
-    pub async fn sign_out(&self, session: &BrowserSession, login: Option<&Login>, reason: EndReason) -> Result<(), AppError> {
-        if let Some(login) = login {
-            self.end(std::slice::from_ref(&login.id), reason).await?;
-        }
-        session.end().await
+    /// `reason`, and the browser session is deleted. True when that login held logi's
+    /// tokens (it signed in with, or linked, logi), so logi's own session may end too.
+    pub async fn sign_out(&self, session: &BrowserSession, login: Option<&Login>, reason: EndReason) -> Result<bool, AppError> {
+        let held_logi_tokens = match login {
+            Some(login) => self.end(std::slice::from_ref(&login.id), reason).await?.holding_logi_tokens > 0,
+            None => false,
+        };
+        session.end().await?;
+        Ok(held_logi_tokens)
     }
 
     /// The `Set-Cookie` that remembers one more login in progress (nothing is stored here).

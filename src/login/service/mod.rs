@@ -53,6 +53,15 @@ impl EndReason {
     }
 }
 
+/// What [`Logins::end`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ended {
+    /// Logins deleted.
+    pub logins: u64,
+    /// How many of them held logi's tokens.
+    pub holding_logi_tokens: usize,
+}
+
 pub struct Logins {
     db: Db,
     lifetimes: LoginLifetimes,
@@ -159,40 +168,38 @@ impl Logins {
 
     /// Ends these logins: their rows (and with them their tokens and refresh families) are
     /// deleted, their cached copies dropped, and their logi refresh tokens revoked unless
-    /// logi already refused them. How many there were.
-    pub async fn end(&self, ids: &[LoginId], reason: EndReason) -> Result<u64, AppError> {
-        let refresh_tokens = match reason.revokes() {
-            true => self.tokens.refresh_tokens(store::sealed_tokens_of(&self.db, ids).await?),
-            false => Vec::new(),
-        };
+    /// logi already refused them.
+    pub async fn end(&self, ids: &[LoginId], reason: EndReason) -> Result<Ended, AppError> {
+        let sealed = store::sealed_tokens_of(&self.db, ids).await?;
         self.forget_cached(ids);
-        let ended = store::delete(&self.db, ids).await?;
-        self.finish_ending(ids.len(), refresh_tokens, reason).await;
+        let logins = store::delete(&self.db, ids).await?;
+        let ended = Ended { logins, holding_logi_tokens: sealed.len() };
+        self.finish_ending(ids.len(), sealed, reason).await;
         Ok(ended)
     }
 
     /// One of the user's logins, ended; false when the user has no such login.
     pub async fn end_of_user(&self, user_id: UserId, id: &LoginId, reason: EndReason) -> Result<bool, AppError> {
         let ids = store::ids_of_user(&self.db, user_id, Some(id), None).await?;
-        Ok(self.end(&ids, reason).await? == 1)
+        Ok(self.end(&ids, reason).await?.logins == 1)
     }
 
     /// Every login of the user but `except`, ended.
     pub async fn end_all_of_user(&self, user_id: UserId, except: Option<&LoginId>, reason: EndReason) -> Result<u64, AppError> {
         let ids = store::ids_of_user(&self.db, user_id, None, except).await?;
-        self.end(&ids, reason).await
+        Ok(self.end(&ids, reason).await?.logins)
     }
 
     /// Ends the logins holding tokens of a logi session (its `sid`) or, with `sub` alone,
     /// of a logi user (browsers and devices). Runs in `tx`, which the caller opened (a
     /// back-channel logout records its token there first), and commits it. How many ended.
     pub async fn end_logi_session(&self, mut tx: Tx, sub: Option<&str>, sid: Option<&str>) -> Result<u64, AppError> {
-        let held = self.tokens.refresh_tokens(store::sealed_tokens_of_logi_session(&mut tx, sub, sid).await?);
-        let ids: Vec<LoginId> = held.iter().map(|(id, _)| id.clone()).collect();
+        let sealed = store::sealed_tokens_of_logi_session(&mut tx, sub, sid).await?;
+        let ids: Vec<LoginId> = sealed.iter().map(|(id, _)| id.clone()).collect();
         let ended = store::delete(&mut tx, &ids).await?;
         tx.commit().await?;
         self.forget_cached(&ids);
-        self.finish_ending(ids.len(), held, EndReason::LogiLogout).await;
+        self.finish_ending(ids.len(), sealed, EndReason::LogiLogout).await;
         Ok(ended)
     }
 
@@ -203,12 +210,14 @@ impl Logins {
         }
     }
 
-    async fn finish_ending(&self, count: usize, held: Vec<(LoginId, Option<SecretString>)>, reason: EndReason) {
+    /// Logs the ending and revokes the logi refresh tokens sealed in `sealed` when `reason` calls for it.
+    async fn finish_ending(&self, count: usize, sealed: Vec<(LoginId, Vec<u8>)>, reason: EndReason) {
         if count > 0 {
             tracing::info!(count, ?reason, "logins ended");
         }
-        let refresh_tokens: Vec<SecretString> = held.into_iter().filter_map(|(_, token)| token).collect();
-        if let Some(authority) = self.authority.as_ref().filter(|_| !refresh_tokens.is_empty()) {
+        let Some(authority) = self.authority.as_ref().filter(|_| reason.revokes() && !sealed.is_empty()) else { return };
+        let refresh_tokens = self.tokens.refresh_tokens(sealed);
+        if !refresh_tokens.is_empty() {
             tokens::revoke(authority.as_ref(), &refresh_tokens).await;
         }
     }
@@ -229,7 +238,7 @@ impl Logins {
     pub async fn sweep(&self) -> Result<u64, AppError> {
         let now = now();
         let expired = store::expired(&self.db, &self.lifetimes, now, SWEEP_BATCH).await?;
-        let logins = self.end(&expired, EndReason::Expired).await?;
+        let logins = self.end(&expired, EndReason::Expired).await?.logins;
         let markers = store::delete_used_markers(&self.db, now).await?;
         Ok(logins + markers + self.sweep_devices(now).await?)
     }
