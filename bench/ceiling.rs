@@ -1,13 +1,21 @@
-//! The benchmark's ceiling and fast upstream: a bare axum handler on the same runtime,
-//! release profile and machine as the app. `GET /x` answers a small JSON body.
+//! The benchmark's ceiling and fast upstream: bare axum handlers on the same runtime,
+//! release profile and machine as the app, answering static bodies (nothing allocated
+//! per request beyond what axum and hyper do). `GET /` answers what an anonymous
+//! `/api/auth/me` does, `{"user":null}` (the ceiling); `GET /x` a signed-in user's JSON
+//! (the upstream API behind the proxy).
 
-use axum::{routing::get, Json, Router};
+use axum::http::header::CONTENT_TYPE;
+use axum::{routing::get, Router};
+
+const CEILING: &str = r#"{"user":null}"#;
+const UPSTREAM: &str = r#"{"user":{"sub":"bench-user","anonymous":false,"email":"bench@example.com","name":"Bench"}}"#;
 
 #[tokio::main]
 async fn main() {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:3399".to_owned());
-    let body = serde_json::json!({ "user": { "sub": "bench-user", "anonymous": false, "email": "bench@example.com", "name": "Bench" } });
-    let app = Router::new().route("/x", get(move || std::future::ready(Json(body.clone()))));
+    let app = Router::new()
+        .route("/", get(|| async { ([(CONTENT_TYPE, "application/json")], CEILING) }))
+        .route("/x", get(|| async { ([(CONTENT_TYPE, "application/json")], UPSTREAM) }));
     let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind the ceiling server");
     axum::serve(listener, app).await.expect("serve");
 }

@@ -8,7 +8,7 @@ use crate::login::session::{self, SessionCache, SessionRecords};
 use crate::login::tokens::TokenAuthority;
 use crate::login::Logins;
 use crate::proxy::Upstream;
-use crate::server::config::{Config, LogFormat};
+use crate::server::config::Config;
 use crate::server::db::Db;
 use crate::server::request_context::RequestContextLayer;
 use crate::server::{assets, csrf, db, headers, health, metrics};
@@ -27,8 +27,12 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 
 /// The one application state. Handlers take the parts they need (`State<Arc<Logins>>`,
 /// the extractors of `login`); server functions get the same parts from context.
-#[derive(Clone, FromRef)]
-pub struct AppState {
+/// What every handler shares, behind one `Arc`: axum clones the state for every handler
+/// call, so a clone is one reference count whatever the state holds.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub leptos_options: LeptosOptions,
     pub db: Db,
     pub config: Arc<Config>,
@@ -37,6 +41,34 @@ pub struct AppState {
     pub logi: Option<Arc<Provider>>,
     /// The API behind `/api/proxy/*`; `None` when `UPSTREAM_API_URL` is not configured.
     pub upstream: Option<Arc<Upstream>>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts extractors take from the state (`State<Db>`, `Arc<Logins>: FromRef<S>`, …).
+macro_rules! state_parts {
+    ($($field:ident: $ty:ty),* $(,)?) => {$(
+        impl FromRef<AppState> for $ty {
+            fn from_ref(state: &AppState) -> Self {
+                state.0.$field.clone()
+            }
+        }
+    )*};
+}
+
+state_parts! {
+    leptos_options: LeptosOptions,
+    db: Db,
+    config: Arc<Config>,
+    logins: Arc<Logins>,
+    logi: Option<Arc<Provider>>,
+    upstream: Option<Arc<Upstream>>,
 }
 
 impl AppState {
@@ -59,26 +91,13 @@ pub async fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(config.log_format);
+    crate::server::logging::init(config.log_format);
     match serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("logi-bff: {error}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Logs to stdout: readable lines, or with `LOG_FORMAT=json` one JSON object per line
-/// (the request's span, with its `request_id`, in every line logged while serving it).
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Text => logs.init(),
-        // The span list, not only the innermost span: the request's span (and its id) is
-        // the outermost of every line logged while serving it.
-        LogFormat::Json => logs.json().with_current_span(false).with_span_list(true).init(),
     }
 }
 
@@ -128,7 +147,7 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), Startu
     let logins = Arc::new(Logins::new(db.clone(), &config, authority, session_cache));
     logins.devices().maintain_keys(&db, crate::server::unix_now()).await.map_err(|error| StartupError::SigningKeys(error.logged()))?;
     let logi_dependency = logi.iter().map(|provider| provider.clone() as Arc<dyn health::Dependency>).collect();
-    let state = AppState { leptos_options: leptos_options(&config), db, config: Arc::new(config), logins, logi, upstream };
+    let state = AppState(Arc::new(Shared { leptos_options: leptos_options(&config), db, config: Arc::new(config), logins, logi, upstream }));
     let routes = generate_route_list(App);
     let metrics_on = state.config.metrics_addr.is_some();
     let app = Router::new()

@@ -11,6 +11,7 @@ pub mod error;
 pub mod headers;
 pub mod health;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod request;
 pub mod request_context;
