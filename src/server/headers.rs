@@ -8,6 +8,7 @@ use std::sync::Arc;
 /// On every response. HSTS only when the public origin is https (a plain-http
 /// development origin must stay reachable).
 pub fn add_security_headers(headers: &mut HeaderMap, https: bool) {
+    headers.reserve(4); // one allocation instead of growing on the way
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
