@@ -36,14 +36,14 @@ ln -s "$target" "$work/before-src/target"
 # (a plain `cargo build` sees other LEPTOS_* variables and rebuilds them all).
 (cd "$work/before-src" && cargo leptos build --release --precompress >/dev/null)
 cp target/release/logi-bff "$work/before"
-cargo build -q --release --example bench_ceiling --features ssr --target-dir target/bench
+cargo build -q --release --locked --manifest-path bench/ceiling/Cargo.toml --target-dir target/bench
 
 provider_port=9291 ceiling_addr=127.0.0.1:3398
 declare -A port=([before]=3301 [after]=3302)
 (cd end2end && PROVIDER_PORT=$provider_port APP_URLS=http://localhost:${port[before]},http://localhost:${port[after]} ACCESS_TOKEN_TTL=3600 \
   CLIENT_ID=bench CLIENT_SECRET=bench-secret exec node dev-provider/server.js >"$work/provider.log" 2>&1) &
 pids+=($!)
-target/bench/release/examples/bench_ceiling "$ceiling_addr" & pids+=($!)
+target/bench/release/bench_ceiling "$ceiling_addr" & pids+=($!)
 for build in before after; do
   # As a user starts it: no RUST_LOG.
   (cd "$work" && APP_ENV=production APP_URL=http://localhost:${port[$build]} LEPTOS_SITE_ADDR=127.0.0.1:${port[$build]} \

@@ -30,9 +30,9 @@ done
 export PATH="$HOME/.cargo/bin:$PWD/end2end/node_modules/.bin:$PATH"
 
 cargo leptos build --release --precompress
-# Its own target dir: examples build with dev-dependencies, whose features would
-# otherwise invalidate the app's release artifacts on every alternation.
-cargo build --release --example bench_ceiling --features ssr --target-dir target/bench
+# A crate of its own, in a target dir of its own: its dependencies' features never
+# invalidate the app's release artifacts.
+cargo build --release --locked --manifest-path bench/ceiling/Cargo.toml --target-dir target/bench
 
 work=$(mktemp -d -t logi-bff-bench-XXXXXX)
 pids=()
@@ -47,7 +47,7 @@ app_port=3300 info_port=3301 provider_port=9290 ceiling_addr=127.0.0.1:3399 bala
 (cd end2end && PROVIDER_PORT=$provider_port APP_URLS=http://localhost:$app_port,http://localhost:$info_port,http://localhost:$balancer_port ACCESS_TOKEN_TTL=3600 \
   CLIENT_ID=bench CLIENT_SECRET=bench-secret exec node dev-provider/server.js >"$work/provider.log" 2>&1) &
 pids+=($!)
-target/bench/release/examples/bench_ceiling "$ceiling_addr" & pids+=($!)
+target/bench/release/bench_ceiling "$ceiling_addr" & pids+=($!)
 ceiling_pid=$!
 cp target/release/logi-bff "$work/"
 start_app() { # port database [VAR=value...]: the release binary as a user starts it

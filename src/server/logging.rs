@@ -14,9 +14,9 @@ use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
-/// Dependencies that log or open spans on every request at INFO (tower-sessions opens
-/// several per request: measured in issue 20 at ~15 % of a proxied request's CPU): at
-/// `warn` unless `RUST_LOG` names them.
+/// Dependencies that log or open spans on every request at INFO (tower-sessions opens a
+/// span per request and one per session method it runs, each registered, formatted,
+/// entered and closed): at `warn` unless `RUST_LOG` names them.
 const QUIET_DEPENDENCIES: [&str; 3] = ["sqlx", "tower_sessions", "tower_sessions_core"];
 
 /// Installs the global subscriber, filtered by [`filter`] of `RUST_LOG`.
