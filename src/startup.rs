@@ -17,7 +17,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use leptos::prelude::*;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,7 +148,7 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), Startu
     logins.devices().maintain_keys(&db, crate::server::unix_now()).await.map_err(|error| StartupError::SigningKeys(error.logged()))?;
     let logi_dependency = logi.iter().map(|provider| provider.clone() as Arc<dyn health::Dependency>).collect();
     let state = AppState(Arc::new(Shared { leptos_options: leptos_options(&config), db, config: Arc::new(config), logins, logi, upstream }));
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let metrics_on = state.config.metrics_addr.is_some();
     let app = Router::new()
         .merge(crate::auth::routes::routes())
@@ -186,6 +186,16 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), Startu
         .layer(axum::middleware::map_response_with_state(state.config.app_url.scheme() == "https", finish_response))
         .with_state(state.clone());
     Ok((app, state))
+}
+
+/// The app's routes, generated once per process. Generating them renders the app with a
+/// process-global flag set (leptos_server 0.8's `SuppressResourceLoad`) that leaves every
+/// resource first polled meanwhile pending forever (leptos-rs/leptos#4773): where several
+/// routers live in one process (the HTTP tests), a page rendered by one while another was
+/// being built was never answered. Once, before any router exists, nothing is rendering.
+fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
 /// `GET /metrics` on the metrics listener: the recorder's series, with the live logins
