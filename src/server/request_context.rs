@@ -6,7 +6,7 @@
 //!
 //! A task-local rather than a `tracing` span: a span is registered, its fields formatted
 //! and it is entered and left on every poll whether or not a line is ever written
-//! (measured in issue 20: ~20 % of `/api/auth/me`); the task-local costs a swap per poll
+//! (issue 20's profile put it at ~20 % of `/api/auth/me`); the task-local costs a swap per poll
 //! and is read only when a line is written. A tower layer rather than
 //! `axum::middleware::from_fn`: `from_fn` boxes the inner service and its future each
 //! time (issue 13: two such layers cost ~5 µs of CPU per proxied request).
