@@ -145,7 +145,7 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), Startu
     let session_layer = session::layer(&config, session_cache.clone(), SessionRecords::new(&db));
     let authority = logi.clone().map(|provider| provider as Arc<dyn TokenAuthority>);
     let logins = Arc::new(Logins::new(db.clone(), &config, authority, session_cache));
-    logins.devices().maintain_keys(&db, crate::server::unix_now()).await.map_err(|error| StartupError::SigningKeys(error.logged()))?;
+    logins.devices().maintain_keys(&db, crate::server::unix_now()).await.map_err(StartupError::SigningKeys)?;
     let logi_dependency = logi.iter().map(|provider| provider.clone() as Arc<dyn health::Dependency>).collect();
     let state = AppState(Arc::new(Shared { leptos_options: leptos_options(&config), db, config: Arc::new(config), logins, logi, upstream }));
     let routes = route_list();

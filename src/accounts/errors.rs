@@ -33,6 +33,8 @@ pub enum AccountError {
     InvalidRequest,
     /// The server could not be reached (only produced in the browser).
     ServerUnreachable,
+    /// Our database could not be reached or written; nothing was changed.
+    DatabaseUnavailable,
     Internal,
 }
 
@@ -57,6 +59,7 @@ impl AccountError {
             Self::SessionNotFound => "session_not_found",
             Self::InvalidRequest => "invalid_request",
             Self::ServerUnreachable => "server_unreachable",
+            Self::DatabaseUnavailable => "database_unavailable",
             Self::Internal => "internal_error",
         }
     }
@@ -78,6 +81,7 @@ impl AccountError {
             Self::SessionNotFound => 404,
             Self::EmailTaken | Self::LastSignInMethod | Self::NotLinked | Self::PasswordAlreadySet | Self::NoPassword => 409,
             Self::Throttled { .. } => 429,
+            Self::DatabaseUnavailable => 503,
             Self::ServerUnreachable | Self::Internal => 500,
         }
     }
@@ -107,6 +111,7 @@ impl fmt::Display for AccountError {
             Self::SessionNotFound => f.write_str("That session has already ended."),
             Self::InvalidRequest => f.write_str("The form was incomplete. Reload the page and try again."),
             Self::ServerUnreachable => f.write_str("The server could not be reached. Check your connection and try again."),
+            Self::DatabaseUnavailable => f.write_str("Our database is briefly unavailable, so nothing was changed. Try again in a moment."),
             Self::Internal => f.write_str("Something went wrong on our side. Please try again."),
         }
     }
@@ -144,18 +149,25 @@ pub async fn server_fn_error_status(response: axum::response::Response) -> axum:
     let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
         return crate::server::AppError::Internal("a server-function error body too large to read".into()).into_response();
     };
-    if let Ok(error) = serde_json::from_slice::<AccountError>(&bytes) {
+    let error = serde_json::from_slice::<AccountError>(&bytes).ok();
+    if let Some(error) = &error {
         parts.status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     }
-    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+    let response = axum::response::Response::from_parts(parts, axum::body::Body::from(bytes));
+    match error {
+        Some(AccountError::DatabaseUnavailable) => crate::server::Failure::DatabaseUnavailable.with_retry_after(response),
+        _ => response,
+    }
 }
 
 #[cfg(feature = "ssr")]
 impl From<crate::server::AppError> for AccountError {
     /// Internal causes are logged and never shown.
     fn from(error: crate::server::AppError) -> Self {
-        error.logged();
-        Self::Internal
+        match error.logged() {
+            crate::server::Failure::DatabaseUnavailable => Self::DatabaseUnavailable,
+            crate::server::Failure::Internal => Self::Internal,
+        }
     }
 }
 

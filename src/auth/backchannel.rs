@@ -9,6 +9,7 @@
 //! or `400 {"error":"invalid_request"}`, never cached.
 
 use super::flow::Auth;
+use super::oidc::JwsRejection;
 use super::store;
 use crate::server::crypto::{Audience, JWT_LEEWAY_SECS};
 use crate::server::{json_error, no_store, request, unix_now, AppError};
@@ -38,6 +39,8 @@ where
 #[derive(Debug)]
 enum LogoutError {
     Invalid(String),
+    /// logi's keys could not be fetched to check the token: `503`, so logi may try again.
+    ProviderUnreachable,
     Internal(AppError),
 }
 
@@ -54,6 +57,7 @@ impl IntoResponse for LogoutError {
                 tracing::warn!(%reason, "back-channel logout refused");
                 json_error(StatusCode::BAD_REQUEST, "invalid_request")
             }
+            Self::ProviderUnreachable => json_error(StatusCode::SERVICE_UNAVAILABLE, "provider_unreachable"),
             Self::Internal(error) => error.into_response(),
         }
     }
@@ -77,7 +81,10 @@ async fn log_out(auth: &Auth, headers: &HeaderMap, body: Body) -> Result<u64, Lo
     let token = logout_token(headers, body).await?;
     // Without logi configured no token can be checked (and no login holds logi's tokens).
     let provider = auth.logi.as_ref().ok_or_else(|| invalid("logi is not configured"))?;
-    let (header, claims) = provider.verify_jws(&token).await.map_err(|rejection| invalid(rejection.to_string()))?;
+    let (header, claims) = provider.verify_jws(&token).await.map_err(|rejection| match rejection {
+        JwsRejection::ProviderUnreachable => LogoutError::ProviderUnreachable,
+        other => invalid(other.to_string()),
+    })?;
     check_type(&header)?;
     let logout = LogoutClaims::check(&claims, provider.issuer().as_str(), provider.client_id(), unix_now())?;
     let mut tx = auth.db.begin_locked("backchannel-logout").await.map_err(AppError::from)?;
@@ -181,7 +188,7 @@ mod tests {
     fn check(claims: &Value) -> Result<LogoutClaims, String> {
         LogoutClaims::check(claims, ISSUER, "logi-bff", NOW).map_err(|error| match error {
             LogoutError::Invalid(reason) => reason,
-            LogoutError::Internal(error) => panic!("{error:?}"),
+            other => panic!("{other:?}"),
         })
     }
 

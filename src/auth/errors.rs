@@ -95,6 +95,8 @@ auth_errors! {
     ),
     /// Linking: this account already has a different logi account linked.
     AnotherLogiAccountLinked = "another_logi_account_linked" => ("Your account already has a logi account linked.", "Unlink it first to link a different one."),
+    /// Our database could not be reached or written; nothing was changed.
+    DatabaseUnavailable = "database_unavailable" => ("Our database could not be reached, so you were not signed in.", "Try again in a moment."),
     /// Our own failure (database, session store); details are in the server log.
     Internal = "internal_error" => ("Something went wrong on our side.", "Try again; the details are in the server log."),
 }
@@ -117,6 +119,15 @@ const PROVIDER_ERRORS: [&str; 14] = [
     "invalid_request_object",
     "request_not_supported",
 ];
+
+impl From<crate::server::Failure> for AuthError {
+    fn from(failure: crate::server::Failure) -> Self {
+        match failure {
+            crate::server::Failure::DatabaseUnavailable => Self::DatabaseUnavailable,
+            crate::server::Failure::Internal => Self::Internal,
+        }
+    }
+}
 
 impl AuthError {
     /// Accepts a provider's `error` value only if it looks like an OAuth error code.

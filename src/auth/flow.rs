@@ -192,28 +192,47 @@ async fn redeem(auth: &Auth, headers: &HeaderMap, found: &MaybeLogin, params: &C
         return Err(AuthError::from_provider(error));
     }
     let code = params.code.as_deref().filter(|c| !c.is_empty()).ok_or(AuthError::MissingCode)?;
-    match &pending.link_for_login {
-        Some(login_id) => link(auth, found.login.as_ref(), provider, code, pending, login_id).await,
-        None => {
-            let (user_id, tokens, session) = sign_in(auth, provider, code, pending).await?;
-            let login = auth.logins.sign_in(&found.session, user_id, Method::Logi, user_agent_of(headers)).await.map_err(internal)?;
-            auth.logins.keep_tokens(&login.id, tokens, &session).await.map_err(internal)?;
-            Ok(pending.return_to.clone())
-        }
+    // A link attaches to the login that started it, which must still be this session's.
+    let linking_login = match &pending.link_for_login {
+        Some(id) => Some(found.login.as_ref().filter(|login| &login.id == id).ok_or(AuthError::NotSignedIn)?),
+        None => None,
+    };
+    let tokens = provider.exchange_code(code, &pending.pkce_verifier, provider.redirect_uri()).await?;
+    let issued_refresh_token = tokens.refresh_token.clone();
+    let finished = match linking_login {
+        Some(login) => link(auth, login, provider, tokens, pending).await,
+        None => sign_in_and_keep(auth, headers, found, provider, tokens, pending).await,
+    };
+    if finished.is_err() {
+        // logi issued a grant nobody will use: its refresh token must not outlive the failure.
+        auth.logins.revoke_in_background(issued_refresh_token.into_iter().collect());
     }
+    finished
 }
 
-/// Code → tokens → verified id_token.
-async fn verified_subject(provider: &Provider, code: &str, pending: &PendingLogin) -> Result<(TokenSet, VerifiedIdToken), AuthError> {
-    let tokens = provider.exchange_code(code, &pending.pkce_verifier, provider.redirect_uri()).await?;
+async fn sign_in_and_keep(
+    auth: &Auth,
+    headers: &HeaderMap,
+    found: &MaybeLogin,
+    provider: &Provider,
+    tokens: TokenSet,
+    pending: &PendingLogin,
+) -> Result<String, AuthError> {
+    let (user_id, tokens, session) = sign_in(auth, provider, tokens, pending).await?;
+    let login = auth.logins.sign_in(&found.session, user_id, Method::Logi, user_agent_of(headers)).await.map_err(internal)?;
+    auth.logins.keep_tokens(&login.id, tokens, &session).await.map_err(internal)?;
+    Ok(pending.return_to.clone())
+}
+
+/// The id_token of logi's answer, verified.
+async fn verified_subject(provider: &Provider, tokens: &TokenSet, pending: &PendingLogin) -> Result<VerifiedIdToken, AuthError> {
     let id_token = tokens.id_token.as_ref().ok_or(AuthError::NoSubjectInIdToken)?;
-    let verified = provider.verify_id_token(id_token, Some(&pending.nonce), &tokens.access_token).await?;
-    Ok((tokens, verified))
+    provider.verify_id_token(id_token, Some(&pending.nonce), &tokens.access_token).await
 }
 
 /// Verified `sub` → userinfo → local user (one transaction).
-async fn sign_in(auth: &Auth, provider: &Provider, code: &str, pending: &PendingLogin) -> Result<(UserId, TokenSet, LogiSession), AuthError> {
-    let (tokens, VerifiedIdToken { subject, session }) = verified_subject(provider, code, pending).await?;
+async fn sign_in(auth: &Auth, provider: &Provider, tokens: TokenSet, pending: &PendingLogin) -> Result<(UserId, TokenSet, LogiSession), AuthError> {
+    let VerifiedIdToken { subject, session } = verified_subject(provider, &tokens, pending).await?;
     let info = provider.userinfo(&tokens.access_token, &subject).await?;
     let user_id = accounts::sign_in_with_identity(&auth.db, provider.issuer(), &subject, &profile::from_userinfo(&info)).await.map_err(internal)?;
     // The profile may have changed for the user's other browsers too.
@@ -221,11 +240,9 @@ async fn sign_in(auth: &Auth, provider: &Provider, code: &str, pending: &Pending
     Ok((user_id, tokens, session))
 }
 
-/// Verified `sub` → linked to the account of the login that started the link, which
-/// must still be this session's login.
-async fn link(auth: &Auth, current: Option<&Login>, provider: &Provider, code: &str, pending: &PendingLogin, login_id: &LoginId) -> Result<String, AuthError> {
-    let login = current.filter(|login| &login.id == login_id).ok_or(AuthError::NotSignedIn)?;
-    let (tokens, VerifiedIdToken { subject, session }) = verified_subject(provider, code, pending).await?;
+/// Verified `sub` → linked to the account of `login`, the one that started the link.
+async fn link(auth: &Auth, login: &Login, provider: &Provider, tokens: TokenSet, pending: &PendingLogin) -> Result<String, AuthError> {
+    let VerifiedIdToken { subject, session } = verified_subject(provider, &tokens, pending).await?;
     match accounts::link_identity(&auth.db, login.user_id, provider.issuer(), &subject).await.map_err(internal)? {
         LinkOutcome::Linked | LinkOutcome::AlreadyLinked => {
             auth.logins.user_changed(login.user_id);
@@ -244,6 +261,5 @@ pub fn failed_internally(error: AppError) -> Redirect {
 }
 
 fn internal(error: AppError) -> AuthError {
-    error.logged();
-    AuthError::Internal
+    error.logged().into()
 }

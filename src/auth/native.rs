@@ -11,10 +11,10 @@ use super::oidc::Provider;
 use super::profile;
 use crate::accounts::{store as accounts, throttle};
 use crate::login::device::DeviceTokens;
-use crate::login::tokens::{self, TokenError, TokenSet};
+use crate::login::tokens::{TokenError, TokenSet};
 use crate::login::{Logins, User};
 use crate::server::request::{self, client_address_in};
-use crate::server::{no_store, oauth_error, AppError};
+use crate::server::{no_store, oauth_error, AppError, Failure};
 use axum::body::Body;
 use axum::extract::{FromRef, Request, State};
 use axum::http::request::Parts;
@@ -61,6 +61,7 @@ enum NativeError {
         retry_after_secs: i64,
     },
     LogiNotConfigured,
+    DatabaseUnavailable,
     Internal,
 }
 
@@ -76,6 +77,7 @@ impl NativeError {
             Self::ProviderUnavailable => (StatusCode::BAD_GATEWAY, "provider_unavailable", "logi could not be reached or did not answer properly."),
             Self::SlowDown { .. } => (StatusCode::TOO_MANY_REQUESTS, "slow_down", "Too many exchanges from this address; retry later."),
             Self::LogiNotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "logi_not_configured", "logi sign-in is not configured on this server."),
+            Self::DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "Our database is unavailable; retry shortly."),
             // RFC 6749's name for our own failure (the other routes say `internal_error`).
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "Something went wrong on our side."),
         }
@@ -86,6 +88,9 @@ impl IntoResponse for NativeError {
     fn into_response(self) -> Response {
         let (status, error, description) = self.parts();
         let mut response = oauth_error(status, error, description);
+        if matches!(self, Self::DatabaseUnavailable) {
+            response = Failure::DatabaseUnavailable.with_retry_after(response);
+        }
         if let Self::SlowDown { retry_after_secs } = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
@@ -95,8 +100,10 @@ impl IntoResponse for NativeError {
 
 impl From<AppError> for NativeError {
     fn from(error: AppError) -> Self {
-        error.logged();
-        Self::Internal
+        match error.logged() {
+            Failure::DatabaseUnavailable => Self::DatabaseUnavailable,
+            Failure::Internal => Self::Internal,
+        }
     }
 }
 
@@ -155,7 +162,7 @@ async fn redeem(auth: &Auth, parts: &Parts, body: Body) -> Result<Response, Nati
         Ok(response) => Ok(response),
         Err(error) => {
             // The app will not get these tokens: logi's refresh token must not outlive the failure.
-            tokens::revoke(provider, &grant.refresh_token.into_iter().collect::<Vec<_>>()).await;
+            auth.logins.revoke_in_background(grant.refresh_token.into_iter().collect());
             Err(error)
         }
     }

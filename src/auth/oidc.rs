@@ -28,8 +28,11 @@ use tokio::sync::RwLock;
 use url::Url;
 
 const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+/// After a failed discovery, logi is not asked again for this long: the requests meanwhile
+/// answer at once (from the stale endpoints, or `provider_unreachable`) instead of each
+/// waiting out the timeout in turn.
+const DISCOVERY_RETRY: Duration = Duration::from_secs(2);
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The endpoints and algorithms discovery advertised.
 #[derive(Debug)]
@@ -49,6 +52,25 @@ pub struct Endpoints {
 struct Discovered {
     endpoints: Arc<Endpoints>,
     fetched_at: Instant,
+}
+
+/// The discovery cache: the last endpoints found, and when discovery last failed.
+#[derive(Default)]
+struct Discovery {
+    found: Option<Discovered>,
+    failed_at: Option<Instant>,
+}
+
+impl Discovery {
+    /// The answer without asking logi, if there is one: fresh endpoints, or (within
+    /// [`DISCOVERY_RETRY`] of a failure) the stale ones or the failure.
+    fn settled(&self) -> Option<Result<Arc<Endpoints>, AuthError>> {
+        if let Some(found) = self.found.as_ref().filter(|d| d.fetched_at.elapsed() < DISCOVERY_TTL) {
+            return Some(Ok(found.endpoints.clone()));
+        }
+        self.failed_at.filter(|at| at.elapsed() < DISCOVERY_RETRY)?;
+        Some(self.found.as_ref().map(|stale| stale.endpoints.clone()).ok_or(AuthError::ProviderUnreachable))
+    }
 }
 
 struct Keys {
@@ -86,13 +108,13 @@ pub struct Provider {
     client_secret: Option<SecretString>,
     redirect_uri: Url,
     scopes: String,
-    discovered: RwLock<Option<Discovered>>,
+    discovery: RwLock<Discovery>,
     keys: RwLock<Keys>,
 }
 
 impl Provider {
     pub fn new(config: &LogiConfig, redirect_uri: Url) -> Result<Self, SetupError> {
-        let http = http::client(HTTP_TIMEOUT, "logi")?;
+        let http = http::client(config.timeout, "logi")?;
         let issuer_id = config.issuer();
         let issuer = IssuerUrl::new(issuer_id.as_str().to_owned())?;
         Ok(Self {
@@ -103,7 +125,7 @@ impl Provider {
             client_secret: config.client_secret.clone(),
             redirect_uri,
             scopes: config.scopes.join(" "),
-            discovered: RwLock::new(None),
+            discovery: RwLock::default(),
             keys: RwLock::new(Keys { set: CoreJsonWebKeySet::new(Vec::new()), last_refetch: None }),
         })
     }
@@ -116,32 +138,36 @@ impl Provider {
         &self.issuer_id
     }
 
-    /// The cached discovery result, fetched (with the JWKS) when missing or stale.
+    /// The cached discovery result, fetched (with the JWKS) when missing or stale; one
+    /// fetch at a time, so a request waits at most one logi timeout for it.
     pub async fn endpoints(&self) -> Result<Arc<Endpoints>, AuthError> {
-        if let Some(found) = self.discovered.read().await.as_ref().filter(|d| d.fetched_at.elapsed() < DISCOVERY_TTL) {
-            return Ok(found.endpoints.clone());
+        if let Some(settled) = self.discovery.read().await.settled() {
+            return settled;
         }
-        let mut discovered = self.discovered.write().await;
-        if let Some(found) = discovered.as_ref().filter(|d| d.fetched_at.elapsed() < DISCOVERY_TTL) {
-            return Ok(found.endpoints.clone());
+        let mut discovery = self.discovery.write().await;
+        if let Some(settled) = discovery.settled() {
+            return settled;
         }
         match metrics::logi_call("discovery", self.discover()).await {
             Ok((endpoints, jwks)) => {
                 self.keys.write().await.set = jwks;
                 let endpoints = Arc::new(endpoints);
-                *discovered = Some(Discovered { endpoints: endpoints.clone(), fetched_at: Instant::now() });
+                *discovery = Discovery { found: Some(Discovered { endpoints: endpoints.clone(), fetched_at: Instant::now() }), failed_at: None };
                 Ok(endpoints)
             }
-            Err(error) => match discovered.as_ref() {
-                Some(stale) => {
-                    tracing::warn!(%error, "discovery refresh failed; using the cached endpoints");
-                    Ok(stale.endpoints.clone())
+            Err(error) => {
+                discovery.failed_at = Some(Instant::now());
+                match discovery.found.as_ref() {
+                    Some(stale) => {
+                        tracing::warn!(%error, "discovery refresh failed; using the cached endpoints");
+                        Ok(stale.endpoints.clone())
+                    }
+                    None => {
+                        tracing::error!(%error, issuer = %self.issuer.as_str(), "discovery failed");
+                        Err(AuthError::ProviderUnreachable)
+                    }
                 }
-                None => {
-                    tracing::error!(%error, issuer = %self.issuer.as_str(), "discovery failed");
-                    Err(AuthError::ProviderUnreachable)
-                }
-            },
+            }
         }
     }
 

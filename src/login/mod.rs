@@ -29,6 +29,7 @@ mod extract;
 pub mod pending;
 #[cfg(feature = "ssr")]
 pub mod return_to;
+mod revocation;
 #[cfg(feature = "ssr")]
 mod service;
 #[cfg(feature = "ssr")]

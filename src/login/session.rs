@@ -71,15 +71,19 @@ impl BrowserSession {
         Ok(self.0.get(LOGIN_ID).await?)
     }
 
-    /// A new session id (no fixation), then the new login's id.
+    /// A new session id (no fixation), then the new login's id, stored now: a store that
+    /// fails answers here (`503` when the database is out), not as the session layer's
+    /// empty `500` after the response is made.
     pub(super) async fn start(&self, login: &LoginId) -> Result<(), AppError> {
         self.0.cycle_id().await?;
-        Ok(self.0.insert(LOGIN_ID, login).await?)
+        self.0.insert(LOGIN_ID, login).await?;
+        Ok(self.0.save().await?)
     }
 
     /// Renews the session id, keeping its login (after a password change).
     pub async fn renew_id(&self) -> Result<(), AppError> {
-        Ok(self.0.cycle_id().await?)
+        self.0.cycle_id().await?;
+        Ok(self.0.save().await?)
     }
 
     /// Deletes the session; the browser's cookie stops working.

@@ -18,7 +18,7 @@ use crate::ids::LoginId;
 use crate::server::crypto::Sealer;
 use crate::server::db::{Db, Exec};
 use crate::server::unix_now as now;
-use crate::server::AppError;
+use crate::server::{AppError, Failure};
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -155,13 +155,12 @@ pub enum CustodyError {
     Expired,
     /// logi could not be asked; the session is kept.
     ProviderUnavailable,
-    Internal,
+    Failed(Failure),
 }
 
 impl From<AppError> for CustodyError {
     fn from(error: AppError) -> Self {
-        error.logged();
-        Self::Internal
+        Self::Failed(error.logged())
     }
 }
 
@@ -244,7 +243,7 @@ impl Custody {
         let refresh = tokio::spawn(async move { custody.refresh(&db, authority.as_ref(), &login_id, skew_secs).await });
         refresh.await.unwrap_or_else(|panicked| {
             tracing::error!(%panicked, "the refresh task failed");
-            Err(CustodyError::Internal)
+            Err(CustodyError::Failed(Failure::Internal))
         })
     }
 
@@ -273,9 +272,12 @@ impl Custody {
             Ok(tokens) => held.refreshed(tokens),
             Err(TokenError::Refused { status, .. }) if status >= 500 => return Err(CustodyError::ProviderUnavailable),
             Err(TokenError::Unreachable) => return Err(CustodyError::ProviderUnavailable),
-            // invalid_grant (expired, revoked, family revoked) and anything else refused.
-            Err(TokenError::Refused { .. } | TokenError::Malformed(_)) => return Err(CustodyError::Expired),
-            Err(TokenError::NoClientSecret) => return Err(CustodyError::Internal),
+            // Only logi's word that the grant is dead (expired, revoked, family revoked) ends
+            // the login; anything else refused (our client, throttling, a page that is not
+            // logi's) or garbage is logi's trouble, and the login is kept.
+            Err(TokenError::Refused { error, .. }) if error == "invalid_grant" => return Err(CustodyError::Expired),
+            Err(TokenError::Refused { .. } | TokenError::Malformed(_)) => return Err(CustodyError::ProviderUnavailable),
+            Err(TokenError::NoClientSecret) => return Err(CustodyError::Failed(Failure::Internal)),
         };
         match row_lock {
             Some(mut tx) => {
@@ -328,17 +330,5 @@ impl Custody {
             expires_at: plain.expires_at,
             lifetime_secs: plain.lifetime_secs.unwrap_or(DEFAULT_LIFETIME_SECS),
         })
-    }
-}
-
-/// Revokes refresh tokens at logi (RFC 7009), best effort: failures are logged and
-/// the caller's sign-out goes ahead anyway.
-pub async fn revoke(authority: &dyn TokenAuthority, refresh_tokens: &[SecretString]) {
-    for token in refresh_tokens {
-        match authority.revoke(token).await {
-            Ok(true) => tracing::info!("refresh token revoked at logi"),
-            Ok(false) => tracing::debug!("logi advertises no revocation endpoint"),
-            Err(error) => tracing::warn!(%error, "could not revoke a refresh token at logi"),
-        }
     }
 }

@@ -15,7 +15,7 @@ use crate::login::tokens::CustodyError;
 use crate::login::{ApiLogin, EndReason, Login, Logins};
 use crate::server::http::error_chain;
 use crate::server::request_id::{RequestId, X_REQUEST_ID};
-use crate::server::{json_error, AppError};
+use crate::server::{json_error, AppError, Failure};
 use axum::body::Body;
 use axum::extract::{FromRef, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -50,7 +50,7 @@ enum ProxyError {
     TokenRefreshFailed,
     UpstreamUnreachable,
     UpstreamTimeout,
-    Internal,
+    Failed(Failure),
 }
 
 impl ProxyError {
@@ -66,22 +66,26 @@ impl ProxyError {
             Self::TokenRefreshFailed => (StatusCode::BAD_GATEWAY, "token_refresh_failed"),
             Self::UpstreamUnreachable => (StatusCode::BAD_GATEWAY, "upstream_unreachable"),
             Self::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
-            Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+            Self::Failed(failure) => (failure.status(), failure.code()),
         }
     }
 }
 
 impl IntoResponse for ProxyError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        json_error(status, code)
+        match self {
+            Self::Failed(failure) => failure.into_response(),
+            other => {
+                let (status, code) = other.status_and_code();
+                json_error(status, code)
+            }
+        }
     }
 }
 
 impl From<AppError> for ProxyError {
     fn from(error: AppError) -> Self {
-        error.logged();
-        Self::Internal
+        Self::Failed(error.logged())
     }
 }
 
@@ -147,7 +151,7 @@ async fn access_token(logins: &Logins, found: &ApiLogin, login: &Login) -> Resul
         Err(CustodyError::Expired) => Box::pin(end_refused(logins, found, login)).await,
         Err(CustodyError::NoTokens) => Err(ProxyError::LogiSignInRequired),
         Err(CustodyError::ProviderUnavailable) => Err(ProxyError::TokenRefreshFailed),
-        Err(CustodyError::Internal) => Err(ProxyError::Internal),
+        Err(CustodyError::Failed(failure)) => Err(ProxyError::Failed(failure)),
     }
 }
 

@@ -88,6 +88,8 @@ pub struct LogiConfig {
     /// `None` only in development; the callback then fails with `server_misconfigured_no_secret`.
     pub client_secret: Option<SecretString>,
     pub scopes: Vec<String>,
+    /// `ONE_PASS_TIMEOUT_SECS`: the bound on each call to logi (connect included).
+    pub timeout: Duration,
 }
 
 /// A configuration problem; the message names the variable and how to fix it.
@@ -318,7 +320,8 @@ fn logi_config(mode: Mode, var: &impl Fn(&str) -> Option<String>) -> Result<Opti
     if !scopes.iter().any(|s| s == "openid") {
         return Err(invalid("ONE_PASS_SCOPES", "must include `openid` (without it logi issues no id_token)"));
     }
-    Ok(Some(LogiConfig { issuer_url, client_id, client_secret, scopes }))
+    let timeout = Duration::from_secs(bounded(var("ONE_PASS_TIMEOUT_SECS"), "ONE_PASS_TIMEOUT_SECS", 10, 1..=60)?);
+    Ok(Some(LogiConfig { issuer_url, client_id, client_secret, scopes, timeout }))
 }
 
 impl LogiConfig {
@@ -436,6 +439,18 @@ mod tests {
         let logi = parse(&vars).unwrap().logi.expect("logi configured");
         assert_eq!(logi.scopes, ["openid", "profile:basic", "email"]);
         assert_eq!(logi.client_secret(), Some("s3cret"));
+        assert_eq!(logi.timeout, Duration::from_secs(10));
+        let with = |value: &'static str| {
+            production(&[
+                ("ONE_PASS_URL", "https://logi.example"),
+                ("ONE_PASS_CLIENT_ID", "c"),
+                ("ONE_PASS_CLIENT_SECRET", "s"),
+                ("ONE_PASS_TIMEOUT_SECS", value),
+            ])
+        };
+        assert_eq!(parse(&with("2")).unwrap().logi.unwrap().timeout, Duration::from_secs(2));
+        assert_eq!(error_variable(&with("0")), "ONE_PASS_TIMEOUT_SECS");
+        assert_eq!(error_variable(&with("61")), "ONE_PASS_TIMEOUT_SECS");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! [`Query`] and run it on a [`Db`] or a [`Tx`]; which backend it is stays in this file.
 
 use crate::ids::{Issuer, LoginId, Subject, UserId};
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Arguments, Database, Encode, FromRow, SqlitePool, Transaction, Type};
 use std::str::FromStr;
@@ -26,6 +26,14 @@ pub enum DbError {
     #[error("cannot apply migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
+
+/// The longest a request waits for a pooled connection (a Postgres server that is down or
+/// restarting answers within it: `503 database_unavailable`).
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a SQLite writer waits for the database's write lock.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Postgres cancels any one statement (an advisory lock wait included) after this long.
+const POSTGRES_STATEMENT_TIMEOUT: &str = "10s";
 
 pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -274,6 +282,33 @@ where
     Ok(out)
 }
 
+/// True when `error` says the database cannot serve now rather than that a statement is
+/// wrong: unreachable, restarting or shutting down, out of connections, full, read-only,
+/// locked past its bound. Such a request is answered `503 database_unavailable` and works
+/// again when the database does; sqlx tests a pooled connection before lending it, so
+/// the pool recovers by itself.
+pub fn is_outage(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(error) => {
+            let postgres = error.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some();
+            error.code().is_some_and(|code| is_outage_code(postgres, &code))
+        }
+        _ => false,
+    }
+}
+
+fn is_outage_code(postgres: bool, code: &str) -> bool {
+    if postgres {
+        // 08 connection exception, 53 insufficient resources, 57P01-57P03 shutting down or
+        // starting up, 25006 a read-only (standby) server, 55P03 a lock not granted in time.
+        return code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03" | "25006" | "55P03");
+    }
+    // SQLite's extended result code; its low byte is the primary code: BUSY, LOCKED,
+    // READONLY, IOERR, FULL, CANTOPEN.
+    code.parse::<i32>().is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
+}
+
 /// An advisory lock key: the first 8 bytes of the name's SHA-256.
 fn lock_key(name: &str) -> i64 {
     let digest = super::crypto::sha256(name.as_bytes());
@@ -287,7 +322,8 @@ pub async fn connect(database_url: &str) -> Result<Db, DbError> {
         return connect_sqlite(database_url).await.map(Db::Sqlite);
     }
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        let pool = PgPoolOptions::new().max_connections(16).connect(database_url).await.map_err(DbError::Connect)?;
+        let options = PgConnectOptions::from_str(database_url).map_err(DbError::Url)?.options([("statement_timeout", POSTGRES_STATEMENT_TIMEOUT)]);
+        let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await.map_err(DbError::Connect)?;
         POSTGRES_MIGRATIONS.run(&pool).await?;
         return Ok(Db::Postgres(pool));
     }
@@ -301,9 +337,9 @@ async fn connect_sqlite(database_url: &str) -> Result<SqlitePool, DbError> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5));
+        .busy_timeout(SQLITE_BUSY_TIMEOUT);
     create_parent_directory(&options)?;
-    let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(DbError::Connect)?;
+    let pool = SqlitePoolOptions::new().max_connections(8).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await.map_err(DbError::Connect)?;
     SQLITE_MIGRATIONS.run(&pool).await?;
     Ok(pool)
 }
@@ -427,6 +463,42 @@ mod tests {
         sqlx::query("DELETE FROM users WHERE id = $1").bind(user).execute(&pool).await.unwrap();
         let left: i64 = sqlx::query_scalar("SELECT count(*) FROM identities").fetch_one(&pool).await.unwrap();
         assert_eq!(left, 0);
+    }
+
+    /// The errors of a real SQLite file that is full or read-only are outages (503); a
+    /// broken constraint or bad SQL is not.
+    #[tokio::test]
+    async fn a_full_or_read_only_sqlite_file_is_an_outage_and_a_bad_statement_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("app.db").display());
+        let pool = connect_sqlite(&url).await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&mut *conn).await.unwrap();
+        sqlx::query(&format!("PRAGMA max_page_count = {pages}")).execute(&mut *conn).await.unwrap();
+        let full = sqlx::query("INSERT INTO users (name) VALUES ($1)").bind("x".repeat(1 << 16)).execute(&mut *conn).await.unwrap_err();
+        assert!(is_outage(&full), "{full:?}");
+        let constraint = sqlx::query("INSERT INTO signing_keys (kid) VALUES (NULL)").execute(&pool).await.unwrap_err();
+        assert!(!is_outage(&constraint), "{constraint:?}");
+        let bad_sql = sqlx::query("SELECT nope FROM users").execute(&pool).await.unwrap_err();
+        assert!(!is_outage(&bad_sql), "{bad_sql:?}");
+
+        let read_only = SqlitePoolOptions::new().connect_with(SqliteConnectOptions::from_str(&url).unwrap().read_only(true)).await.unwrap();
+        let refused = sqlx::query("INSERT INTO users (name) VALUES ('x')").execute(&read_only).await.unwrap_err();
+        assert!(is_outage(&refused), "{refused:?}");
+        let read: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&read_only).await.unwrap();
+        assert_eq!(read, 0, "reads keep working");
+        assert!(is_outage(&sqlx::Error::PoolTimedOut));
+    }
+
+    #[test]
+    fn postgres_outage_codes_are_connection_shutdown_resource_and_standby_errors() {
+        for code in ["08006", "08001", "57P01", "57P03", "53300", "25006", "55P03"] {
+            assert!(is_outage_code(true, code), "{code}");
+        }
+        for code in ["23505", "42P01", "22001", "40001"] {
+            assert!(!is_outage_code(true, code), "{code}");
+        }
+        assert!(is_outage_code(false, "5") && is_outage_code(false, "517") && is_outage_code(false, "1032") && !is_outage_code(false, "2067"));
     }
 
     #[tokio::test]

@@ -20,20 +20,78 @@ pub enum AppError {
     Internal(String),
 }
 
-impl AppError {
-    pub const CODE: &'static str = "internal_error";
+/// Our own failure as a client sees it: the database is out for now (retry), or a bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// `503 database_unavailable`: down, restarting, full, read-only, or busy past its bound.
+    DatabaseUnavailable,
+    /// `500 internal_error`.
+    Internal,
+}
 
-    /// Logs the cause (server side only) and hands the error on.
-    pub fn logged(self) -> Self {
-        tracing::error!(cause = ?self, code = Self::CODE, "request failed");
-        self
+/// A client told the database is out retries after this many seconds.
+const RETRY_AFTER_SECS: u32 = 2;
+
+impl Failure {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::DatabaseUnavailable => "database_unavailable",
+            Self::Internal => "internal_error",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// `Retry-After` on an outage's answer (any answer, the OAuth ones too).
+    pub fn with_retry_after(self, mut response: Response) -> Response {
+        if self == Self::DatabaseUnavailable {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        self.with_retry_after(json_error(self.status(), self.code()))
+    }
+}
+
+impl AppError {
+    /// What a client is told: an outage of the database, or our bug.
+    pub fn failure(&self) -> Failure {
+        let outage = match self {
+            Self::Database(error) => super::db::is_outage(error),
+            // The session store's own errors: its backend is our database.
+            Self::Session(tower_sessions::session::Error::Store(tower_sessions::session_store::Error::Backend(_))) => true,
+            Self::Session(_) | Self::Internal(_) => false,
+        };
+        if outage {
+            Failure::DatabaseUnavailable
+        } else {
+            Failure::Internal
+        }
+    }
+
+    /// Logs the cause (server side only) and says what the client is told.
+    pub fn logged(self) -> Failure {
+        let failure = self.failure();
+        match failure {
+            Failure::DatabaseUnavailable => tracing::warn!(cause = ?self, code = failure.code(), "database unavailable"),
+            Failure::Internal => tracing::error!(cause = ?self, code = failure.code(), "request failed"),
+        }
+        failure
     }
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        self.logged();
-        json_error(StatusCode::INTERNAL_SERVER_ERROR, Self::CODE)
+        self.logged().into_response()
     }
 }
 

@@ -14,7 +14,7 @@ pub struct ClientError {
 pub fn client(timeout: Duration, purpose: &'static str) -> Result<reqwest::Client, ClientError> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(5))
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
         .timeout(timeout)
         // Below the 5 s keep-alive of Node's HTTP server (oidc-provider's): a connection the
         // server is closing must not be reused (seen: "connection closed before message

@@ -17,7 +17,7 @@ pub mod request;
 pub mod request_context;
 pub mod request_id;
 
-pub use error::{json_error, no_store, oauth_error, AppError};
+pub use error::{json_error, no_store, oauth_error, AppError, Failure};
 
 /// The current time in Unix seconds: every stored time and every comparison with one.
 pub fn unix_now() -> i64 {

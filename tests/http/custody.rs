@@ -75,6 +75,7 @@ async fn provider_with(rotate: bool) -> (Arc<Double>, Arc<dyn TokenAuthority>) {
         client_id: CLIENT_ID.into(),
         client_secret: Some(CLIENT_SECRET.into()),
         scopes: vec!["openid".into()],
+        timeout: std::time::Duration::from_secs(10),
     };
     (double.clone(), Arc::new(Provider::new(&config, url::Url::parse("http://localhost/cb").unwrap()).unwrap()))
 }

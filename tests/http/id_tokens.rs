@@ -26,6 +26,7 @@ async fn provider_double() -> (Arc<Double>, Provider) {
         client_id: CLIENT_ID.into(),
         client_secret: Some(SecretString::from(CLIENT_SECRET)),
         scopes: vec!["openid".into()],
+        timeout: std::time::Duration::from_secs(10),
     };
     let provider = Provider::new(&config, Url::parse("http://localhost:3000/api/auth/callback").unwrap()).unwrap();
     (double, provider)
@@ -194,7 +195,13 @@ async fn userinfo_claims_are_read_leniently_but_sub_is_required() {
 
 #[tokio::test]
 async fn an_unreachable_provider_is_reported_as_such() {
-    let config = LogiConfig { issuer_url: Url::parse("http://127.0.0.1:9").unwrap(), client_id: "c".into(), client_secret: None, scopes: vec![] };
+    let config = LogiConfig {
+        issuer_url: Url::parse("http://127.0.0.1:9").unwrap(),
+        client_id: "c".into(),
+        client_secret: None,
+        scopes: vec![],
+        timeout: std::time::Duration::from_secs(10),
+    };
     let provider = Provider::new(&config, Url::parse("http://localhost/cb").unwrap()).unwrap();
     assert_eq!(provider.endpoints().await.err(), Some(AuthError::ProviderUnreachable));
 }
@@ -202,7 +209,13 @@ async fn an_unreachable_provider_is_reported_as_such() {
 #[tokio::test]
 async fn without_a_client_secret_no_code_is_sent_to_the_provider() {
     let (double, _) = provider_double().await;
-    let config = LogiConfig { issuer_url: Url::parse(&double.issuer).unwrap(), client_id: CLIENT_ID.into(), client_secret: None, scopes: vec![] };
+    let config = LogiConfig {
+        issuer_url: Url::parse(&double.issuer).unwrap(),
+        client_id: CLIENT_ID.into(),
+        client_secret: None,
+        scopes: vec![],
+        timeout: std::time::Duration::from_secs(10),
+    };
     let provider = Provider::new(&config, Url::parse("http://localhost/cb").unwrap()).unwrap();
     assert_eq!(provider.exchange_code("code", "verifier", "http://localhost/cb").await.err(), Some(TokenError::NoClientSecret));
     assert_eq!(double.hits("discovery"), 0);

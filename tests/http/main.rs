@@ -5,6 +5,7 @@
 mod anonymous;
 mod backchannel;
 mod custody;
+mod faults;
 mod id_tokens;
 mod native;
 mod operations;

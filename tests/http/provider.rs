@@ -53,6 +53,23 @@ pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// How one endpoint of the double misbehaves (the fault tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Answers only after this long (past the app's logi timeout).
+    Slow(Duration),
+    /// `503` with an HTML page, as a balancer in front of a broken logi answers.
+    Unavailable,
+    /// `200`, JSON by its content type, not by its body.
+    Garbage,
+}
+
+/// The double's server while it is up.
+struct Serving {
+    stop: tokio::sync::oneshot::Sender<()>,
+    stopped: tokio::task::JoinHandle<()>,
+}
+
 /// An authorization code waiting to be redeemed.
 struct Grant {
     sub: String,
@@ -80,6 +97,11 @@ pub struct Double {
     pub access_token_ttl: AtomicI64,
     pub rotate: AtomicBool,
     counter: AtomicI64,
+    /// Misbehaviour by path (`/token`, `/jwks`, …).
+    faults: Mutex<HashMap<String, Fault>>,
+    /// The `issuer` discovery names instead of the real one.
+    pub discovery_issuer: Mutex<Option<String>>,
+    serving: tokio::sync::Mutex<Option<Serving>>,
 }
 
 impl Double {
@@ -122,6 +144,39 @@ impl Double {
         true
     }
 
+    /// The endpoint at `path` misbehaves as `fault` says, or behaves again with `None`.
+    pub fn set_fault(&self, path: &str, fault: Option<Fault>) {
+        let mut faults = self.faults.lock().unwrap();
+        match fault {
+            Some(fault) => faults.insert(path.to_owned(), fault),
+            None => faults.remove(path),
+        };
+    }
+
+    /// logi is down: it stops listening and closes every connection (connections refused).
+    pub async fn go_down(&self) {
+        if let Some(Serving { stop, stopped }) = self.serving.lock().await.take() {
+            _ = stop.send(());
+            stopped.await.unwrap();
+        }
+    }
+
+    /// logi is back, at the same address.
+    pub async fn come_back(self: &Arc<Self>) {
+        let addr = self.issuer.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        self.serve(listener).await;
+    }
+
+    async fn serve(self: &Arc<Self>, listener: tokio::net::TcpListener) {
+        let (stop, stopping) = tokio::sync::oneshot::channel::<()>();
+        let app = provider_routes(self.clone());
+        let stopped = tokio::spawn(async move {
+            axum::serve(listener, app).with_graceful_shutdown(async move { _ = stopping.await }).await.unwrap();
+        });
+        *self.serving.lock().await = Some(Serving { stop, stopped });
+    }
+
     fn next(&self, prefix: &str) -> String {
         let token = format!("{prefix}-{}-{}", self.counter.fetch_add(1, Ordering::SeqCst), rand_suffix());
         self.issued.lock().unwrap().push(token.clone());
@@ -144,7 +199,13 @@ pub async fn start() -> (Arc<Double>, String) {
         rotate: AtomicBool::new(true),
         ..Default::default()
     });
-    let app = Router::new()
+    double.serve(listener).await;
+    let upstream = start_upstream(double.clone()).await;
+    (double, upstream)
+}
+
+fn provider_routes(double: Arc<Double>) -> Router {
+    Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route(
             "/jwks",
@@ -157,17 +218,29 @@ pub async fn start() -> (Arc<Double>, String) {
         .route("/token", post(token))
         .route("/userinfo", get(userinfo))
         .route("/revoke", post(revoke))
-        .with_state(double.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let upstream = start_upstream(double.clone()).await;
-    (double, upstream)
+        .layer(axum::middleware::from_fn_with_state(double.clone(), misbehave))
+        .with_state(double)
+}
+
+async fn misbehave(State(d): State<Arc<Double>>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let fault = d.faults.lock().unwrap().get(request.uri().path()).copied();
+    match fault {
+        None => next.run(request).await,
+        Some(Fault::Slow(delay)) => {
+            tokio::time::sleep(delay).await;
+            next.run(request).await
+        }
+        Some(Fault::Unavailable) => (StatusCode::SERVICE_UNAVAILABLE, [("content-type", "text/html")], "<html>503 Service Unavailable</html>").into_response(),
+        Some(Fault::Garbage) => (StatusCode::OK, [("content-type", "application/json")], "<html>not json").into_response(),
+    }
 }
 
 async fn discovery(State(d): State<Arc<Double>>) -> Json<Value> {
     d.hit("discovery");
     let issuer = &d.issuer;
+    let named = d.discovery_issuer.lock().unwrap().clone().unwrap_or_else(|| issuer.clone());
     Json(json!({
-        "issuer": issuer,
+        "issuer": named,
         "authorization_endpoint": format!("{issuer}/auth"),
         "token_endpoint": format!("{issuer}/token"),
         "userinfo_endpoint": format!("{issuer}/userinfo"),

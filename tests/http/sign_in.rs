@@ -1,7 +1,7 @@
 //! The browser sign-in contract: `/api/auth/login`, the callback and its error codes,
 //! `/api/auth/me`, logout and the session cookie.
 
-use crate::support::{spawn_app, spawn_app_with, Browser, TestApp, SESSION_SECRET};
+use crate::support::{eventually, spawn_app, spawn_app_with, Browser, TestApp, SESSION_SECRET};
 use reqwest::{Method, StatusCode};
 use std::collections::HashMap;
 use url::Url;
@@ -224,7 +224,7 @@ async fn me_logout_and_the_cross_site_checks() {
     let logout = browser.send(Method::POST, "/api/auth/logout", &[("origin", &app.url)], None).await;
     assert_eq!((logout.status, logout.json()), (StatusCode::OK, serde_json::json!({ "ok": true })));
     assert_eq!(logout.header("cache-control"), "no-store");
-    assert!(app.double.revoked.lock().unwrap().contains(&refresh_token), "logout did not revoke the refresh token");
+    assert!(eventually(|| app.double.revoked.lock().unwrap().contains(&refresh_token)).await, "logout did not revoke the refresh token");
     let old = Browser::new(&app.url);
     old.set_cookie("logi_bff_session", &session);
     assert_eq!(old.me().await, serde_json::Value::Null, "the old cookie still works after logout");
@@ -285,7 +285,7 @@ async fn the_sweeper_ends_expired_logins_and_revokes_their_logi_refresh_tokens()
     // alice's browser was last seen longer ago than the idle lifetime (12 h by default).
     app.state.db.execute("UPDATE logins SET last_seen_at = last_seen_at - 13 * 3600 WHERE user_id = (SELECT min(user_id) FROM logins)").await.unwrap();
     app.state.logins.sweep().await.unwrap();
-    assert!(app.double.revoked.lock().unwrap().contains(&stale_refresh), "the expired login's refresh token is still live at logi");
+    assert!(eventually(|| app.double.revoked.lock().unwrap().contains(&stale_refresh)).await, "the expired login's refresh token is still live at logi");
     assert_eq!(app.double.revoked.lock().unwrap().len(), 1, "a live login's refresh token was revoked");
     assert_eq!(app.count("SELECT count(*) FROM logins").await, 1);
     assert_eq!(fresh.me().await["sub"], "logi-user-bob");

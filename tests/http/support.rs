@@ -138,6 +138,18 @@ impl TestApp {
     }
 }
 
+/// True once `condition` holds (checked every 20 ms), false if it still does not after
+/// 5 s: for what the app does in the background, such as revocation at logi.
+pub async fn eventually(condition: impl Fn() -> bool) -> bool {
+    for _ in 0..250 {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    condition()
+}
+
 /// One answer, read whole.
 pub struct Answer {
     pub status: StatusCode,

@@ -8,9 +8,10 @@ mod device;
 use super::cache::{Expiring, CACHE_TTL};
 use super::device::Devices;
 use super::pending::PendingCookie;
+use super::revocation::Revocations;
 use super::session::SessionCache;
 use super::store::{self, Client, Lifetimes, Login, LoginLifetimes, LoginRecord, LoginRow};
-use super::tokens::{self, Custody, CustodyError, HeldTokens, LogiSession, TokenAuthority, TokenSet};
+use super::tokens::{Custody, CustodyError, HeldTokens, LogiSession, TokenAuthority, TokenSet};
 use super::User;
 use crate::ids::{LoginId, UserId};
 use crate::server::config::Config;
@@ -69,8 +70,10 @@ pub struct Logins {
     rows: Expiring<LoginId, LoginRow>,
     users: Expiring<LoginId, (UserId, User)>,
     tokens: Arc<Custody>,
-    /// logi, for refresh grants and revocation; `None` when logi is not configured.
+    /// logi, for refresh grants; `None` when logi is not configured.
     authority: Option<Arc<dyn TokenAuthority>>,
+    /// logi's revocation, in the background; `None` when logi is not configured.
+    revocations: Option<Revocations>,
     pending: PendingCookie,
     sessions: SessionCache,
     devices: Devices,
@@ -93,6 +96,7 @@ impl Logins {
             rows: cache(),
             users: cache(),
             tokens: Arc::new(Custody::new(&config.session_secret)),
+            revocations: authority.clone().map(Revocations::start),
             authority,
             pending: PendingCookie::new(config),
             sessions,
@@ -114,7 +118,12 @@ impl Logins {
         if now - row.last_seen_at < TOUCH_INTERVAL_SECS {
             return Ok(Some(row));
         }
-        store::touch(&self.db, id, now).await?;
+        // A record of use, not a change: when the database cannot take it (full, read-only,
+        // down for writes), the login keeps working from what is stored, and the next
+        // attempt is a minute away.
+        if let Err(error) = store::touch(&self.db, id, now).await {
+            _ = error.logged();
+        }
         let row = LoginRow { last_seen_at: now, ..row };
         self.rows.insert(id.clone(), row.clone());
         Ok(Some(row))
@@ -174,7 +183,7 @@ impl Logins {
         self.forget_cached(ids);
         let logins = store::delete(&self.db, ids).await?;
         let ended = Ended { logins, holding_logi_tokens: sealed.len() };
-        self.finish_ending(ids.len(), sealed, reason).await;
+        self.finish_ending(ids.len(), sealed, reason);
         Ok(ended)
     }
 
@@ -199,7 +208,7 @@ impl Logins {
         let ended = store::delete(&mut tx, &ids).await?;
         tx.commit().await?;
         self.forget_cached(&ids);
-        self.finish_ending(ids.len(), sealed, EndReason::LogiLogout).await;
+        self.finish_ending(ids.len(), sealed, EndReason::LogiLogout);
         Ok(ended)
     }
 
@@ -211,14 +220,20 @@ impl Logins {
     }
 
     /// Logs the ending and revokes the logi refresh tokens sealed in `sealed` when `reason` calls for it.
-    async fn finish_ending(&self, count: usize, sealed: Vec<(LoginId, Vec<u8>)>, reason: EndReason) {
+    fn finish_ending(&self, count: usize, sealed: Vec<(LoginId, Vec<u8>)>, reason: EndReason) {
         if count > 0 {
             tracing::info!(count, ?reason, "logins ended");
         }
-        let Some(authority) = self.authority.as_ref().filter(|_| reason.revokes() && !sealed.is_empty()) else { return };
-        let refresh_tokens = self.tokens.refresh_tokens(sealed);
-        if !refresh_tokens.is_empty() {
-            tokens::revoke(authority.as_ref(), &refresh_tokens).await;
+        if reason.revokes() && !sealed.is_empty() {
+            self.revoke_in_background(self.tokens.refresh_tokens(sealed));
+        }
+    }
+
+    /// Queues logi refresh tokens for revocation (RFC 7009) and returns at once; see
+    /// [`Revocations`].
+    pub fn revoke_in_background(&self, refresh_tokens: Vec<SecretString>) {
+        if let Some(revocations) = &self.revocations {
+            revocations.revoke(refresh_tokens);
         }
     }
 
