@@ -214,3 +214,187 @@ async fn a_back_channel_logout_while_logi_is_down_checks_with_the_keys_it_has_or
     let answer = log_out(&cold, &sign(&logout_header(), &claims(&cold, Some("logi-user-alice"), None), rsa_key(0))).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
 }
+
+/// Every connection of the app's SQLite pool refuses writes (`PRAGMA query_only`), with
+/// the error a read-only file or file system gives (`SQLITE_READONLY`).
+async fn make_sqlite_read_only(app: &TestApp, read_only: bool) {
+    let logi_bff::server::db::Db::Sqlite(pool) = &app.state.db else { unreachable!("a SQLite test") };
+    let mut connections = Vec::new();
+    while let Ok(connection) = tokio::time::timeout(Duration::from_millis(200), pool.acquire()).await {
+        connections.push(connection.unwrap());
+    }
+    for connection in &mut connections {
+        sqlx::query(&format!("PRAGMA query_only = {read_only}")).execute(&mut **connection).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_read_only_sqlite_database_refuses_writes_with_503_while_signed_in_users_keep_reading() {
+    let app = app().await;
+    if app.state.db.is_postgres() {
+        return;
+    }
+    let alice = app.browser();
+    assert_eq!(sign_in(&alice, "alice").await.0, None);
+    // Her last use is due to be recorded: that write fails too, and must not fail her reads.
+    app.execute("UPDATE logins SET last_seen_at = last_seen_at - 120").await;
+    make_sqlite_read_only(&app, true).await;
+    let rows = app.row_counts().await;
+
+    assert_eq!(alice.me().await["sub"], "logi-user-alice");
+    assert_eq!(alice.send(Method::GET, "/api/proxy/hello", &[CSRF], None).await.status, StatusCode::OK);
+    let bob = app.browser();
+    assert_eq!(sign_in(&bob, "bob").await.0.as_deref(), Some("database_unavailable"));
+    let form = b"email=carol%40example.com&name=&password=a-long-enough-passphrase&return_to=%2F".to_vec();
+    let signed_up = app.browser().send(Method::POST, "/api/sign_up", &[("origin", &app.url)], Some(("application/x-www-form-urlencoded", form.clone()))).await;
+    assert_eq!((signed_up.status, signed_up.json()["error"].clone()), (StatusCode::SERVICE_UNAVAILABLE, json!("database_unavailable")));
+    assert_eq!(signed_up.header("retry-after"), "2");
+    assert_eq!(without_markers(app.row_counts().await), without_markers(rows), "a refused write left rows behind");
+
+    make_sqlite_read_only(&app, false).await;
+    assert_eq!(sign_in(&bob, "bob").await.0, None, "writes did not recover with the disk");
+    let signed_up = app.browser().send(Method::POST, "/api/sign_up", &[("origin", &app.url)], Some(("application/x-www-form-urlencoded", form))).await;
+    assert!(signed_up.status.is_success(), "{}", signed_up.body);
+}
+
+/// A Postgres server of this test's own, so restarting it disturbs no other test.
+struct OwnPostgres {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl OwnPostgres {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = postgres_script("start", dir.path());
+        Self { dir, url }
+    }
+
+    fn run(&self, command: &str) {
+        postgres_script(command, self.dir.path());
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        self.run("stop");
+    }
+}
+
+fn postgres_script(command: &str, dir: &std::path::Path) -> String {
+    let out = std::process::Command::new("scripts/postgres.sh").arg(command).arg(dir).output().expect("scripts/postgres.sh runs");
+    assert!(out.status.success(), "postgres.sh {command}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// One request of the mixed load: its outcome (`Ok` or the error code) and how long it took.
+/// `app_url` is the public origin (what a browser's `Origin` says, whichever replica serves).
+async fn one_call(browser: &Browser, app_url: &str, n: usize) -> (Result<(), String>, Duration) {
+    let started = Instant::now();
+    let outcome = match n % 3 {
+        0 => code_of(browser.get("/api/auth/me").await),
+        1 => code_of(browser.send(Method::GET, "/api/proxy/hello", &[CSRF], None).await),
+        _ => {
+            // A new account: a write on this replica.
+            let form = format!("email=load{n}-{:x}%40example.com&name=&password=a-long-enough-passphrase&return_to=%2F", rand::random::<u32>());
+            let fresh = Browser::new(browser.origin());
+            code_of(fresh.send(Method::POST, "/api/sign_up", &[("origin", app_url)], Some(("application/x-www-form-urlencoded", form.into_bytes()))).await)
+        }
+    };
+    (outcome, started.elapsed())
+}
+
+fn code_of(answer: crate::support::Answer) -> Result<(), String> {
+    match answer.status.is_success() {
+        true => Ok(()),
+        false => Err(format!(
+            "{} {}",
+            answer.status.as_u16(),
+            serde_json::from_str::<serde_json::Value>(&answer.body).map(|b| b["error"].to_string()).unwrap_or(answer.body)
+        )),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Postgres (LOGI_BFF_TEST_POSTGRES); the Postgres lane runs it"]
+async fn postgres_restarted_under_load_answers_503_in_bounded_time_and_every_replica_recovers_without_losing_a_login() {
+    assert!(std::env::var(logi_bff::server::db::TEST_POSTGRES_VAR).is_ok(), "this test needs a Postgres installation");
+    let postgres = OwnPostgres::start();
+    let first = spawn_app_with(&[("DATABASE_URL", &postgres.url), ("ONE_PASS_TIMEOUT_SECS", "1")]).await;
+    let replicas = [first.replica().await, first.replica().await];
+    let replicas: Vec<&TestApp> = std::iter::once(&first).chain(&replicas).collect();
+    // Signed in where APP_URL points (logi sends every callback there), then served by
+    // one replica each.
+    let mut users = Vec::new();
+    for (i, replica) in replicas.iter().enumerate() {
+        let browser = first.browser();
+        assert_eq!(sign_in(&browser, &format!("user{i}")).await.0, None);
+        users.push(browser.at(&replica.url));
+    }
+    let refresh_tokens: Vec<String> = first.double.issued.lock().unwrap().iter().filter(|t| t.starts_with("refresh-")).cloned().collect();
+    let rows_before = first.row_counts().await;
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = users
+        .iter()
+        .map(|browser| {
+            let (browser, stop, app_url) = (browser.clone(), stop.clone(), first.url.clone());
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                for n in 0.. {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    outcomes.push(one_call(&browser, &app_url, n).await);
+                }
+                outcomes
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    postgres.run("halt");
+    let halted = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for replica in &replicas {
+        let ready = replica.browser().get("/readyz").await;
+        assert_eq!((ready.status, ready.json()["status"].clone()), (StatusCode::SERVICE_UNAVAILABLE, json!("not_ready")));
+    }
+    postgres.run("resume");
+    let resumed = Instant::now();
+    let outage = resumed - halted;
+    for replica in &replicas {
+        loop {
+            let (written, ready) = (one_call(&replica.browser(), &first.url, 2).await.0, replica.browser().get("/readyz").await);
+            if written.is_ok() && ready.status == StatusCode::OK {
+                break;
+            }
+            assert!(resumed.elapsed() < Duration::from_secs(10), "a replica did not recover within 10 s of Postgres: {written:?}, {}", ready.body);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let recovery = resumed.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    let outcomes: Vec<_> = join_all(load).await.into_iter().flat_map(Result::unwrap).collect();
+
+    let unavailable = outcomes.iter().filter(|(outcome, _)| outcome.as_ref().is_err_and(|code| code.contains("database_unavailable"))).count();
+    let others: Vec<_> = outcomes.iter().filter_map(|(outcome, _)| outcome.as_ref().err()).filter(|code| !code.contains("database_unavailable")).collect();
+    let slowest = outcomes.iter().map(|(_, took)| *took).max().unwrap();
+    println!(
+        "postgres restart under load over 3 replicas: {} calls, {unavailable} answered database_unavailable, other errors {others:?}, slowest {slowest:?}, outage {outage:?}, every replica serving {recovery:?} after Postgres",
+        outcomes.len()
+    );
+    assert!(others.is_empty(), "errors other than database_unavailable: {others:?}");
+    assert!(unavailable > 0, "the outage was not seen");
+    // A request waits at most ACQUIRE_TIMEOUT (5 s) for a connection.
+    assert!(slowest < Duration::from_secs(7), "a call took {slowest:?}");
+    for (browser, i) in users.iter().zip(0..) {
+        assert_eq!(browser.me().await["sub"], format!("logi-user-user{i}"), "a login made before the outage was lost");
+        assert_eq!(browser.send(Method::GET, "/api/proxy/hello", &[CSRF], None).await.status, StatusCode::OK);
+    }
+    assert!(refresh_tokens.iter().all(|t| first.double.is_live_refresh_token(t)), "a refresh token was lost or revoked");
+    let rows_after = first.row_counts().await;
+    for table in ["users", "logins", "login_tokens", "tower_sessions", "identities"] {
+        assert!(rows_after[table] >= rows_before[table], "{table}: {} rows before, {} after", rows_before[table], rows_after[table]);
+    }
+}

@@ -205,6 +205,10 @@ impl Browser {
         Browser { origin: origin.to_owned(), http: self.http.clone(), cookies: self.cookies.clone() }
     }
 
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
     pub fn cookie_header(&self) -> String {
         self.cookies.lock().unwrap().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
     }
