@@ -7,8 +7,6 @@ WORKDIR /app
 # Tools first (cached layer): scripts/setup.sh pins cargo-leptos, wasm-bindgen and wasm-opt.
 COPY Cargo.toml Cargo.lock ./
 COPY scripts ./scripts
-# Cargo.toml names bench/ceiling.rs as an example target; cargo wants it to exist.
-COPY bench ./bench
 COPY end2end/package.json end2end/package-lock.json ./end2end/
 RUN scripts/setup.sh
 COPY . .
@@ -16,7 +14,8 @@ RUN PATH="/app/end2end/node_modules/.bin:$PATH" cargo leptos build --release --p
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home-dir /srv/logi-bff --create-home logi-bff
+ && useradd --system --uid 10001 --home-dir /srv/logi-bff --create-home logi-bff \
+ && install -d -o logi-bff -g logi-bff -m 0700 /srv/logi-bff/data
 COPY --from=build /app/target/release/logi-bff /usr/local/bin/logi-bff
 USER logi-bff
 WORKDIR /srv/logi-bff
@@ -25,6 +24,12 @@ ENV APP_ENV=production \
     DATABASE_URL=sqlite:///srv/logi-bff/data/logi-bff.db \
     RUST_LOG=info
 EXPOSE 8080
+# Created above and owned by the app's user: a fresh volume mounted here inherits that.
 VOLUME ["/srv/logi-bff/data"]
+# The image has no curl: the binary asks its own /readyz (200 also when only logi is down).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 CMD ["/usr/local/bin/logi-bff", "healthcheck"]
+# SIGTERM drains for SHUTDOWN_DRAIN_SECS (5) and finishes requests for up to
+# SHUTDOWN_GRACE_SECS (20): give `docker stop` more than both (`--time 30`).
+STOPSIGNAL SIGTERM
 # APP_URL, SESSION_SECRET and the ONE_PASS_* variables must be supplied at run time.
 CMD ["/usr/local/bin/logi-bff"]

@@ -41,6 +41,8 @@ pub struct Shared {
     pub logi: Option<Arc<Provider>>,
     /// The API behind `/api/proxy/*`; `None` when `UPSTREAM_API_URL` is not configured.
     pub upstream: Option<Arc<Upstream>>,
+    /// Set when the process is stopping (`/readyz` fails first).
+    pub draining: health::Draining,
 }
 
 impl std::ops::Deref for AppState {
@@ -81,7 +83,8 @@ impl AppState {
     }
 }
 
-/// Parses the configuration, opens the database and serves until Ctrl-C / SIGTERM.
+/// Parses the configuration, opens the database and serves until Ctrl-C / SIGTERM; or,
+/// as `logi-bff healthcheck`, asks the server this configuration describes for `/readyz`.
 pub async fn run() -> ExitCode {
     let _ = dotenvy::dotenv();
     let config = match Config::from_env() {
@@ -91,6 +94,14 @@ pub async fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("healthcheck") => return healthcheck(config.listen_addr).await,
+        Some(other) => {
+            eprintln!("logi-bff: unknown command `{other}` (run it without arguments to serve, or `logi-bff healthcheck`)");
+            return ExitCode::from(2);
+        }
+    }
     crate::server::logging::init(config.log_format);
     match serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -118,9 +129,89 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!(addr = %listener.local_addr()?, "metrics listening");
         tokio::spawn(serve_metrics(listener, state.logins.clone()));
     }
+    serve_until(listener, app, &state, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `logi-bff healthcheck` (the container image's HEALTHCHECK, which has no curl): exit
+/// status 0 when the local server's `/readyz` answers 200 within 3 s, else 1.
+async fn healthcheck(listen_addr: std::net::SocketAddr) -> ExitCode {
+    let mut addr = listen_addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+    }
+    let answer = async {
+        let client = crate::server::http::client(Duration::from_secs(3), "healthcheck")?;
+        let response = client.get(format!("http://{addr}/readyz")).send().await?;
+        Ok::<_, Box<dyn std::error::Error>>((response.status(), response.text().await?))
+    };
+    match answer.await {
+        Ok((status, body)) if status.is_success() => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            eprintln!("logi-bff healthcheck: {status} {body}");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("logi-bff healthcheck: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What asked the process to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Ctrl-C in a terminal: nobody balances it, so no drain.
+    Interrupt,
+    /// SIGTERM, from an orchestrator.
+    Terminate,
+}
+
+/// Serves until `stop`, then shuts down in this order: `/readyz` answers `503 draining`
+/// at once; on SIGTERM the listener keeps serving for `SHUTDOWN_DRAIN_SECS` while the
+/// balancer's health check notices; then it stops accepting, the requests in flight get up
+/// to `SHUTDOWN_GRACE_SECS` to finish (then their connections close), and refreshes still
+/// running get logi's timeout, so no rotated refresh token is lost by stopping.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    state: &AppState,
+    stop: impl std::future::Future<Output = Stop> + Send + 'static,
+) -> std::io::Result<()> {
+    let shutdown = state.config.shutdown;
+    let (draining, closing) = (state.draining.clone(), Arc::new(tokio::sync::Notify::new()));
+    let stop_accepting = {
+        let closing = closing.clone();
+        async move {
+            let stop = stop.await;
+            draining.start();
+            if stop == Stop::Terminate && !shutdown.drain.is_zero() {
+                tracing::info!(drain_secs = shutdown.drain.as_secs(), "stopping: /readyz fails now; still serving while the balancer notices");
+                tokio::time::sleep(shutdown.drain).await;
+            }
+            tracing::info!(grace_secs = shutdown.grace.as_secs(), "stopping: no new connections; finishing the requests in flight");
+            closing.notify_one();
+        }
+    };
     // Connection info gives server functions the peer address (per-address throttling).
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    let server = std::future::IntoFuture::into_future(axum::serve(listener, app).with_graceful_shutdown(stop_accepting));
+    let overdue = async {
+        closing.notified().await;
+        tokio::time::sleep(shutdown.grace).await;
+    };
+    tokio::select! {
+        served = server => served?,
+        () = overdue => tracing::warn!("stopping: requests still in flight after the grace period are cut off"),
+    }
+    let refresh_bound = state.config.logi.as_ref().map_or(Duration::ZERO, |logi| logi.timeout) + Duration::from_secs(1);
+    if !state.logins.finish_refreshes(refresh_bound).await {
+        tracing::warn!("stopping: a refresh was still in flight at exit");
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -147,7 +238,8 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), Startu
     let logins = Arc::new(Logins::new(db.clone(), &config, authority, session_cache));
     logins.devices().maintain_keys(&db, crate::server::unix_now()).await.map_err(StartupError::SigningKeys)?;
     let logi_dependency = logi.iter().map(|provider| provider.clone() as Arc<dyn health::Dependency>).collect();
-    let state = AppState(Arc::new(Shared { leptos_options: leptos_options(&config), db, config: Arc::new(config), logins, logi, upstream }));
+    let draining = health::Draining::default();
+    let state = AppState(Arc::new(Shared { leptos_options: leptos_options(&config), db, config: Arc::new(config), logins, logi, upstream, draining }));
     let routes = route_list();
     let metrics_on = state.config.metrics_addr.is_some();
     let app = Router::new()
@@ -173,7 +265,7 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), Startu
         // session and cross-site layers, so neither applies to them.
         .merge(crate::auth::native::routes())
         .merge(crate::auth::backchannel::routes())
-        .merge(health::routes(state.db.clone(), logi_dependency));
+        .merge(health::routes(state.db.clone(), logi_dependency, state.draining.clone()));
     // Only with METRICS_ADDR: otherwise the hot path pays nothing for metrics.
     let app = if metrics_on {
         metrics::recorder();
@@ -276,7 +368,7 @@ async fn finish_response(State(https): State<bool>, response: Response) -> Respo
     response
 }
 
-async fn shutdown_signal() {
+async fn shutdown_signal() -> Stop {
     let ctrl_c = async { tokio::signal::ctrl_c().await.ok() };
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -284,7 +376,10 @@ async fn shutdown_signal() {
             Err(_) => std::future::pending().await,
         }
     };
-    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tokio::select! {
+        _ = ctrl_c => Stop::Interrupt,
+        _ = terminate => Stop::Terminate,
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 import { expect, test } from '@playwright/test';
-import { readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { AppProcess } from './support/app';
-import { EXTRA_APP_PORTS, appWorkDir } from './support/env';
+import { EXTRA_APP_PORTS, appBinary, appEnv, appWorkDir } from './support/env';
 
 test('the binary runs alone: its directory holds nothing else, yet it serves wasm, js and css', async ({ request }) => {
   // The app under test was started from this directory by the Playwright config.
@@ -57,3 +60,45 @@ for (const [variable, why, overrides] of [
     expect(lines[0]).toContain(`configuration error: ${variable}`);
   });
 }
+
+test('as the image runs it: an unprivileged user, a data directory it owns, its healthcheck, and SIGTERM failing readiness first', async () => {
+  test.skip(process.getuid?.() !== 0, 'switching to an unprivileged user needs root');
+  const nobody = 65534;
+  // The Dockerfile's layout: /usr/local/bin/logi-bff, and /srv/logi-bff/data made and owned
+  // by the app's user before it is declared a volume.
+  const root = mkdtempSync(join(tmpdir(), 'logi-bff-image-'));
+  chmodSync(root, 0o755);
+  const [bin, home] = [join(root, 'usr/local/bin/logi-bff'), join(root, 'srv/logi-bff')];
+  const data = join(home, 'data');
+  mkdirSync(dirname(bin), { recursive: true, mode: 0o755 });
+  copyFileSync(appBinary(), bin);
+  chmodSync(bin, 0o755);
+  mkdirSync(home, { recursive: true, mode: 0o755 });
+  mkdirSync(data, { mode: 0o700 });
+  for (const dir of [home, data]) chownSync(dir, nobody, nobody);
+  const port = EXTRA_APP_PORTS.image;
+  const env = appEnv(port, { DATABASE_URL: `sqlite://${data}/logi-bff.db`, SHUTDOWN_DRAIN_SECS: '1', RUST_LOG: 'info' }, data);
+  const asNobody = ['--reuid', String(nobody), '--regid', String(nobody), '--clear-groups'];
+  const healthcheck = () => spawnSync('setpriv', [...asNobody, bin, 'healthcheck'], { cwd: home, env, encoding: 'utf8' });
+
+  const app = AppProcess.launch('setpriv', [...asNobody, bin], home, port, env);
+  try {
+    await app.ready();
+    expect(statSync(join(data, 'logi-bff.db')).uid).toBe(nobody);
+    const healthy = healthcheck();
+    expect(healthy.status, healthy.stderr).toBe(0);
+    expect(JSON.parse(healthy.stdout).status).toBe('ready');
+
+    app.child.kill('SIGTERM');
+    const draining = await fetch(`${app.url}/readyz`);
+    expect(draining.status).toBe(503);
+    expect(await draining.json()).toEqual({ status: 'draining' });
+    expect((await fetch(`${app.url}/`)).status, 'still serving while the balancer notices').toBe(200);
+    expect(healthcheck().status).not.toBe(0);
+    const { code, output } = await app.exited(5_000);
+    expect(code, output).toBe(0);
+    expect(output).toContain('stopping: /readyz fails now');
+  } finally {
+    await app.stop();
+  }
+});

@@ -178,11 +178,25 @@ pub struct Custody {
     /// Opened rows by login id; written through by [`Custody::keep`]. An ended login is
     /// refused before its tokens are looked up, so a stale entry is never used.
     opened: Expiring<LoginId, HeldTokens>,
+    /// Refreshes in flight, which shutdown lets finish.
+    refreshes: tokio_util::task::TaskTracker,
 }
 
 impl Custody {
     pub fn new(session_secret: &SecretString) -> Self {
-        Self { sealer: Sealer::new(session_secret, "logi-bff/token-custody/v1"), refresh_locks: Mutex::default(), opened: Expiring::new(100_000, CACHE_TTL) }
+        Self {
+            sealer: Sealer::new(session_secret, "logi-bff/token-custody/v1"),
+            refresh_locks: Mutex::default(),
+            opened: Expiring::new(100_000, CACHE_TTL),
+            refreshes: tokio_util::task::TaskTracker::new(),
+        }
+    }
+
+    /// Waits up to `bound` for the refreshes in flight (a refresh cut short after logi
+    /// rotated the refresh token would lose the login's token family); true when all ended.
+    pub async fn finish_refreshes(&self, bound: std::time::Duration) -> bool {
+        self.refreshes.close();
+        tokio::time::timeout(bound, self.refreshes.wait()).await.is_ok()
     }
 
     /// Keeps the tokens of a login (or replaces them), on the pool or in the caller's
@@ -240,7 +254,7 @@ impl Custody {
         // The refresh runs in a task of its own: a client that disconnects must not cancel
         // it after logi has rotated the refresh token but before the new one is stored.
         let (custody, db, authority, login_id) = (self.clone(), db.clone(), authority.clone(), login_id.clone());
-        let refresh = tokio::spawn(async move { custody.refresh(&db, authority.as_ref(), &login_id, skew_secs).await });
+        let refresh = self.refreshes.spawn(async move { custody.refresh(&db, authority.as_ref(), &login_id, skew_secs).await });
         refresh.await.unwrap_or_else(|panicked| {
             tracing::error!(%panicked, "the refresh task failed");
             Err(CustodyError::Failed(Failure::Internal))

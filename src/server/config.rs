@@ -51,6 +51,16 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `LEPTOS_RELOAD_PORT`: where `cargo leptos watch` listens for live reload.
     pub reload_port: u32,
+    pub shutdown: ShutdownConfig,
+}
+
+/// How the process stops on SIGTERM (see `startup::serve_until`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShutdownConfig {
+    /// `SHUTDOWN_DRAIN_SECS`: still serving, with `/readyz` failing, while a balancer notices.
+    pub drain: Duration,
+    /// `SHUTDOWN_GRACE_SECS`: then, at most this long for the requests in flight.
+    pub grace: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,6 +162,11 @@ impl Config {
                 Some(other) => return Err(invalid("LOG_FORMAT", format!("must be `text` or `json`, got `{other}`"))),
             },
             reload_port: bounded(var("LEPTOS_RELOAD_PORT"), "LEPTOS_RELOAD_PORT", 3001, 1..=65535)? as u32,
+            shutdown: ShutdownConfig {
+                // A balancer's health check notices in a few seconds; nobody balances a developer's laptop.
+                drain: Duration::from_secs(bounded(var("SHUTDOWN_DRAIN_SECS"), "SHUTDOWN_DRAIN_SECS", if mode == Mode::Production { 5 } else { 0 }, 0..=300)?),
+                grace: Duration::from_secs(bounded(var("SHUTDOWN_GRACE_SECS"), "SHUTDOWN_GRACE_SECS", 20, 1..=600)?),
+            },
         })
     }
 
@@ -577,6 +592,16 @@ mod tests {
         let config = parse(&production(&[("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")])).unwrap();
         assert_eq!(config.trusted_proxies, TrustedProxies::parse("10.0.0.0/8,127.0.0.1/32").unwrap());
         assert_eq!(error_variable(&production(&[("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal")])), "TRUSTED_PROXIES");
+    }
+
+    #[test]
+    fn shutdown_drains_in_production_only_by_default_and_is_bounded() {
+        let shutdown = parse(&production(&[])).unwrap().shutdown;
+        assert_eq!((shutdown.drain, shutdown.grace), (Duration::from_secs(5), Duration::from_secs(20)));
+        assert_eq!(parse(&[("APP_ENV", "development")]).unwrap().shutdown.drain, Duration::ZERO);
+        assert_eq!(parse(&production(&[("SHUTDOWN_DRAIN_SECS", "0")])).unwrap().shutdown.drain, Duration::ZERO);
+        assert_eq!(error_variable(&production(&[("SHUTDOWN_GRACE_SECS", "0")])), "SHUTDOWN_GRACE_SECS");
+        assert_eq!(error_variable(&production(&[("SHUTDOWN_DRAIN_SECS", "301")])), "SHUTDOWN_DRAIN_SECS");
     }
 
     #[test]

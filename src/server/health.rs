@@ -1,7 +1,9 @@
 //! Probes for orchestrators: `GET /healthz` (the process serves; no I/O) and
-//! `GET /readyz` (`200` when the database answers and every dependency is ready, else
-//! `503` naming what is not). Neither reads a session or sets a cookie: the routes are
-//! added outside the session layer.
+//! `GET /readyz`: `503` when the database does not answer or the process is stopping;
+//! `200 ready`, or `200 degraded` naming a dependency that fails (logi): every replica
+//! shares logi, so taking them all out of a balancer would turn a logi outage into a
+//! full one, while signed-in users keep working without logi. Neither reads a session
+//! or sets a cookie: the routes are added outside the session layer.
 
 use super::db::Db;
 use axum::extract::State;
@@ -10,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,14 +27,30 @@ pub trait Dependency: Send + Sync {
     async fn is_ready(&self) -> bool;
 }
 
+/// Set once the process is asked to stop: from then on `/readyz` answers `503 draining`,
+/// so a balancer stops sending traffic before the listener closes.
+#[derive(Clone, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub fn start(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    fn is_on(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 #[derive(Clone)]
 struct Probes {
     db: Db,
     dependencies: Arc<[Arc<dyn Dependency>]>,
+    draining: Draining,
 }
 
-pub fn routes<S: Clone + Send + Sync + 'static>(db: Db, dependencies: Vec<Arc<dyn Dependency>>) -> Router<S> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(Probes { db, dependencies: dependencies.into() })
+pub fn routes<S: Clone + Send + Sync + 'static>(db: Db, dependencies: Vec<Arc<dyn Dependency>>, draining: Draining) -> Router<S> {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(Probes { db, dependencies: dependencies.into(), draining })
 }
 
 async fn healthz() -> Response {
@@ -39,6 +58,9 @@ async fn healthz() -> Response {
 }
 
 async fn readyz(State(probes): State<Probes>) -> Response {
+    if probes.draining.is_on() {
+        return answer(StatusCode::SERVICE_UNAVAILABLE, json!({ "status": "draining" }));
+    }
     // Concurrently: each dependency in a task of its own, the database here.
     let pending: Vec<_> = probes
         .dependencies
@@ -68,8 +90,11 @@ async fn readyz(State(probes): State<Probes>) -> Response {
         }
         checks.insert(name.to_owned(), Value::from(if ready { "ok" } else { "failing" }));
     }
-    let ready = checks.values().all(|state| state == "ok");
-    let (status, summary) = if ready { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "not_ready") };
+    let (status, summary) = match (database, checks.values().all(|state| state == "ok")) {
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+        (true, true) => (StatusCode::OK, "ready"),
+        (true, false) => (StatusCode::OK, "degraded"),
+    };
     answer(status, json!({ "status": summary, "checks": checks }))
 }
 

@@ -398,3 +398,39 @@ async fn postgres_restarted_under_load_answers_503_in_bounded_time_and_every_rep
         assert!(rows_after[table] >= rows_before[table], "{table}: {} rows before, {} after", rows_before[table], rows_after[table]);
     }
 }
+
+/// SIGTERM: `/readyz` fails at once while the app still serves for the drain period, then
+/// no new connection is taken, a request in flight finishes, and one slower than the grace
+/// period is not waited for: the server is done within drain + grace.
+#[tokio::test]
+async fn sigterm_fails_readiness_first_drains_then_finishes_requests_in_flight_within_the_grace_period() {
+    let app = spawn_app_with(&[("SHUTDOWN_DRAIN_SECS", "1"), ("SHUTDOWN_GRACE_SECS", "2"), ("UPSTREAM_TIMEOUT_SECS", "30")]).await;
+    let browser = app.browser();
+    assert_eq!(sign_in(&browser, "alice").await.0, None);
+    assert_eq!(browser.get("/readyz").await.status, StatusCode::OK);
+    let in_time_call = tokio::spawn({
+        let browser = browser.clone();
+        async move { browser.send(Method::GET, "/api/proxy/slow?ms=1800", &[CSRF], None).await.status }
+    });
+    let too_slow = tokio::spawn({
+        let (request, cookie) = (reqwest::Client::new().get(format!("{}/api/proxy/slow?ms=10000", app.url)), browser.cookie_header());
+        async move { request.header("cookie", cookie).header("x-csrf", "1").send().await.map(|r| r.status()) }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = Instant::now();
+    let stopped = app.stop(logi_bff::startup::Stop::Terminate);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let draining = app.browser().get("/readyz").await;
+    assert_eq!((draining.status, draining.json()["status"].clone()), (StatusCode::SERVICE_UNAVAILABLE, json!("draining")));
+    assert_eq!(browser.me().await["sub"], "logi-user-alice", "the app stopped serving before the balancer could notice");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(reqwest::Client::new().get(format!("{}/healthz", app.url)).send().await.is_err(), "a new connection was taken after the drain");
+    assert_eq!(in_time_call.await.unwrap(), StatusCode::OK, "a request in flight was cut off within the grace period");
+    stopped.await.unwrap().unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(3800), "stopping took {took:?} (drain 1 s + grace 2 s)");
+    // The binary exits here, closing that connection; in this test process it lives on.
+    assert!(!too_slow.is_finished(), "stopping waited for a request past the grace period");
+    println!("SIGTERM: readyz draining at once, stopped after {took:?}");
+}

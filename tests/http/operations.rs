@@ -27,12 +27,10 @@ async fn the_probes_answer_without_sessions_or_cookies() {
 
 #[tokio::test]
 async fn readyz_names_what_is_not_ready() {
+    // logi is every replica's: a balancer must keep serving signed-in users without it.
     let unreachable_logi = spawn_app_with(&[("ONE_PASS_URL", "http://127.0.0.1:9")]).await;
     let ready = unreachable_logi.browser().get("/readyz").await;
-    assert_eq!(
-        (ready.status, ready.json()),
-        (StatusCode::SERVICE_UNAVAILABLE, json!({ "status": "not_ready", "checks": { "database": "ok", "logi": "failing" } }))
-    );
+    assert_eq!((ready.status, ready.json()), (StatusCode::OK, json!({ "status": "degraded", "checks": { "database": "ok", "logi": "failing" } })));
 
     let app = spawn_app().await;
     match &app.state.db {

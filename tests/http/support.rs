@@ -6,7 +6,7 @@
 use crate::provider::{self, Double, CLIENT_ID, CLIENT_SECRET};
 use logi_bff::server::config::Config;
 use logi_bff::server::db::Db;
-use logi_bff::startup::{router, AppState};
+use logi_bff::startup::{router, serve_until, AppState, Stop};
 use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use std::collections::BTreeMap;
@@ -21,6 +21,8 @@ pub struct TestApp {
     pub double: Arc<Double>,
     /// The metrics listener's `/metrics` URL, when `METRICS_ADDR` is set.
     pub metrics_url: Option<String>,
+    /// Stops the app the way the binary stops on a signal (`startup::serve_until`).
+    stop: Mutex<Option<Stopper>>,
     vars: BTreeMap<String, String>,
     _dir: Arc<tempfile::TempDir>,
 }
@@ -69,19 +71,33 @@ pub async fn spawn_app_against(double: Arc<Double>, upstream: &str, extra: &[(&s
         vars.insert((*key).to_owned(), (*value).to_owned());
     }
     vars.retain(|_, value| !value.is_empty());
-    let (url, state, metrics_url) = serve(listener, &vars).await;
-    TestApp { url, state, double, metrics_url, vars, _dir: Arc::new(dir) }
+    let (url, state, metrics_url, stop) = serve(listener, &vars).await;
+    TestApp { url, state, double, metrics_url, stop: Mutex::new(Some(stop)), vars, _dir: Arc::new(dir) }
 }
+
+type Stopper = (tokio::sync::oneshot::Sender<Stop>, tokio::task::JoinHandle<std::io::Result<()>>);
 
 /// The app with this configuration, served on `listener`; its URL, state and metrics URL
 /// (a listener of its own on a free port when `METRICS_ADDR` is set).
-async fn serve(listener: tokio::net::TcpListener, vars: &BTreeMap<String, String>) -> (String, AppState, Option<String>) {
+async fn serve(listener: tokio::net::TcpListener, vars: &BTreeMap<String, String>) -> (String, AppState, Option<String>, Stopper) {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let config = Config::from_lookup(|key| vars.get(key).cloned()).expect("a valid test configuration");
     let db = logi_bff::server::db::connect(&config.database_url).await.expect("a migrated database");
     let (app, state) = router(config, db).await.expect("the router builds");
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (stop, stopping) = tokio::sync::oneshot::channel();
+    let serving = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            serve_until(listener, app, &state, async move {
+                // A test that drops its app leaves it serving, as before.
+                match stopping.await {
+                    Ok(how) => how,
+                    Err(_) => std::future::pending().await,
+                }
+            })
+            .await
+        })
+    };
     let metrics_url = match vars.contains_key("METRICS_ADDR") {
         true => {
             let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -91,7 +107,7 @@ async fn serve(listener: tokio::net::TcpListener, vars: &BTreeMap<String, String
         }
         false => None,
     };
-    (url, state, metrics_url)
+    (url, state, metrics_url, (stop, serving))
 }
 
 impl TestApp {
@@ -103,8 +119,15 @@ impl TestApp {
     /// own process state (caches, locks), on a port of its own.
     pub async fn replica(&self) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (url, state, metrics_url) = serve(listener, &self.vars).await;
-        TestApp { url, state, double: self.double.clone(), metrics_url, vars: self.vars.clone(), _dir: self._dir.clone() }
+        let (url, state, metrics_url, stop) = serve(listener, &self.vars).await;
+        TestApp { url, state, double: self.double.clone(), metrics_url, stop: Mutex::new(Some(stop)), vars: self.vars.clone(), _dir: self._dir.clone() }
+    }
+
+    /// Asks the app to stop as `how` says; what it returns ends when the app has stopped.
+    pub fn stop(&self, how: Stop) -> tokio::task::JoinHandle<std::io::Result<()>> {
+        let (stop, serving) = self.stop.lock().unwrap().take().expect("the app is running");
+        stop.send(how).unwrap();
+        serving
     }
 
     /// Rows in every table of the schema, by table (the sessions' table is `tower_sessions`).

@@ -10,7 +10,12 @@ export class AppProcess {
   }
 
   static start(port: number, overrides: Record<string, string | undefined> = {}, dataDir?: string): AppProcess {
-    const child = spawn(appBinary(), [], { cwd: appWorkDir(), env: appEnv(port, overrides, dataDir), stdio: ['ignore', 'pipe', 'pipe'] });
+    return AppProcess.launch(appBinary(), [], appWorkDir(), port, appEnv(port, overrides, dataDir));
+  }
+
+  /** `command args…` (the binary, or a wrapper that execs it) serving on `port`. */
+  static launch(command: string, args: string[], cwd: string, port: number, env: Record<string, string>): AppProcess {
+    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     return new AppProcess(child, `http://localhost:${port}`);
   }
 

@@ -9,7 +9,7 @@ export const PROVIDER_PORT = 9190;
 // provider's cookies (per host, not per port) never collide with the app's.
 export const APP_URL = `http://localhost:${APP_PORT}`;
 /** Ports of extra app instances some tests start (all registered with the dev provider). */
-export const EXTRA_APP_PORTS = { notConfigured: 3191, failClosed: 3192, restart: 3193 };
+export const EXTRA_APP_PORTS = { notConfigured: 3191, failClosed: 3192, restart: 3193, image: 3194 };
 /** Three replicas on one Postgres behind haproxy (replicas.spec.ts): the balancer's port is APP_URL's. */
 export const REPLICAS = { balancerPort: 3290, ports: [3291, 3292, 3293] };
 export const PROVIDER_URL = `http://127.0.0.1:${PROVIDER_PORT}`;
@@ -59,6 +59,8 @@ export function appEnv(port = APP_PORT, overrides: Record<string, string | undef
     // The native app's redirect URI, registered for the same client at the dev provider.
     NATIVE_REDIRECT_URIS: 'com.example.logibff:/oauth/callback',
     RUST_LOG: 'info,logi_bff=debug',
+    // No balancer to wait for: tests stop their apps at once (one test checks the drain).
+    SHUTDOWN_DRAIN_SECS: '0',
   };
   for (const [key, value] of Object.entries(overrides)) {
     if (value === undefined) delete vars[key];

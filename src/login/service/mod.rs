@@ -258,6 +258,11 @@ impl Logins {
         Ok(logins + markers + self.sweep_devices(now).await?)
     }
 
+    /// Waits up to `bound` for the refreshes in flight; true when all ended (shutdown).
+    pub async fn finish_refreshes(&self, bound: Duration) -> bool {
+        self.tokens.finish_refreshes(bound).await
+    }
+
     /// Entries held by the in-process caches (session records, login rows, users,
     /// opened tokens, verified bearers): what tests and the benchmark watch stay flat under anonymous load.
     pub fn cached_entries(&self) -> usize {
