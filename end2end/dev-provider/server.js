@@ -69,6 +69,9 @@ const configuration = {
   // logi's id_token carries only the standard claims; the profile comes from userinfo.
   conformIdTokenClaims: true,
   pkce: { required: () => true },
+  // The endpoints where logi's guides document them (logi-bff also runs without
+  // discovery: ONE_PASS_DISCOVERY=off); JWKS and end-session keep oidc-provider's paths.
+  routes: { authorization: '/oauth/authorize', token: '/oauth/token', userinfo: '/oauth/userinfo', revocation: '/oauth/revoke' },
   responseTypes: ['code'],
   features: {
     devInteractions: { enabled: false },

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppProcess } from './support/app';
-import { APP_URL, EXTRA_APP_PORTS } from './support/env';
+import { APP_URL, EXTRA_APP_PORTS, PROVIDER_URL } from './support/env';
 import { callbackUrl, issuedTokens, providerHits, signInThroughConsentPage, signInWithHint } from './support/logi';
 
 async function sessionCookie(context: BrowserContext) {
@@ -122,9 +122,32 @@ test('a malformed login request gets a clear error code', async ({ page }) => {
 test('in steady state a login costs exactly two provider calls: token and userinfo', async ({ page }) => {
   await signInWithHint(page, 'alice'); // warms discovery and the JWKS cache
   await page.getByTestId('sign-out').click();
+  // The sign-out's revocation runs in the background: let it land before counting.
+  await expect.poll(async () => (await providerHits())['/oauth/revoke'] ?? 0).toBeGreaterThan(0);
   await providerHits(true);
   await signInWithHint(page, 'noemail');
-  expect(await providerHits()).toEqual({ '/token': 1, '/me': 1 });
+  expect(await providerHits()).toEqual({ '/oauth/token': 1, '/oauth/userinfo': 1 });
+});
+
+test('without discovery (ONE_PASS_DISCOVERY=off) sign-in uses the endpoints logi documents', async ({ browser }) => {
+  const app = AppProcess.start(EXTRA_APP_PORTS.restart, { ONE_PASS_DISCOVERY: 'off', ONE_PASS_JWKS_URL: `${PROVIDER_URL}/jwks` });
+  const context = await browser.newContext();
+  try {
+    await app.ready();
+    await providerHits(true);
+    const page = await context.newPage();
+    const authorize: string[] = [];
+    page.on('request', (request) => { if (request.url().startsWith(PROVIDER_URL)) authorize.push(new URL(request.url()).pathname); });
+    await signInWithHint(page, 'alice', app.url);
+    await expect(page.getByTestId('display-name')).toHaveText('Alice Example');
+    expect(authorize[0]).toBe('/oauth/authorize');
+    const hits = await providerHits();
+    expect(hits['/.well-known/openid-configuration']).toBeUndefined();
+    expect(hits).toMatchObject({ '/jwks': 1, '/oauth/token': 1, '/oauth/userinfo': 1 });
+  } finally {
+    await context.close();
+    await app.stop();
+  }
 });
 
 test('no token, code or cookie ever reaches the browser or the (JSON) logs, and sign-in survives a restart', async ({ browser }) => {

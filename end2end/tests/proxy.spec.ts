@@ -36,7 +36,7 @@ test('the demo page shows upstream data after sign-in, and again after the acces
   await page.getByTestId('call-api').click();
   await expect(page.getByTestId('api-status')).toHaveText('200');
   await expect(page.getByTestId('api-response')).toContainText(`"sub": "${sub}"`);
-  expect((await providerHits())['/token']).toBe(1);
+  expect((await providerHits())['/oauth/token']).toBe(1);
 
   // None of the tokens the provider issued (including the refreshed ones) reached the page.
   const html = await page.content();

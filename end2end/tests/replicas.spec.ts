@@ -113,7 +113,7 @@ test('twenty concurrent proxy calls after expiry, spread over three replicas, co
   const calls = Array.from({ length: 20 }, () => page.request.get(`${appUrl}/api/proxy/hello`, { headers: CSRF }));
   const statuses = (await Promise.all(calls)).map((response) => response.status());
   expect(statuses).toEqual(Array(20).fill(200));
-  expect((await providerHits())['/token']).toBe(1);
+  expect((await providerHits())['/oauth/token']).toBe(1);
 });
 
 test('a session ended through one replica is refused by the others within a second', async ({ page }) => {

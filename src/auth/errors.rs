@@ -120,6 +120,7 @@ const PROVIDER_ERRORS: [&str; 14] = [
     "request_not_supported",
 ];
 
+#[cfg(feature = "ssr")]
 impl From<crate::server::Failure> for AuthError {
     fn from(failure: crate::server::Failure) -> Self {
         match failure {

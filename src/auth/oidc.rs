@@ -9,7 +9,7 @@ use super::errors::AuthError;
 use crate::ids::{Issuer, Subject};
 use crate::login::tokens::LogiSession;
 use crate::login::tokens::{RevocationError, TokenAuthority, TokenError, TokenSet};
-use crate::server::config::LogiConfig;
+use crate::server::config::{EndpointSource, LogiConfig};
 use crate::server::crypto::CompactJws;
 use crate::server::http::{self, error_chain};
 use crate::server::metrics;
@@ -108,6 +108,7 @@ pub struct Provider {
     client_secret: Option<SecretString>,
     redirect_uri: Url,
     scopes: String,
+    endpoint_source: EndpointSource,
     discovery: RwLock<Discovery>,
     keys: RwLock<Keys>,
 }
@@ -125,6 +126,7 @@ impl Provider {
             client_secret: config.client_secret.clone(),
             redirect_uri,
             scopes: config.scopes.join(" "),
+            endpoint_source: config.endpoints.clone(),
             discovery: RwLock::default(),
             keys: RwLock::new(Keys { set: CoreJsonWebKeySet::new(Vec::new()), last_refetch: None }),
         })
@@ -171,8 +173,49 @@ impl Provider {
         }
     }
 
-    /// One discovery document (issuer checked), then the JWKS it points to.
+    /// The endpoints (from discovery, or the documented paths) and the JWKS.
     async fn discover(&self) -> Result<(Endpoints, CoreJsonWebKeySet), DiscoveryError> {
+        match &self.endpoint_source {
+            EndpointSource::Discovery => self.discovery_document().await,
+            EndpointSource::Documented { jwks_url } => self.documented_endpoints(jwks_url).await,
+        }
+    }
+
+    /// `ONE_PASS_DISCOVERY=off`: the paths logi's guides document, no end-session endpoint,
+    /// and any asymmetric id_token algorithm (nothing advertises which; never `none` or a
+    /// shared-secret `HS*`, and a key must still match the algorithm).
+    async fn documented_endpoints(&self, jwks_url: &Url) -> Result<(Endpoints, CoreJsonWebKeySet), DiscoveryError> {
+        let base = self.issuer.as_str().trim_end_matches('/');
+        let at = |path: &str| Url::parse(&format!("{base}{path}")).map_err(|_| DiscoveryError::Missing("a URL for a documented path"));
+        let jwks_uri = openidconnect::JsonWebKeySetUrl::from_url(jwks_url.clone());
+        let jwks = CoreJsonWebKeySet::fetch_async(&jwks_uri, &self.http).await.map_err(|e| DiscoveryError::Jwks(error_chain(&e)))?;
+        use CoreJwsSigningAlgorithm as Alg;
+        let id_token_algs = vec![
+            Alg::RsaSsaPkcs1V15Sha256,
+            Alg::RsaSsaPkcs1V15Sha384,
+            Alg::RsaSsaPkcs1V15Sha512,
+            Alg::RsaSsaPssSha256,
+            Alg::RsaSsaPssSha384,
+            Alg::RsaSsaPssSha512,
+            Alg::EcdsaP256Sha256,
+            Alg::EcdsaP384Sha384,
+            Alg::EcdsaP521Sha512,
+            Alg::EdDsa,
+        ];
+        let endpoints = Endpoints {
+            authorization: at("/oauth/authorize")?,
+            token: at("/oauth/token")?,
+            userinfo: at("/oauth/userinfo")?,
+            revocation: Some(at("/oauth/revoke")?),
+            end_session: None,
+            jwks_uri,
+            id_token_algs,
+        };
+        Ok((endpoints, jwks))
+    }
+
+    /// One discovery document (issuer checked), then the JWKS it points to.
+    async fn discovery_document(&self) -> Result<(Endpoints, CoreJsonWebKeySet), DiscoveryError> {
         let url = format!("{}/.well-known/openid-configuration", self.issuer.as_str().trim_end_matches('/'));
         let fetched = async { self.http.get(url).header(reqwest::header::ACCEPT, "application/json").send().await?.error_for_status()?.json().await };
         let document: serde_json::Value = fetched.await.map_err(|e: reqwest::Error| DiscoveryError::Unreachable(error_chain(&e)))?;

@@ -29,6 +29,7 @@ mod extract;
 pub mod pending;
 #[cfg(feature = "ssr")]
 pub mod return_to;
+#[cfg(feature = "ssr")]
 mod revocation;
 #[cfg(feature = "ssr")]
 mod service;

@@ -100,6 +100,19 @@ pub struct LogiConfig {
     pub scopes: Vec<String>,
     /// `ONE_PASS_TIMEOUT_SECS`: the bound on each call to logi (connect included).
     pub timeout: Duration,
+    /// Where logi's endpoints come from (`ONE_PASS_DISCOVERY`).
+    pub endpoints: EndpointSource,
+}
+
+/// Where logi's endpoints come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndpointSource {
+    /// `{ONE_PASS_URL}/.well-known/openid-configuration` (the default).
+    Discovery,
+    /// `ONE_PASS_DISCOVERY=off`: the paths logi's guides document under `ONE_PASS_URL`
+    /// (`/oauth/authorize`, `/oauth/token`, `/oauth/userinfo`, `/oauth/revoke`) and the
+    /// keys at `ONE_PASS_JWKS_URL`.
+    Documented { jwks_url: Url },
 }
 
 /// A configuration problem; the message names the variable and how to fix it.
@@ -336,7 +349,15 @@ fn logi_config(mode: Mode, var: &impl Fn(&str) -> Option<String>) -> Result<Opti
         return Err(invalid("ONE_PASS_SCOPES", "must include `openid` (without it logi issues no id_token)"));
     }
     let timeout = Duration::from_secs(bounded(var("ONE_PASS_TIMEOUT_SECS"), "ONE_PASS_TIMEOUT_SECS", 10, 1..=60)?);
-    Ok(Some(LogiConfig { issuer_url, client_id, client_secret, scopes, timeout }))
+    let endpoints = match var("ONE_PASS_DISCOVERY").as_deref() {
+        None | Some("on") => EndpointSource::Discovery,
+        Some("off") => {
+            let jwks = var("ONE_PASS_JWKS_URL").ok_or_else(|| invalid("ONE_PASS_JWKS_URL", "is required with ONE_PASS_DISCOVERY=off (logi's signing keys)"))?;
+            EndpointSource::Documented { jwks_url: http_url(mode, "ONE_PASS_JWKS_URL", &jwks)? }
+        }
+        Some(other) => return Err(invalid("ONE_PASS_DISCOVERY", format!("must be `on` or `off`, got `{other}`"))),
+    };
+    Ok(Some(LogiConfig { issuer_url, client_id, client_secret, scopes, timeout, endpoints }))
 }
 
 impl LogiConfig {
@@ -454,7 +475,7 @@ mod tests {
         let logi = parse(&vars).unwrap().logi.expect("logi configured");
         assert_eq!(logi.scopes, ["openid", "profile:basic", "email"]);
         assert_eq!(logi.client_secret(), Some("s3cret"));
-        assert_eq!(logi.timeout, Duration::from_secs(10));
+        assert_eq!((logi.timeout, logi.endpoints), (Duration::from_secs(10), EndpointSource::Discovery));
         let with = |value: &'static str| {
             production(&[
                 ("ONE_PASS_URL", "https://logi.example"),
@@ -466,6 +487,20 @@ mod tests {
         assert_eq!(parse(&with("2")).unwrap().logi.unwrap().timeout, Duration::from_secs(2));
         assert_eq!(error_variable(&with("0")), "ONE_PASS_TIMEOUT_SECS");
         assert_eq!(error_variable(&with("61")), "ONE_PASS_TIMEOUT_SECS");
+    }
+
+    #[test]
+    fn discovery_off_needs_the_jwks_url() {
+        let logi = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = production(&[("ONE_PASS_URL", "https://logi.example"), ("ONE_PASS_CLIENT_ID", "c"), ("ONE_PASS_CLIENT_SECRET", "s")]);
+            vars.extend_from_slice(extra);
+            vars
+        };
+        let off = parse(&logi(&[("ONE_PASS_DISCOVERY", "off"), ("ONE_PASS_JWKS_URL", "https://logi.example/jwks")])).unwrap().logi.unwrap();
+        assert_eq!(off.endpoints, EndpointSource::Documented { jwks_url: Url::parse("https://logi.example/jwks").unwrap() });
+        assert_eq!(error_variable(&logi(&[("ONE_PASS_DISCOVERY", "off")])), "ONE_PASS_JWKS_URL");
+        assert_eq!(error_variable(&logi(&[("ONE_PASS_DISCOVERY", "off"), ("ONE_PASS_JWKS_URL", "http://logi.example/jwks")])), "ONE_PASS_JWKS_URL");
+        assert_eq!(error_variable(&logi(&[("ONE_PASS_DISCOVERY", "no")])), "ONE_PASS_DISCOVERY");
     }
 
     #[test]

@@ -76,6 +76,7 @@ async fn provider_with(rotate: bool) -> (Arc<Double>, Arc<dyn TokenAuthority>) {
         client_secret: Some(CLIENT_SECRET.into()),
         scopes: vec!["openid".into()],
         timeout: std::time::Duration::from_secs(10),
+        endpoints: logi_bff::server::config::EndpointSource::Discovery,
     };
     (double.clone(), Arc::new(Provider::new(&config, url::Url::parse("http://localhost/cb").unwrap()).unwrap()))
 }

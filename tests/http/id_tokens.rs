@@ -27,6 +27,7 @@ async fn provider_double() -> (Arc<Double>, Provider) {
         client_secret: Some(SecretString::from(CLIENT_SECRET)),
         scopes: vec!["openid".into()],
         timeout: std::time::Duration::from_secs(10),
+        endpoints: logi_bff::server::config::EndpointSource::Discovery,
     };
     let provider = Provider::new(&config, Url::parse("http://localhost:3000/api/auth/callback").unwrap()).unwrap();
     (double, provider)
@@ -201,6 +202,7 @@ async fn an_unreachable_provider_is_reported_as_such() {
         client_secret: None,
         scopes: vec![],
         timeout: std::time::Duration::from_secs(10),
+        endpoints: logi_bff::server::config::EndpointSource::Discovery,
     };
     let provider = Provider::new(&config, Url::parse("http://localhost/cb").unwrap()).unwrap();
     assert_eq!(provider.endpoints().await.err(), Some(AuthError::ProviderUnreachable));
@@ -215,6 +217,7 @@ async fn without_a_client_secret_no_code_is_sent_to_the_provider() {
         client_secret: None,
         scopes: vec![],
         timeout: std::time::Duration::from_secs(10),
+        endpoints: logi_bff::server::config::EndpointSource::Discovery,
     };
     let provider = Provider::new(&config, Url::parse("http://localhost/cb").unwrap()).unwrap();
     assert_eq!(provider.exchange_code("code", "verifier", "http://localhost/cb").await.err(), Some(TokenError::NoClientSecret));

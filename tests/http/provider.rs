@@ -218,6 +218,11 @@ fn provider_routes(double: Arc<Double>) -> Router {
         .route("/token", post(token))
         .route("/userinfo", get(userinfo))
         .route("/revoke", post(revoke))
+        // The same, at the paths logi's guides document (ONE_PASS_DISCOVERY=off).
+        .route("/oauth/authorize", get(authorize))
+        .route("/oauth/token", post(token))
+        .route("/oauth/userinfo", get(userinfo))
+        .route("/oauth/revoke", post(revoke))
         .layer(axum::middleware::from_fn_with_state(double.clone(), misbehave))
         .with_state(double)
 }

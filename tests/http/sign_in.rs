@@ -290,3 +290,20 @@ async fn the_sweeper_ends_expired_logins_and_revokes_their_logi_refresh_tokens()
     assert_eq!(app.count("SELECT count(*) FROM logins").await, 1);
     assert_eq!(fresh.me().await["sub"], "logi-user-bob");
 }
+
+/// logi's guides document fixed endpoints and no discovery document: with
+/// `ONE_PASS_DISCOVERY=off` the whole browser flow (and revocation) uses those paths.
+#[tokio::test]
+async fn without_discovery_the_documented_endpoints_and_the_configured_jwks_are_used() {
+    let (double, upstream) = crate::provider::start().await;
+    let jwks = format!("{}/jwks", double.issuer);
+    let app = crate::support::spawn_app_against(double, &upstream, &[("ONE_PASS_DISCOVERY", "off"), ("ONE_PASS_JWKS_URL", &jwks)]).await;
+    let browser = app.browser();
+    let (_, hops) = browser.navigate("/api/auth/login?login_hint=alice").await;
+    assert!(hops[0].starts_with(&format!("{}/oauth/authorize?", app.double.issuer)), "{hops:?}");
+    assert_eq!(browser.me().await["sub"], "logi-user-alice");
+    assert_eq!((app.double.hits("discovery"), app.double.hits("jwks")), (0, 1));
+    let refresh_token = app.double.issued.lock().unwrap().iter().find(|t| t.starts_with("refresh-")).cloned().unwrap();
+    browser.send(Method::POST, "/api/auth/logout", &[("origin", &app.url)], None).await;
+    assert!(eventually(|| app.double.revoked.lock().unwrap().contains(&refresh_token)).await, "not revoked at /oauth/revoke");
+}
