@@ -75,4 +75,19 @@ mod tests {
         assert_eq!(query.take("state"), None);
         QueryMap::parse("%%%&&&==\u{0}");
     }
+
+    proptest::proptest! {
+        /// Any query string parses; of repeated keys, the first value is the one taken.
+        #[test]
+        fn the_first_value_wins(pairs in proptest::collection::vec((".{0,8}", ".{0,16}"), 0..8), junk in ".{0,40}") {
+            let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
+            let mut map = QueryMap::parse(&encoded);
+            let mut seen = std::collections::HashSet::new();
+            for (key, _) in pairs.iter().filter(|(key, _)| seen.insert(key.clone())) {
+                let first = pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+                proptest::prop_assert_eq!(map.take(key), first);
+            }
+            QueryMap::parse(&junk);
+        }
+    }
 }

@@ -235,4 +235,16 @@ mod tests {
         let foreign = PendingCookie::new(&config("http://localhost:3000", "another-secret-0123456789abcdef!!"));
         assert_eq!(foreign.take(&cookie, Some("s1"), 101).0.err(), Some(PendingError::Expired));
     }
+
+    proptest::proptest! {
+        /// Any cookie value (any name of ours, any state) never opens and never panics.
+        #[test]
+        fn no_forged_cookie_starts_a_login(value in "[ -~]{0,600}", state in proptest::option::of(".{0,40}")) {
+            let jar = PendingCookie::new(&config("http://localhost:3000", SECRET));
+            if let Ok(cookie) = HeaderValue::from_str(&format!("logi_bff_login={value}")) {
+                let headers = HeaderMap::from_iter([(header::COOKIE, cookie)]);
+                proptest::prop_assert!(jar.take(&headers, state.as_deref(), 100).0.is_err());
+            }
+        }
+    }
 }

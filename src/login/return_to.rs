@@ -48,4 +48,17 @@ mod tests {
         }
         assert_eq!(sanitize_return_to(None, &Url::parse("https://app.example.com").unwrap()), "/");
     }
+
+    proptest::proptest! {
+        /// Whatever arrives, what comes out is a path that stays on our origin.
+        #[test]
+        fn any_input_gives_a_path_on_our_origin(prefix in proptest::sample::select(vec!["", "/", "//", "/\\", "https://evil.example", "/%2F", "\t/"]), rest in ".*") {
+            let app = Url::parse("https://app.example.com").unwrap();
+            let raw = format!("{prefix}{rest}");
+            let kept = sanitize_return_to(Some(&raw), &app);
+            proptest::prop_assert!(kept == "/" || kept == raw);
+            proptest::prop_assert!(kept.starts_with('/') && !kept.starts_with("//") && !kept.starts_with("/\\"));
+            proptest::prop_assert_eq!(app.join(&kept).unwrap().origin(), app.origin());
+        }
+    }
 }

@@ -186,4 +186,27 @@ mod tests {
         names.sort();
         assert_eq!(names, ["content-type", "etag"]);
     }
+
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        /// Whatever the path and query, a resolved URL keeps the upstream's origin and base
+        /// path and has no dot segment.
+        #[test]
+        fn a_resolved_url_never_leaves_the_base(
+            segments in proptest::collection::vec(proptest::prop_oneof![
+                proptest::sample::select(vec!["..", ".", "%2e%2E", "%2e.", "%2f", "%5C", "", "a", "%", "%zz", "%252e%252e", "\\", "%00", "é"]).prop_map(str::to_owned),
+                ".{0,12}",
+            ], 0..6),
+            query in proptest::option::of(".{0,20}"),
+        ) {
+            let base = Url::parse("https://api.example.com/v1/").unwrap();
+            let raw = segments.join("/");
+            if let Some(url) = resolve(&base, &raw, query.as_deref()) {
+                proptest::prop_assert_eq!(url.origin(), base.origin());
+                proptest::prop_assert!(url.path().starts_with("/v1/"), "{}", url);
+                proptest::prop_assert!(url.path_segments().unwrap().all(|s| s != ".." && s != "."), "{}", url);
+            }
+        }
+    }
 }

@@ -128,4 +128,21 @@ mod tests {
         assert_eq!(TrustedProxies::parse("10.0.0.0/8, localhost").unwrap_err(), NotANetwork("localhost".into()));
         assert_eq!(TrustedProxies::parse("10.1.2.3/8").unwrap(), TrustedProxies::parse("10.0.0.0/8").unwrap());
     }
+
+    proptest::proptest! {
+        /// Any X-Forwarded-For lines: the client is the peer or one of the entries, never
+        /// a panic; an untrusted peer is always itself.
+        #[test]
+        fn the_client_is_the_peer_or_a_forwarded_entry(lines in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..40), 0..4), peer_trusted in proptest::bool::ANY) {
+            let proxies = TrustedProxies::parse("10.0.0.0/8").unwrap();
+            let peer: IpAddr = if peer_trusted { "10.1.2.3" } else { "203.0.113.9" }.parse().unwrap();
+            let mut headers = HeaderMap::new();
+            for line in lines.iter().filter_map(|line| axum::http::HeaderValue::from_bytes(line).ok()) {
+                headers.append("x-forwarded-for", line);
+            }
+            let client = proxies.client_ip(peer, &headers);
+            let entries: Vec<IpAddr> = forwarded_for(&headers).iter().filter_map(|e| e.parse::<IpAddr>().ok()).map(|a| a.to_canonical()).collect();
+            proptest::prop_assert!(client == peer || (peer_trusted && entries.contains(&client)));
+        }
+    }
 }

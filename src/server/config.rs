@@ -648,4 +648,42 @@ mod tests {
         let public_port = parse(&production(&[])).unwrap().listen_addr.port().to_string();
         assert_eq!(error_variable(&production(&[("METRICS_ADDR", Box::leak(format!("0.0.0.0:{public_port}").into_boxed_str()))])), "METRICS_ADDR");
     }
+
+    const VARIABLES: [&str; 22] = [
+        "APP_ENV",
+        "APP_URL",
+        "SESSION_SECRET",
+        "DATABASE_URL",
+        "LEPTOS_SITE_ADDR",
+        "HOST",
+        "PORT",
+        "SESSION_IDLE_MINUTES",
+        "ONE_PASS_URL",
+        "ONE_PASS_CLIENT_ID",
+        "ONE_PASS_CLIENT_SECRET",
+        "ONE_PASS_SCOPES",
+        "ONE_PASS_TIMEOUT_SECS",
+        "ONE_PASS_DISCOVERY",
+        "UPSTREAM_API_URL",
+        "UPSTREAM_TIMEOUT_SECS",
+        "NATIVE_REDIRECT_URIS",
+        "NATIVE_EXCHANGE_PER_MINUTE",
+        "TRUSTED_PROXIES",
+        "METRICS_ADDR",
+        "LOG_FORMAT",
+        "SHUTDOWN_GRACE_SECS",
+    ];
+
+    proptest::proptest! {
+        /// Any values for any variables: a configuration, or an error naming one of them;
+        /// never a panic.
+        #[test]
+        fn any_environment_parses_or_names_the_bad_variable(values in proptest::collection::vec((proptest::sample::select(VARIABLES.to_vec()), ".{0,40}"), 0..10)) {
+            let mut vars = production(&[]).into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect::<HashMap<_, _>>();
+            vars.extend(values.into_iter().map(|(k, v)| (k.to_owned(), v)));
+            if let Err(error) = Config::from_lookup(|k| vars.get(k).cloned()) {
+                proptest::prop_assert!(VARIABLES.contains(&error.variable) || error.variable.starts_with("NATIVE_") || error.variable.starts_with("ONE_PASS_"), "{}", error.variable);
+            }
+        }
+    }
 }

@@ -122,4 +122,23 @@ mod tests {
         let s = secret("a-session-secret-0123456789abcdef");
         assert_ne!(derive_key::<32>(&s, "a").expose_secret(), derive_key::<32>(&s, "b").expose_secret());
     }
+
+    proptest::proptest! {
+        /// Any text splits or not without panicking; what splits re-joins to the input.
+        #[test]
+        fn a_compact_jws_splits_only_into_three_decodable_parts(token in "[A-Za-z0-9_.=+/-]{0,120}") {
+            if let Some(jws) = CompactJws::split(&token) {
+                use base64::engine::{general_purpose::URL_SAFE_NO_PAD, Engine};
+                proptest::prop_assert_eq!(format!("{}.{}", jws.signing_input, URL_SAFE_NO_PAD.encode(&jws.signature)), token.clone());
+                proptest::prop_assert_eq!(token.matches('.').count(), 2);
+            }
+        }
+
+        /// Any bytes never open as a sealed value.
+        #[test]
+        fn forged_sealed_values_never_open(sealed in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let sealer = Sealer::new(&SecretString::from("0123456789abcdef0123456789abcdef"), "test");
+            proptest::prop_assert!(sealer.open(b"ad", &sealed).is_none());
+        }
+    }
 }

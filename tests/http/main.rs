@@ -6,6 +6,7 @@ mod anonymous;
 mod backchannel;
 mod custody;
 mod faults;
+mod fuzz;
 mod id_tokens;
 mod native;
 mod operations;

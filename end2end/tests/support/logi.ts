@@ -42,7 +42,7 @@ export async function isActive(token: string): Promise<boolean> {
 
 /** Uses a refresh token at the provider directly (what an attacker with a stolen, already rotated token would do). */
 export async function replayRefreshToken(refreshToken: string) {
-  const response = await fetch(`${PROVIDER_URL}/token`, {
+  const response = await fetch(`${PROVIDER_URL}/oauth/token`, {
     method: 'POST',
     headers: { authorization: clientAuth(), 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }),
