@@ -35,6 +35,8 @@ pub enum AccountError {
     ServerUnreachable,
     /// Our database could not be reached or written; nothing was changed.
     DatabaseUnavailable,
+    /// Too many password checks at once; try again.
+    ServerBusy,
     Internal,
 }
 
@@ -60,6 +62,7 @@ impl AccountError {
             Self::InvalidRequest => "invalid_request",
             Self::ServerUnreachable => "server_unreachable",
             Self::DatabaseUnavailable => "database_unavailable",
+            Self::ServerBusy => "server_busy",
             Self::Internal => "internal_error",
         }
     }
@@ -81,7 +84,7 @@ impl AccountError {
             Self::SessionNotFound => 404,
             Self::EmailTaken | Self::LastSignInMethod | Self::NotLinked | Self::PasswordAlreadySet | Self::NoPassword => 409,
             Self::Throttled { .. } => 429,
-            Self::DatabaseUnavailable => 503,
+            Self::DatabaseUnavailable | Self::ServerBusy => 503,
             Self::ServerUnreachable | Self::Internal => 500,
         }
     }
@@ -112,6 +115,7 @@ impl fmt::Display for AccountError {
             Self::InvalidRequest => f.write_str("The form was incomplete. Reload the page and try again."),
             Self::ServerUnreachable => f.write_str("The server could not be reached. Check your connection and try again."),
             Self::DatabaseUnavailable => f.write_str("Our database is briefly unavailable, so nothing was changed. Try again in a moment."),
+            Self::ServerBusy => f.write_str("We are very busy right now. Try again in a moment."),
             Self::Internal => f.write_str("Something went wrong on our side. Please try again."),
         }
     }
@@ -155,7 +159,7 @@ pub async fn server_fn_error_status(response: axum::response::Response) -> axum:
     }
     let response = axum::response::Response::from_parts(parts, axum::body::Body::from(bytes));
     match error {
-        Some(AccountError::DatabaseUnavailable) => crate::server::Failure::DatabaseUnavailable.with_retry_after(response),
+        Some(AccountError::DatabaseUnavailable | AccountError::ServerBusy) => crate::server::Failure::DatabaseUnavailable.with_retry_after(response),
         _ => response,
     }
 }
@@ -166,6 +170,7 @@ impl From<crate::server::AppError> for AccountError {
     fn from(error: crate::server::AppError) -> Self {
         match error.logged() {
             crate::server::Failure::DatabaseUnavailable => Self::DatabaseUnavailable,
+            crate::server::Failure::Busy => Self::ServerBusy,
             crate::server::Failure::Internal => Self::Internal,
         }
     }

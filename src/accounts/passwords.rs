@@ -176,8 +176,21 @@ fn dummy_hash() -> Result<&'static str, AppError> {
     Ok(DUMMY.get_or_init(|| hash))
 }
 
+/// Hashes running at once: each holds 19 MiB and a core for a while, so a burst of
+/// sign-ins queues here instead of growing memory with it.
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get() * 2)))
+}
+
+/// The longest a password check waits for a slot before it is answered `503 server_busy`.
+const HASHING_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
-    tokio::task::spawn_blocking(work).await.map_err(|error| AppError::Internal(format!("password task: {error}")))
+    let slot = tokio::time::timeout(HASHING_WAIT, hashing_slots().acquire()).await.map_err(|_| AppError::Busy("password hashing"))?;
+    let done = tokio::task::spawn_blocking(work).await.map_err(|error| AppError::Internal(format!("password task: {error}")));
+    drop(slot);
+    done
 }
 
 #[cfg(test)]

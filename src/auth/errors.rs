@@ -97,6 +97,8 @@ auth_errors! {
     AnotherLogiAccountLinked = "another_logi_account_linked" => ("Your account already has a logi account linked.", "Unlink it first to link a different one."),
     /// Our database could not be reached or written; nothing was changed.
     DatabaseUnavailable = "database_unavailable" => ("Our database could not be reached, so you were not signed in.", "Try again in a moment."),
+    /// Too much work queued (password hashing); nothing was changed.
+    ServerBusy = "server_busy" => ("The server is very busy, so you were not signed in.", "Try again in a moment."),
     /// Our own failure (database, session store); details are in the server log.
     Internal = "internal_error" => ("Something went wrong on our side.", "Try again; the details are in the server log."),
 }
@@ -125,6 +127,7 @@ impl From<crate::server::Failure> for AuthError {
     fn from(failure: crate::server::Failure) -> Self {
         match failure {
             crate::server::Failure::DatabaseUnavailable => Self::DatabaseUnavailable,
+            crate::server::Failure::Busy => Self::ServerBusy,
             crate::server::Failure::Internal => Self::Internal,
         }
     }

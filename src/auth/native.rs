@@ -62,6 +62,7 @@ enum NativeError {
     },
     LogiNotConfigured,
     DatabaseUnavailable,
+    ServerBusy,
     Internal,
 }
 
@@ -78,6 +79,7 @@ impl NativeError {
             Self::SlowDown { .. } => (StatusCode::TOO_MANY_REQUESTS, "slow_down", "Too many exchanges from this address; retry later."),
             Self::LogiNotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "logi_not_configured", "logi sign-in is not configured on this server."),
             Self::DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "Our database is unavailable; retry shortly."),
+            Self::ServerBusy => (StatusCode::SERVICE_UNAVAILABLE, "server_busy", "The server is busy; retry shortly."),
             // RFC 6749's name for our own failure (the other routes say `internal_error`).
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "Something went wrong on our side."),
         }
@@ -88,7 +90,7 @@ impl IntoResponse for NativeError {
     fn into_response(self) -> Response {
         let (status, error, description) = self.parts();
         let mut response = oauth_error(status, error, description);
-        if matches!(self, Self::DatabaseUnavailable) {
+        if matches!(self, Self::DatabaseUnavailable | Self::ServerBusy) {
             response = Failure::DatabaseUnavailable.with_retry_after(response);
         }
         if let Self::SlowDown { retry_after_secs } = self {
@@ -102,6 +104,7 @@ impl From<AppError> for NativeError {
     fn from(error: AppError) -> Self {
         match error.logged() {
             Failure::DatabaseUnavailable => Self::DatabaseUnavailable,
+            Failure::Busy => Self::ServerBusy,
             Failure::Internal => Self::Internal,
         }
     }

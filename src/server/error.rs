@@ -18,6 +18,9 @@ pub enum AppError {
     /// Anything else that must not happen (a failed password hash, a panicked blocking task).
     #[error("internal_error")]
     Internal(String),
+    /// Too much of this work is queued (names the work); the client retries.
+    #[error("server_busy")]
+    Busy(&'static str),
 }
 
 /// Our own failure as a client sees it: the database is out for now (retry), or a bug.
@@ -25,6 +28,8 @@ pub enum AppError {
 pub enum Failure {
     /// `503 database_unavailable`: down, restarting, full, read-only, or busy past its bound.
     DatabaseUnavailable,
+    /// `503 server_busy`: a bounded queue of work (password hashing) stayed full.
+    Busy,
     /// `500 internal_error`.
     Internal,
 }
@@ -36,20 +41,21 @@ impl Failure {
     pub fn code(self) -> &'static str {
         match self {
             Self::DatabaseUnavailable => "database_unavailable",
+            Self::Busy => "server_busy",
             Self::Internal => "internal_error",
         }
     }
 
     pub fn status(self) -> StatusCode {
         match self {
-            Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DatabaseUnavailable | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    /// `Retry-After` on an outage's answer (any answer, the OAuth ones too).
+    /// `Retry-After` on a `503` (any answer, the OAuth ones too).
     pub fn with_retry_after(self, mut response: Response) -> Response {
-        if self == Self::DatabaseUnavailable {
+        if self != Self::Internal {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
         }
         response
@@ -65,11 +71,14 @@ impl IntoResponse for Failure {
 impl AppError {
     /// What a client is told: an outage of the database, or our bug.
     pub fn failure(&self) -> Failure {
+        if let Self::Busy(_) = self {
+            return Failure::Busy;
+        }
         let outage = match self {
             Self::Database(error) => super::db::is_outage(error),
             // The session store's own errors: its backend is our database.
             Self::Session(tower_sessions::session::Error::Store(tower_sessions::session_store::Error::Backend(_))) => true,
-            Self::Session(_) | Self::Internal(_) => false,
+            Self::Session(_) | Self::Internal(_) | Self::Busy(_) => false,
         };
         if outage {
             Failure::DatabaseUnavailable
@@ -83,6 +92,7 @@ impl AppError {
         let failure = self.failure();
         match failure {
             Failure::DatabaseUnavailable => tracing::warn!(cause = ?self, code = failure.code(), "database unavailable"),
+            Failure::Busy => tracing::warn!(cause = ?self, code = failure.code(), "busy"),
             Failure::Internal => tracing::error!(cause = ?self, code = failure.code(), "request failed"),
         }
         failure
