@@ -174,6 +174,10 @@ impl SessionCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    pub fn purge_expired(&self) {
+        self.0.purge_expired();
+    }
 }
 
 impl std::fmt::Debug for SessionCache {

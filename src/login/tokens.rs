@@ -192,6 +192,10 @@ impl Custody {
         }
     }
 
+    pub fn purge_expired(&self) {
+        self.opened.purge_expired();
+    }
+
     /// Waits up to `bound` for the refreshes in flight (a refresh cut short after logi
     /// rotated the refresh token would lose the login's token family); true when all ended.
     pub async fn finish_refreshes(&self, bound: std::time::Duration) -> bool {

@@ -110,6 +110,10 @@ impl Devices {
         self.verified.len()
     }
 
+    pub(super) fn purge_expired(&self) {
+        self.verified.purge_expired();
+    }
+
     /// A new access token for the device login, and its lifetime in seconds.
     pub(super) fn access_token(&self, login: &Login, now: i64) -> Result<(SecretString, i64), AppError> {
         let claims = Claims {

@@ -251,11 +251,21 @@ impl Logins {
     /// [`SWEEP_BATCH`] a run), deletes single-use markers no login can need and old rotated
     /// refresh tokens; rotates the signing key when due (run periodically).
     pub async fn sweep(&self) -> Result<u64, AppError> {
+        self.purge_expired_caches();
         let now = now();
         let expired = store::expired(&self.db, &self.lifetimes, now, SWEEP_BATCH).await?;
         let logins = self.end(&expired, EndReason::Expired).await?.logins;
         let markers = store::delete_used_markers(&self.db, now).await?;
         Ok(logins + markers + self.sweep_devices(now).await?)
+    }
+
+    /// Drops what the caches hold past its time to live (run by the sweep).
+    fn purge_expired_caches(&self) {
+        self.rows.purge_expired();
+        self.users.purge_expired();
+        self.sessions.purge_expired();
+        self.tokens.purge_expired();
+        self.devices.purge_expired();
     }
 
     /// Waits up to `bound` for the refreshes in flight; true when all ended (shutdown).
