@@ -90,7 +90,7 @@ pub async fn load_account() -> Result<Option<Account>, AccountError> {
     let Some(login) = found.login else { return Ok(None) };
     let user = logins.user(&login).await?.ok_or(AccountError::NotSignedIn)?;
     let password_email = store::password_of_user(&pool, login.user_id).await?.map(|record| record.email);
-    let issuer = logi_issuer();
+    let issuer = logi_issuer()?;
     let logi = match &issuer {
         Some(issuer) => store::identity_of_user(&pool, login.user_id, issuer).await?,
         None => None,
@@ -140,7 +140,7 @@ pub async fn change_password(current_password: String, new_password: String) -> 
 pub async fn unlink_logi() -> Result<(), AccountError> {
     use ssr::*;
     let (pool, logins, RequiredLogin { login, .. }) = signed_in().await?;
-    let issuer = logi_issuer().ok_or(AccountError::NotLinked)?;
+    let issuer = logi_issuer()?.ok_or(AccountError::NotLinked)?;
     store::unlink_identity(&pool, login.user_id, &issuer).await?;
     logins.user_changed(login.user_id);
     leptos_axum::redirect("/account?notice=logi_unlinked");
@@ -189,7 +189,6 @@ pub(crate) mod ssr {
     use crate::server::config::Config;
     use crate::server::db::Db;
     use crate::server::request;
-    use leptos::prelude::expect_context;
     use secrecy::SecretString;
     use std::sync::Arc;
 
@@ -198,7 +197,7 @@ pub(crate) mod ssr {
     /// The database, the login service and this request's login.
     pub async fn context() -> Result<(Db, Arc<Logins>, MaybeLogin), AccountError> {
         let (logins, found) = crate::login::from_server_fn().await?;
-        Ok((expect_context::<Db>(), logins, found))
+        Ok((request::from_context::<Db>()?, logins, found))
     }
 
     /// [`context`] for what only a signed-in user may do: `not_signed_in` otherwise.
@@ -208,8 +207,8 @@ pub(crate) mod ssr {
     }
 
     /// logi's issuer, when logi sign-in is configured.
-    pub fn logi_issuer() -> Option<Issuer> {
-        expect_context::<Arc<Config>>().logi.as_ref().map(|logi| logi.issuer())
+    pub fn logi_issuer() -> Result<Option<Issuer>, AccountError> {
+        Ok(request::from_context::<Arc<Config>>()?.logi.as_ref().map(|logi| logi.issuer()))
     }
 
     /// An optional display name: trimmed, empty means none.
@@ -243,7 +242,7 @@ pub(crate) mod ssr {
     /// A new login for this browser, then on to `return_to` (same-origin paths only).
     pub async fn finish_sign_in(logins: &Logins, session: &BrowserSession, user_id: UserId, return_to: &str) -> Result<(), AccountError> {
         logins.sign_in(session, user_id, Method::Password, &request::user_agent()).await?;
-        let config = expect_context::<Arc<Config>>();
+        let config = request::from_context::<Arc<Config>>()?;
         leptos_axum::redirect(&crate::login::return_to::sanitize_return_to(Some(return_to), &config.app_url));
         Ok(())
     }

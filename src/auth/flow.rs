@@ -20,7 +20,6 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use leptos::prelude::expect_context;
 use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -39,8 +38,9 @@ pub struct Auth {
 
 impl Auth {
     /// In a server function: the services the composition root provided as context.
-    pub fn from_context() -> Self {
-        Self { logins: expect_context(), logi: expect_context(), config: expect_context(), db: expect_context() }
+    pub fn from_context() -> Result<Self, AppError> {
+        use crate::server::request::from_context;
+        Ok(Self { logins: from_context()?, logi: from_context()?, config: from_context()?, db: from_context()? })
     }
 
     fn provider(&self) -> Result<&Provider, AuthError> {
@@ -96,7 +96,8 @@ impl Redirect {
     /// The same answer from a server function: status and headers through `ResponseOptions`.
     /// (Returning `Err` would make leptos redirect to the `Referer`, logi's page.)
     pub fn send_from_server_fn(self) {
-        let options = expect_context::<leptos_axum::ResponseOptions>();
+        // No options: the request has ended, and nobody is waiting for this answer.
+        let Ok(options) = crate::server::request::from_context::<leptos_axum::ResponseOptions>() else { return };
         let mut headers = HeaderMap::new();
         self.write(&mut headers);
         options.set_status(StatusCode::SEE_OTHER);

@@ -42,7 +42,7 @@ pub async fn load_auth_state() -> Result<AuthState, AccountError> {
         Some(login) => logins.user(login).await?,
         None => None,
     };
-    let logi = expect_context::<Option<std::sync::Arc<oidc::Provider>>>();
+    let logi = crate::server::request::from_context::<Option<std::sync::Arc<oidc::Provider>>>()?;
     Ok(AuthState { user, logi_enabled: logi.is_some() })
 }
 
@@ -51,7 +51,7 @@ pub async fn load_auth_state() -> Result<AuthState, AccountError> {
 /// `Err`: failures are redirects to `/?auth_error=<code>`.
 #[server(prefix = "/api", endpoint = "auth/login", input = FirstValueQuery, name = StartLogin)]
 pub async fn login(login_hint: Option<String>, prompt: Option<String>, return_to: Option<String>) -> Result<(), ServerFnError> {
-    let auth = flow::Auth::from_context();
+    let auth = flow::Auth::from_context().map_err(|error| ServerFnError::new(error.logged().code()))?;
     let params = flow::LoginParams { login_hint, prompt, return_to };
     flow::start(&auth, &crate::server::request::headers(), params, None).await.send_from_server_fn();
     Ok(())
@@ -62,7 +62,7 @@ first_value_query!(StartLogin { login_hint, prompt, return_to });
 /// to where the login asked to return. Never `Err`, for the same reason.
 #[server(prefix = "/api", endpoint = "auth/callback", input = FirstValueQuery, name = FinishLogin)]
 pub async fn callback(code: Option<String>, state: Option<String>, error: Option<String>, error_description: Option<String>) -> Result<(), ServerFnError> {
-    let auth = flow::Auth::from_context();
+    let auth = flow::Auth::from_context().map_err(|error| ServerFnError::new(error.logged().code()))?;
     let params = flow::CallbackParams { code, state, error, error_description };
     let outcome = match crate::login::from_server_fn().await {
         Ok((_, found)) => flow::finish(&auth, &crate::server::request::headers(), &found, params).await,

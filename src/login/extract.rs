@@ -11,7 +11,6 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use leptos::prelude::expect_context;
 use std::sync::Arc;
 
 /// The request's login, if it has a live one, and its browser session.
@@ -121,7 +120,7 @@ struct FoundLogin(Option<Login>, BrowserSession);
 
 /// For server functions: the login service (from context) and this request's login and session.
 pub async fn from_server_fn() -> Result<(Arc<Logins>, MaybeLogin), AppError> {
-    let logins = expect_context::<Arc<Logins>>();
+    let logins = crate::server::request::from_context::<Arc<Logins>>()?;
     let found = leptos_axum::extract_with_state::<MaybeLogin, _>(&logins).await.map_err(|error| AppError::Internal(format!("login lookup: {error}")))?;
     Ok((logins, found))
 }

@@ -59,3 +59,10 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
+
+/// A part of the app the request's context provides: an error, not a panic, once the
+/// request is gone (a page's resource still polled after its render was dropped — the
+/// fuzzer met it: a client that went away mid-render).
+pub fn from_context<T: Clone + 'static>() -> Result<T, super::AppError> {
+    use_context::<T>().ok_or_else(|| super::AppError::Internal(format!("{} is not in context (the request has ended)", std::any::type_name::<T>())))
+}
