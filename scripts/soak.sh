@@ -15,12 +15,14 @@ scripts/setup.sh --test >/dev/null
 cargo leptos build --release --precompress >/dev/null 2>&1
 log=target/soak-$backend.log
 work=$(mktemp -d -t logi-bff-soak-XXXXXX)
+# Its own temp dir: postgres.sh gives it to the postgres user (this one stays root's).
+pg_dir=$([ "$backend" = postgres ] && mktemp -d -t logi-bff-soak-pg-XXXXXX || true)
 pids=()
 cleanup() {
   kill "${pids[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
-  [ "$backend" = postgres ] && scripts/postgres.sh stop "$work/pg"
-  rm -rf "$work"
+  [ "$backend" = postgres ] && scripts/postgres.sh stop "$pg_dir"
+  rm -rf "$work" "${pg_dir:-}"
 }
 trap cleanup EXIT
 
@@ -42,8 +44,7 @@ start_app() { # port database_url [extra…]
 }
 
 if [ "$backend" = postgres ]; then
-  mkdir -p "$work/pg"
-  pg_url=$(scripts/postgres.sh start "$work/pg")
+  pg_url=$(scripts/postgres.sh start "$pg_dir")
   for port in 3391 3392 3393; do start_app $port "$pg_url" TRUSTED_PROXIES=127.0.0.1; done
   sed -e "s/^\(\s*\)bind :8080$/\1bind 127.0.0.1:$app_port/" \
       -e 's/^\(\s*server app\([123]\)\) app[123]:3000 /\1 127.0.0.1:339\2 /' deploy/haproxy.cfg >"$work/haproxy.cfg"
