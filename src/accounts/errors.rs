@@ -159,7 +159,8 @@ pub async fn server_fn_error_status(response: axum::response::Response) -> axum:
     }
     let response = axum::response::Response::from_parts(parts, axum::body::Body::from(bytes));
     match error {
-        Some(AccountError::DatabaseUnavailable | AccountError::ServerBusy) => crate::server::Failure::DatabaseUnavailable.with_retry_after(response),
+        Some(AccountError::DatabaseUnavailable) => crate::server::Failure::DatabaseUnavailable.with_retry_after(response),
+        Some(AccountError::ServerBusy) => crate::server::Failure::Busy.with_retry_after(response),
         _ => response,
     }
 }

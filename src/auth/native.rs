@@ -90,13 +90,15 @@ impl IntoResponse for NativeError {
     fn into_response(self) -> Response {
         let (status, error, description) = self.parts();
         let mut response = oauth_error(status, error, description);
-        if matches!(self, Self::DatabaseUnavailable | Self::ServerBusy) {
-            response = Failure::DatabaseUnavailable.with_retry_after(response);
+        match self {
+            Self::SlowDown { retry_after_secs } => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                response
+            }
+            Self::DatabaseUnavailable => Failure::DatabaseUnavailable.with_retry_after(response),
+            Self::ServerBusy => Failure::Busy.with_retry_after(response),
+            _ => response,
         }
-        if let Self::SlowDown { retry_after_secs } = self {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-        }
-        response
     }
 }
 

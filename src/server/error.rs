@@ -71,19 +71,12 @@ impl IntoResponse for Failure {
 impl AppError {
     /// What a client is told: an outage of the database, or our bug.
     pub fn failure(&self) -> Failure {
-        if let Self::Busy(_) = self {
-            return Failure::Busy;
-        }
-        let outage = match self {
-            Self::Database(error) => super::db::is_outage(error),
+        match self {
+            Self::Busy(_) => Failure::Busy,
+            Self::Database(error) if super::db::is_outage(error) => Failure::DatabaseUnavailable,
             // The session store's own errors: its backend is our database.
-            Self::Session(tower_sessions::session::Error::Store(tower_sessions::session_store::Error::Backend(_))) => true,
-            Self::Session(_) | Self::Internal(_) | Self::Busy(_) => false,
-        };
-        if outage {
-            Failure::DatabaseUnavailable
-        } else {
-            Failure::Internal
+            Self::Session(tower_sessions::session::Error::Store(tower_sessions::session_store::Error::Backend(_))) => Failure::DatabaseUnavailable,
+            Self::Database(_) | Self::Session(_) | Self::Internal(_) => Failure::Internal,
         }
     }
 
