@@ -134,6 +134,11 @@ impl Double {
         self.refresh.lock().unwrap().contains_key(token)
     }
 
+    /// How many live refresh tokens `sub` has (a family logi revoked has none).
+    pub fn live_refresh_tokens_of(&self, sub: &str) -> usize {
+        self.refresh.lock().unwrap().values().filter(|holder| *holder == sub).count()
+    }
+
     /// Reuses a refresh token the way an attacker would; like logi, a dead one revokes the family.
     pub fn replay_refresh_token(&self, token: &str) -> bool {
         let mut live = self.refresh.lock().unwrap();
@@ -299,9 +304,13 @@ async fn token(State(d): State<Arc<Double>>, headers: HeaderMap, Form(form): For
     match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => redeem_code(&d, &form),
         Some("refresh_token") => {
-            // Slow enough that concurrent refreshes would overlap.
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            refresh(&d, &form)
+            // Slow enough that concurrent refreshes would overlap; and, like a provider that
+            // does not watch its clients, it finishes (rotates) even if the client is gone.
+            let rotation = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                refresh(&d, &form)
+            });
+            rotation.await.unwrap()
         }
         _ => oauth_error(400, "unsupported_grant_type"),
     }

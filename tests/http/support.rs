@@ -27,6 +27,28 @@ pub struct TestApp {
     _dir: Arc<tempfile::TempDir>,
 }
 
+/// A replica running as a process; killed (SIGKILL) when dropped.
+pub struct ProcessReplica {
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl ProcessReplica {
+    /// SIGKILL: no shutdown, no rollback but what the database does for a dead connection.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("the replica is killed");
+        self.child.wait().expect("the replica is reaped");
+    }
+}
+
+impl Drop for ProcessReplica {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill();
+        }
+    }
+}
+
 /// Options of one app: environment variables on top of the defaults.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
@@ -121,6 +143,31 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (url, state, metrics_url, stop) = serve(listener, &self.vars).await;
         TestApp { url, state, double: self.double.clone(), metrics_url, stop: Mutex::new(Some(stop)), vars: self.vars.clone(), _dir: self._dir.clone() }
+    }
+
+    /// Another replica in a process of its own (the binary this suite was built with), for
+    /// what only a process can show: being killed. Answers once it is ready (logi's
+    /// discovery and keys fetched, the database answering).
+    pub async fn process_replica(&self) -> ProcessReplica {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_logi-bff"))
+            .envs(&self.vars)
+            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the app's binary starts");
+        let replica = ProcessReplica { url: format!("http://127.0.0.1:{port}"), child };
+        let probe = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Ok(answer) = probe.get(format!("{}/readyz", replica.url)).send().await {
+                if answer.text().await.unwrap_or_default().contains(r#""status":"ready""#) {
+                    return replica;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the replica process was not ready within 15 s");
     }
 
     /// Asks the app to stop as `how` says; what it returns ends when the app has stopped.
@@ -251,6 +298,11 @@ impl Browser {
     /// A request to the app (`path` relative to its origin) or anywhere else (absolute URL,
     /// sent without the app's cookies).
     pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<(&str, Vec<u8>)>) -> Answer {
+        self.try_send(method, path, headers, body).await.expect("the request is answered")
+    }
+
+    /// `send`, for a server that may be gone (a killed replica): the error instead of a panic.
+    pub async fn try_send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<(&str, Vec<u8>)>) -> reqwest::Result<Answer> {
         let ours = !path.starts_with("http") || path.starts_with(&self.origin);
         let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.origin) };
         let mut request = self.http.request(method, url);
@@ -263,12 +315,12 @@ impl Browser {
         if let Some((content_type, bytes)) = body {
             request = request.header("content-type", content_type).body(bytes);
         }
-        let response = request.send().await.expect("the request is answered");
+        let response = request.send().await?;
         let (status, headers) = (response.status(), response.headers().clone());
         if ours {
             self.remember(&headers);
         }
-        Answer { status, headers, body: response.text().await.unwrap_or_default() }
+        Ok(Answer { status, headers, body: response.text().await.unwrap_or_default() })
     }
 
     fn remember(&self, headers: &HeaderMap) {
