@@ -339,9 +339,30 @@ async fn connect_sqlite(database_url: &str) -> Result<SqlitePool, DbError> {
         .foreign_keys(true)
         .busy_timeout(SQLITE_BUSY_TIMEOUT);
     create_parent_directory(&options)?;
-    let pool = SqlitePoolOptions::new().max_connections(8).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await.map_err(DbError::Connect)?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .before_acquire(|connection, _| Box::pin(out_of_any_transaction(connection)))
+        .connect_with(options)
+        .await
+        .map_err(DbError::Connect)?;
     SQLITE_MIGRATIONS.run(&pool).await?;
     Ok(pool)
+}
+
+/// Whether a pooled SQLite connection may be handed out: not if sqlx still counts a
+/// transaction on it. A `COMMIT` that fails with a full disk (or an I/O error) makes SQLite
+/// roll the transaction back by itself; sqlx's `ROLLBACK` then fails and its count stays at
+/// one, so every later `BEGIN IMMEDIATE` on that connection would fail with
+/// `InvalidSavePointStatement` (a 500 for good). Such a connection is closed instead. The
+/// ping lets a rollback still queued from a dropped transaction run before the second look.
+async fn out_of_any_transaction(connection: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    if !connection.is_in_transaction() {
+        return Ok(true);
+    }
+    connection.ping().await?;
+    Ok(!connection.is_in_transaction())
 }
 
 fn create_parent_directory(options: &SqliteConnectOptions) -> Result<(), DbError> {

@@ -257,6 +257,80 @@ async fn a_read_only_sqlite_database_refuses_writes_with_503_while_signed_in_use
     assert!(signed_up.status.is_success(), "{}", signed_up.body);
 }
 
+/// A file system of 8 MiB (a tmpfs mounted for the test), which the test fills.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"]).arg(dir.path()).status();
+        assert!(mounted.is_ok_and(|status| status.success()), "mounting a tmpfs needs root (scripts/test.sh runs as root)");
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a filler file until the file system has no byte left.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(self.path("filler")).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        loop {
+            match filler.write(&chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        assert!(filler.write(&[0]).is_err(), "the disk is not full");
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        _ = std::process::Command::new("umount").arg("--lazy").arg(self.dir.path()).status();
+    }
+}
+
+/// Root only (it mounts a tmpfs; the Postgres lane of `scripts/test.sh`, which runs as root,
+/// runs it). The SQLite file on a disk that is full, its write-ahead log emptied first so that
+/// the next write must grow it: writes answer `503 database_unavailable` and leave nothing
+/// behind, signed-in users keep reading, and writes work again once space is freed.
+#[tokio::test]
+#[ignore = "needs root to mount a tmpfs; the Postgres lane (run as root) runs it"]
+async fn a_full_disk_under_sqlite_refuses_writes_with_503_while_signed_in_users_keep_reading() {
+    let disk = SmallDisk::mount();
+    let database = format!("sqlite://{}", disk.path("app.db").display());
+    let app = spawn_app_with(&[("ONE_PASS_TIMEOUT_SECS", &TIMEOUT_SECS.to_string()), ("DATABASE_URL", &database)]).await;
+    let alice = app.browser();
+    assert_eq!(sign_in(&alice, "alice").await.0, None);
+    app.execute("UPDATE logins SET last_seen_at = last_seen_at - 120").await;
+    app.execute("PRAGMA wal_checkpoint(TRUNCATE)").await;
+    disk.fill();
+    let rows = app.row_counts().await;
+
+    assert_eq!(alice.me().await["sub"], "logi-user-alice");
+    assert_eq!(alice.send(Method::GET, "/api/proxy/hello", &[CSRF], None).await.status, StatusCode::OK);
+    let bob = app.browser();
+    assert_eq!(sign_in(&bob, "bob").await.0.as_deref(), Some("database_unavailable"));
+    let form = b"email=carol%40example.com&name=&password=a-long-enough-passphrase&return_to=%2F".to_vec();
+    let signed_up = app.browser().send(Method::POST, "/api/sign_up", &[("origin", &app.url)], Some(("application/x-www-form-urlencoded", form.clone()))).await;
+    assert_eq!((signed_up.status, signed_up.json()["error"].clone()), (StatusCode::SERVICE_UNAVAILABLE, json!("database_unavailable")));
+    assert_eq!(without_markers(app.row_counts().await), without_markers(rows), "a refused write left rows behind");
+
+    disk.free();
+    assert_eq!(sign_in(&bob, "bob").await.0, None, "writes did not recover with the disk");
+    let signed_up = app.browser().send(Method::POST, "/api/sign_up", &[("origin", &app.url)], Some(("application/x-www-form-urlencoded", form))).await;
+    assert!(signed_up.status.is_success(), "{}", signed_up.body);
+}
+
 /// A Postgres server of this test's own, so restarting it disturbs no other test.
 struct OwnPostgres {
     dir: tempfile::TempDir,
