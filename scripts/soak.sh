@@ -61,10 +61,23 @@ fi
 # Ready means logi too ("degraded" while the provider is still starting).
 for _ in $(seq 150); do curl -s "$app_url/readyz" | grep -q '"status":"ready"' && break; sleep 0.2; done
 
+# RSS as min..max of ten reads over a second: a password hash in flight holds 19 MiB for
+# ~60 ms, so one read says more about the moment than about the process.
+rss_range() {
+  local lo="" hi="" kb
+  for _ in $(seq 10); do
+    kb=$(awk '/VmRSS/ {print $2}' "/proc/$1/status")
+    [ -z "$lo" ] || [ "$kb" -lt "$lo" ] && lo=$kb
+    [ -z "$hi" ] || [ "$kb" -gt "$hi" ] && hi=$kb
+    sleep 0.1
+  done
+  echo "$lo..$hi"
+}
+
 sample() {
   local apps=""
   for pid in "${app_pids[@]}"; do
-    apps+="pid $pid rss_kb=$(awk '/VmRSS/ {print $2}' /proc/$pid/status) fds=$(ls /proc/$pid/fd | wc -l); "
+    apps+="pid $pid rss_kb=$(rss_range "$pid") fds=$(ls /proc/$pid/fd | wc -l); "
   done
   echo "sample t=${1}s ${apps}db_bytes=$(size) rows: $(rows)"
 }

@@ -7,7 +7,7 @@ use crate::auth::oidc::{Provider, SetupError};
 use crate::login::session::{self, SessionCache, SessionRecords};
 use crate::login::tokens::TokenAuthority;
 use crate::login::Logins;
-use crate::proxy::Upstream;
+use crate::proxy::apis::{ApiFileError, Apis, Sources};
 use crate::server::config::Config;
 use crate::server::db::Db;
 use crate::server::request_context::RequestContextLayer;
@@ -39,8 +39,8 @@ pub struct Shared {
     pub logins: Arc<Logins>,
     /// The logi client; `None` when `ONE_PASS_URL` is not configured.
     pub logi: Option<Arc<Provider>>,
-    /// The API behind `/api/proxy/*`; `None` when `UPSTREAM_API_URL` is not configured.
-    pub upstream: Option<Arc<Upstream>>,
+    /// The declared APIs behind the proxy (`API_ROUTES_FILE`, `UPSTREAM_API_URL`).
+    pub apis: Arc<Apis>,
     /// Set when the process is stopping (`/readyz` fails first).
     pub draining: health::Draining,
 }
@@ -70,7 +70,7 @@ state_parts! {
     config: Arc<Config>,
     logins: Arc<Logins>,
     logi: Option<Arc<Provider>>,
-    upstream: Option<Arc<Upstream>>,
+    apis: Arc<Apis>,
 }
 
 impl AppState {
@@ -126,11 +126,34 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     };
     let (app, state) = router(config, db).await?;
     spawn_sweepers(&state);
+    spawn_api_reloader(state.apis.clone())?;
     if let Some(listener) = metrics_listener {
         tracing::info!(addr = %listener.local_addr()?, "metrics listening");
         tokio::spawn(serve_metrics(listener, state.logins.clone()));
     }
     serve_until(listener, app, &state, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `SIGHUP` reads `API_ROUTES_FILE` again: a valid file replaces the table for new requests,
+/// an invalid one is logged and the table in use stays.
+fn spawn_api_reloader(apis: Arc<Apis>) -> std::io::Result<()> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let outcome = match apis.reload() {
+                Ok(count) => {
+                    tracing::info!(apis = count, "SIGHUP: API_ROUTES_FILE reloaded");
+                    "reloaded"
+                }
+                Err(error) => {
+                    tracing::error!(%error, "SIGHUP: API_ROUTES_FILE refused; the APIs in use stay");
+                    "refused"
+                }
+            };
+            ::metrics::counter!("logi_bff_api_reloads_total", "outcome" => outcome).increment(1);
+        }
+    });
     Ok(())
 }
 
@@ -235,6 +258,8 @@ pub enum StartupError {
     Provider(#[from] SetupError),
     #[error("signing keys: {0:?}")]
     SigningKeys(crate::server::AppError),
+    #[error(transparent)]
+    Apis(#[from] ApiFileError),
 }
 
 /// The whole application (pages, server functions, routes, assets, sessions) and its
@@ -244,7 +269,7 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), Startu
         Some(logi) => Some(Arc::new(Provider::new(logi, config.redirect_uri())?)),
         None => None,
     };
-    let upstream = config.upstream_api_url.as_ref().map(|base| Arc::new(Upstream::new(base.clone(), config.upstream_timeout)));
+    let apis = Arc::new(Apis::load(Sources::of(&config))?);
     let session_cache = SessionCache::default();
     let session_layer = session::layer(&config, session_cache.clone(), SessionRecords::new(&db));
     let authority = logi.clone().map(|provider| provider as Arc<dyn TokenAuthority>);
@@ -252,7 +277,7 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), Startu
     logins.devices().maintain_keys(&db, crate::server::unix_now()).await.map_err(StartupError::SigningKeys)?;
     let logi_dependency = logi.iter().map(|provider| provider.clone() as Arc<dyn health::Dependency>).collect();
     let draining = health::Draining::default();
-    let state = AppState(Arc::new(Shared { leptos_options: leptos_options(&config), db, config: Arc::new(config), logins, logi, upstream, draining }));
+    let state = AppState(Arc::new(Shared { leptos_options: leptos_options(&config), db, config: Arc::new(config), logins, logi, apis, draining }));
     let routes = route_list();
     let metrics_on = state.config.metrics_addr.is_some();
     let app = Router::new()

@@ -1,8 +1,10 @@
-//! The API proxy: `ANY /api/proxy/{*path}` forwards to `UPSTREAM_API_URL` with the
-//! signed-in user's logi access token, which never leaves the server.
+//! The API proxy: the declared APIs (`API_ROUTES_FILE`, and `UPSTREAM_API_URL` at
+//! `/api/proxy/`), each forwarded to its upstream with the token its policy names; logi's
+//! access token never leaves the server.
 //!
 //! Shared: the anti-CSRF header the browser must send (the demo page uses it).
-//! Server only: target resolution, header filtering, the upstream's pool and the route.
+//! Server only: the API table, target resolution, header filtering, the upstreams' pools
+//! and the route.
 //! The token comes from the login (`crate::login`), which refreshes it single-flight.
 
 /// Every proxied request, GET included, must carry `X-CSRF: 1`. A cross-site page
@@ -10,10 +12,10 @@
 pub const CSRF_HEADER: &str = "x-csrf";
 
 #[cfg(feature = "ssr")]
+pub mod apis;
+#[cfg(feature = "ssr")]
 pub mod routes;
 #[cfg(feature = "ssr")]
 mod target;
 #[cfg(feature = "ssr")]
 mod upstream;
-#[cfg(feature = "ssr")]
-pub use upstream::Upstream;

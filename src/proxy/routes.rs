@@ -1,23 +1,28 @@
-//! `ANY /api/proxy/{*path}`: the browser's API calls, forwarded to `UPSTREAM_API_URL`
-//! with the login's access token (refreshed first when it is about to expire).
+//! `ANY /api/{*path}`: calls to the declared APIs (`super::apis`), each forwarded to its
+//! upstream with the token its policy names (the login's logi access token, refreshed first
+//! when it is about to expire, or none).
 //!
-//! Contract: a browser's request must carry `X-CSRF: 1` (every method, GET included)
-//! and its session cookie; a native app's carries `Authorization: Bearer <our access
-//! token>` instead (no ambient credential, so no `X-CSRF`). Errors are JSON `{"error": code}`: 403 `missing_csrf_header`,
-//! 401 `not_signed_in`, 401 `session_expired` (the refresh token was refused; the
-//! session is ended), 403 `logi_sign_in_required` (signed in without logi), 400
-//! `invalid_proxy_path`, 413 `body_too_large`, 502 `token_refresh_failed`, 502
-//! `upstream_unreachable`, 504 `upstream_timeout`, 503 `proxy_not_configured`.
+//! Contract: a request that carries our session cookie must carry `X-CSRF: 1` (every method,
+//! GET included); a native app's carries `Authorization: Bearer <our access token>` instead
+//! (no ambient credential, so no `X-CSRF`); a caller with neither needs none (it is anonymous).
+//! Errors are JSON `{"error": code}`: 404 `not_found` (no API at that path), 405
+//! `method_not_allowed` (with `Allow`), 403 `missing_csrf_header`, 401 `not_signed_in`, 401
+//! `session_expired` (the refresh token was refused; the session is ended), 403
+//! `logi_sign_in_required` (signed in without logi), 400 `invalid_proxy_path`, 413
+//! `body_too_large`, 502 `token_refresh_failed`, 502 `upstream_unreachable`, 504
+//! `upstream_timeout`, 503 `proxy_not_configured` (`/api/proxy/` without `UPSTREAM_API_URL`).
 
-use super::upstream::{Upstream, UpstreamError};
+use super::apis::{Api, Apis, TokenPolicy, DEFAULT_PATH};
+use super::upstream::UpstreamError;
 use super::{target, CSRF_HEADER};
+use crate::login::session::has_session_cookie;
 use crate::login::tokens::CustodyError;
 use crate::login::{ApiLogin, EndReason, Login, Logins};
 use crate::server::http::error_chain;
 use crate::server::request_id::{RequestId, X_REQUEST_ID};
 use crate::server::{json_error, AppError, Failure};
 use axum::body::Body;
-use axum::extract::{FromRef, Request, State};
+use axum::extract::{FromRef, FromRequestParts, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -25,21 +30,23 @@ use axum::Router;
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 
-const PREFIX: &str = "/api/proxy/";
 /// Largest request body forwarded (checked against Content-Length and while streaming).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 pub fn routes<S>() -> Router<S>
 where
     Arc<Logins>: FromRef<S>,
-    Option<Arc<Upstream>>: FromRef<S>,
+    Arc<Apis>: FromRef<S>,
     S: Clone + Send + Sync + 'static,
 {
-    Router::new().route("/api/proxy/{*path}", any(proxy))
+    // Below every route of our own: axum prefers a static path to a catch-all.
+    Router::new().route("/api/{*path}", any(proxy))
 }
 
 #[derive(Debug, PartialEq, Eq)]
 enum ProxyError {
+    NotFound,
+    MethodNotAllowed(String),
     MissingCsrfHeader,
     NotConfigured,
     NotSignedIn,
@@ -56,6 +63,8 @@ enum ProxyError {
 impl ProxyError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::MissingCsrfHeader => (StatusCode::FORBIDDEN, "missing_csrf_header"),
             Self::NotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "proxy_not_configured"),
             Self::NotSignedIn => (StatusCode::UNAUTHORIZED, "not_signed_in"),
@@ -75,6 +84,13 @@ impl IntoResponse for ProxyError {
     fn into_response(self) -> Response {
         match self {
             Self::Failed(failure) => failure.into_response(),
+            Self::MethodNotAllowed(allow) => {
+                let mut response = json_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+                if let Ok(allow) = HeaderValue::try_from(allow) {
+                    response.headers_mut().insert(header::ALLOW, allow);
+                }
+                response
+            }
             other => {
                 let (status, code) = other.status_and_code();
                 json_error(status, code)
@@ -89,9 +105,14 @@ impl From<AppError> for ProxyError {
     }
 }
 
-async fn proxy(State(logins): State<Arc<Logins>>, State(upstream): State<Option<Arc<Upstream>>>, found: ApiLogin, request: Request) -> Response {
+async fn proxy(State(logins): State<Arc<Logins>>, State(apis): State<Arc<Apis>>, request: Request) -> Response {
+    let table = apis.current();
+    let (api, found, request) = match admit(&logins, &table, request).await {
+        Ok(admitted) => admitted,
+        Err(rejection) => return rejection,
+    };
     let bearer = found.is_bearer();
-    match forward(&logins, upstream.as_deref(), found, request).await {
+    match forward(&logins, api, found, request).await {
         Ok(response) => response,
         // A device whose logi session was refused gets the bearer challenge too.
         Err(ProxyError::SessionExpired) if bearer => crate::login::invalid_token("session_expired"),
@@ -99,39 +120,68 @@ async fn proxy(State(logins): State<Arc<Logins>>, State(upstream): State<Option<
     }
 }
 
-async fn forward(logins: &Logins, upstream: Option<&Upstream>, found: ApiLogin, request: Request) -> Result<Response, ProxyError> {
-    if !found.is_bearer() && request.headers().get(CSRF_HEADER).is_none_or(|value| value != "1") {
+/// The API at the request's path, if it takes this method, and the caller's login; what
+/// is refused here costs no login lookup.
+async fn admit<'t>(logins: &Arc<Logins>, table: &'t super::apis::ApiTable, request: Request) -> Result<(&'t Api, ApiLogin, Request), Response> {
+    let path = request.uri().path();
+    let Some((api, _)) = table.route(path) else {
+        let error = if path.starts_with(DEFAULT_PATH) { ProxyError::NotConfigured } else { ProxyError::NotFound };
+        return Err(error.into_response());
+    };
+    if !api.allows(request.method()) {
+        return Err(ProxyError::MethodNotAllowed(api.allow()).into_response());
+    }
+    let (mut parts, body) = request.into_parts();
+    let found = ApiLogin::from_request_parts(&mut parts, logins).await.map_err(IntoResponse::into_response)?;
+    Ok((api, found, Request::from_parts(parts, body)))
+}
+
+async fn forward(logins: &Logins, api: &Api, found: ApiLogin, request: Request) -> Result<Response, ProxyError> {
+    if has_session_cookie(request.headers()) && request.headers().get(CSRF_HEADER).is_none_or(|value| value != "1") {
         return Err(ProxyError::MissingCsrfHeader);
     }
-    let upstream = upstream.ok_or(ProxyError::NotConfigured)?;
-    let login = found.login.as_ref().ok_or(ProxyError::NotSignedIn)?;
-    let raw_path = request.uri().path().strip_prefix(PREFIX).unwrap_or_default();
-    let url = target::resolve(&upstream.base, raw_path, request.uri().query()).ok_or(ProxyError::InvalidPath)?;
+    let rest = request.uri().path().strip_prefix(api.declaration.path.as_str()).unwrap_or_default();
+    let url = target::resolve(&api.upstream.base, rest, request.uri().query()).ok_or(ProxyError::InvalidPath)?;
     if declared_length(request.headers()).is_some_and(|length| length > MAX_BODY_BYTES) {
         return Err(ProxyError::BodyTooLarge);
     }
     let uri = Uri::try_from(url.as_str()).map_err(|_| ProxyError::InvalidPath)?;
-    let access_token = access_token(logins, &found, login).await?;
+    let access_token = token_for(logins, api, &found).await?;
     let (parts, body) = request.into_parts();
-    let body = if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) { Body::empty() } else { limited(body) };
+    let body = if matches!(parts.method, Method::GET | Method::HEAD) { Body::empty() } else { limited(body) };
     let mut outgoing = Request::new(body);
     *outgoing.method_mut() = parts.method;
     *outgoing.uri_mut() = uri;
     let headers = outgoing.headers_mut();
     *headers = target::request_headers(&parts.headers);
-    headers.insert(header::AUTHORIZATION, bearer_header(&access_token)?);
-    headers.insert(header::USER_AGENT, upstream.user_agent.clone());
+    if let Some(token) = &access_token {
+        headers.insert(header::AUTHORIZATION, bearer_header(token)?);
+    }
+    headers.insert(header::USER_AGENT, api.upstream.user_agent.clone());
     if let Some(RequestId(id)) = parts.extensions.get::<RequestId>() {
         headers.insert(X_REQUEST_ID, id.clone());
     }
     let started = std::time::Instant::now();
-    let answer = upstream.send(outgoing).await;
+    let answer = api.upstream.send(outgoing).await;
     let status = answer.as_ref().map_or_else(|error| error.label(), |answer| status_class(answer.status()));
-    metrics::histogram!("logi_bff_upstream_duration_seconds").record(started.elapsed().as_secs_f64());
-    metrics::counter!("logi_bff_upstream_responses_total", "status" => status).increment(1);
+    metrics::histogram!("logi_bff_upstream_duration_seconds", "api" => api.name().to_owned()).record(started.elapsed().as_secs_f64());
+    metrics::counter!("logi_bff_upstream_responses_total", "api" => api.name().to_owned(), "status" => status).increment(1);
     let (mut head, body) = answer.map_err(upstream_error)?.into_parts();
     head.headers = target::response_headers(&head.headers);
     Ok(Response::from_parts(head, body))
+}
+
+/// The token the API's policy sends (`None`: no `Authorization`), or why the caller may not call.
+async fn token_for(logins: &Logins, api: &Api, found: &ApiLogin) -> Result<Option<SecretString>, ProxyError> {
+    let declaration = &api.declaration;
+    match (declaration.token, &found.login) {
+        (TokenPolicy::None, None) if declaration.public => Ok(None),
+        (TokenPolicy::UserOrNone, None) => Ok(None),
+        (TokenPolicy::User | TokenPolicy::None, None) => Err(ProxyError::NotSignedIn),
+        (TokenPolicy::None, Some(_)) => Ok(None),
+        (TokenPolicy::User, Some(login)) => access_token(logins, found, login).await?.map(Some).ok_or(ProxyError::LogiSignInRequired),
+        (TokenPolicy::UserOrNone, Some(login)) => access_token(logins, found, login).await,
+    }
 }
 
 /// `Bearer <token>`, kept out of debug output. A token that is no header value (logi
@@ -142,20 +192,20 @@ fn bearer_header(token: &SecretString) -> Result<HeaderValue, ProxyError> {
     Ok(value)
 }
 
-/// The login's access token, refreshed if needed. A refused refresh (or a login ended
-/// meanwhile) ends the login, and signs a browser out.
-async fn access_token(logins: &Logins, found: &ApiLogin, login: &Login) -> Result<SecretString, ProxyError> {
+/// The login's access token, refreshed if needed; `None` for a login without logi's tokens.
+/// A refused refresh (or a login ended meanwhile) ends the login, and signs a browser out.
+async fn access_token(logins: &Logins, found: &ApiLogin, login: &Login) -> Result<Option<SecretString>, ProxyError> {
     match logins.access_token(login).await {
-        Ok(token) => Ok(token),
+        Ok(token) => Ok(Some(token)),
         // Boxed: this rare branch would otherwise grow every proxied request's future.
         Err(CustodyError::Expired) => Box::pin(end_refused(logins, found, login)).await,
-        Err(CustodyError::NoTokens) => Err(ProxyError::LogiSignInRequired),
+        Err(CustodyError::NoTokens) => Ok(None),
         Err(CustodyError::ProviderUnavailable) => Err(ProxyError::TokenRefreshFailed),
         Err(CustodyError::Failed(failure)) => Err(ProxyError::Failed(failure)),
     }
 }
 
-async fn end_refused(logins: &Logins, found: &ApiLogin, login: &Login) -> Result<SecretString, ProxyError> {
+async fn end_refused(logins: &Logins, found: &ApiLogin, login: &Login) -> Result<Option<SecretString>, ProxyError> {
     tracing::info!("refresh token refused; ending the login");
     match &found.session {
         Some(session) => _ = logins.sign_out(session, Some(login), EndReason::Refused).await?,

@@ -39,6 +39,8 @@ pub struct Config {
     pub upstream_api_url: Option<Url>,
     /// Bound on a proxied request's response head, then on each wait between two body frames.
     pub upstream_timeout: Duration,
+    /// `API_ROUTES_FILE`: the declared APIs (TOML), reloaded on `SIGHUP`.
+    pub api_routes_file: Option<std::path::PathBuf>,
     /// An access token this close to expiry is refreshed before use.
     pub token_refresh_skew_secs: i64,
     /// Native apps: the exchange and our own tokens.
@@ -164,6 +166,7 @@ impl Config {
             logi: logi_config(mode, &var)?,
             upstream_api_url: upstream_api_url(mode, var("UPSTREAM_API_URL"))?,
             upstream_timeout: Duration::from_secs(bounded(var("UPSTREAM_TIMEOUT_SECS"), "UPSTREAM_TIMEOUT_SECS", 15, 1..=300)?),
+            api_routes_file: var("API_ROUTES_FILE").map(std::path::PathBuf::from),
             token_refresh_skew_secs: bounded(var("TOKEN_REFRESH_SKEW_SECS"), "TOKEN_REFRESH_SKEW_SECS", 30, 0..=600)? as i64,
             native,
             trusted_proxies: TrustedProxies::parse(var("TRUSTED_PROXIES").as_deref().unwrap_or_default())
@@ -229,12 +232,16 @@ fn app_url(mode: Mode, value: Option<String>, listen_addr: SocketAddr) -> Result
 
 /// An http(s) URL with a host; in production https unless the host is loopback.
 fn http_url(mode: Mode, variable: &'static str, value: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(value).map_err(|e| invalid(variable, format!("`{value}` is not a URL ({e})")))?;
+    check_http_url(mode, value).map_err(|problem| invalid(variable, problem))
+}
+
+fn check_http_url(mode: Mode, value: &str) -> Result<Url, String> {
+    let url = Url::parse(value).map_err(|e| format!("`{value}` is not a URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(invalid(variable, "must be an http(s) URL with a host"));
+        return Err("must be an http(s) URL with a host".into());
     }
     if mode == Mode::Production && url.scheme() == "http" && !is_loopback(&url) {
-        return Err(invalid(variable, "must use https in production (plain http is allowed only on a loopback host)"));
+        return Err("must use https in production (plain http is allowed only on a loopback host)".into());
     }
     Ok(url)
 }
@@ -283,11 +290,17 @@ fn bounded(value: Option<String>, variable: &'static str, default: u64, range: s
 /// production unless on a loopback host (the access token travels to it).
 fn upstream_api_url(mode: Mode, value: Option<String>) -> Result<Option<Url>, ConfigError> {
     let Some(value) = value else { return Ok(None) };
-    let url = http_url(mode, "UPSTREAM_API_URL", &value)?;
+    upstream_base_url(mode, &value).map(Some).map_err(|problem| invalid("UPSTREAM_API_URL", problem))
+}
+
+/// An upstream API's base URL (`UPSTREAM_API_URL`, an `upstream` of `API_ROUTES_FILE`): http(s)
+/// with a host, no credentials, query or fragment; https in production unless on loopback.
+pub fn upstream_base_url(mode: Mode, value: &str) -> Result<Url, String> {
+    let url = check_http_url(mode, value)?;
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid("UPSTREAM_API_URL", "must be a base URL without credentials, query or fragment"));
+        return Err("must be a base URL without credentials, query or fragment".into());
     }
-    Ok(Some(url))
+    Ok(url)
 }
 
 const DAY_SECS: u64 = 24 * 60 * 60;

@@ -6,8 +6,8 @@
 //! `http_request_duration_seconds{route}`; `logi_bff_sign_ins_total{method,outcome}`,
 //! `logi_bff_auth_errors_total{code}`, `logi_bff_logi_requests_total{endpoint,outcome}` and
 //! `logi_bff_logi_request_duration_seconds{endpoint}`,
-//! `logi_bff_token_refreshes_total{outcome}`, `logi_bff_upstream_responses_total{status}`
-//! and `logi_bff_upstream_duration_seconds`, `logi_bff_active_logins{client}`.
+//! `logi_bff_token_refreshes_total{outcome}`, `logi_bff_upstream_responses_total{api,status}`
+//! and `logi_bff_upstream_duration_seconds{api}`, `logi_bff_active_logins{client}`.
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;

@@ -3,6 +3,7 @@
 #![cfg(feature = "ssr")]
 
 mod anonymous;
+mod apis;
 mod backchannel;
 mod custody;
 mod faults;

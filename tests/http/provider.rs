@@ -389,7 +389,8 @@ async fn revoke(State(d): State<Arc<Double>>, headers: HeaderMap, Form(form): Fo
 }
 
 /// The upstream API: `/echo` (what arrived), `/slow?ms=`, anything else `/hello`-like;
-/// only the double's live access tokens are accepted.
+/// only the double's live access tokens are accepted, except under `/open/`, which
+/// answers anyone (`"sub": null` without a token) and says whether a token came.
 async fn start_upstream(double: Arc<Double>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -401,15 +402,20 @@ async fn start_upstream(double: Arc<Double>) -> String {
 async fn upstream(State(d): State<Arc<Double>>, request: axum::extract::Request) -> Response {
     d.hit("upstream");
     let (parts, body) = request.into_parts();
-    let Some(sub) = bearer_subject(&d, &parts.headers) else { return oauth_error(401, "invalid_token") };
-    if parts.uri.path() == "/slow" {
+    let sub = bearer_subject(&d, &parts.headers);
+    if sub.is_none() && !parts.uri.path().starts_with("/open/") {
+        return oauth_error(401, "invalid_token");
+    }
+    if parts.uri.path().ends_with("/slow") {
         let ms = parts.uri.query().and_then(|q| q.strip_prefix("ms=")).and_then(|ms| ms.parse().ok()).unwrap_or(5000);
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
     // The token itself is not echoed: a real API would not, and tests scan answers for tokens.
     let mut headers: HashMap<String, String> = parts.headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
-    headers.insert("authorization".into(), "Bearer (a live access token)".into());
+    if let Some(sent) = headers.get_mut("authorization") {
+        *sent = if sub.is_some() { "Bearer (a live access token)" } else { "(not a live access token)" }.into();
+    }
     let answer = json!({ "sub": sub, "method": parts.method.as_str(), "path": parts.uri.path(), "query": parts.uri.query(), "headers": headers, "body_bytes": body.len() });
     ([("set-cookie", "upstream_tracker=1; Path=/")], Json(answer)).into_response()
 }

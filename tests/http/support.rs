@@ -34,6 +34,12 @@ pub struct ProcessReplica {
 }
 
 impl ProcessReplica {
+    /// SIGHUP: what an operator sends to reload `API_ROUTES_FILE`.
+    pub fn hang_up(&self) {
+        let status = std::process::Command::new("kill").arg("-HUP").arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success(), "kill -HUP failed");
+    }
+
     /// SIGKILL: no shutdown, no rollback but what the database does for a dead connection.
     pub fn kill(&mut self) {
         self.child.kill().expect("the replica is killed");
@@ -149,14 +155,8 @@ impl TestApp {
     /// what only a process can show: being killed. Answers once it is ready (logi's
     /// discovery and keys fetched, the database answering).
     pub async fn process_replica(&self) -> ProcessReplica {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_logi-bff"))
-            .envs(&self.vars)
-            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "error")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("the app's binary starts");
+        let (port, mut command) = self.binary();
+        let child = command.stdout(std::process::Stdio::null()).spawn().expect("the app's binary starts");
         let replica = ProcessReplica { url: format!("http://127.0.0.1:{port}"), child };
         let probe = reqwest::Client::new();
         for _ in 0..300 {
@@ -168,6 +168,31 @@ impl TestApp {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         panic!("the replica process was not ready within 15 s");
+    }
+
+    /// Runs the binary with this app's configuration until it exits by itself (at most
+    /// 15 s): its exit status and what it wrote to stderr.
+    pub async fn run_binary_to_exit(&self) -> (std::process::ExitStatus, String) {
+        let (_, mut command) = self.binary();
+        let mut child = command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().expect("the app's binary starts");
+        for _ in 0..300 {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+                return (status, stderr);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        _ = child.kill();
+        panic!("the binary did not exit within 15 s");
+    }
+
+    /// The suite's binary with this app's configuration, on a free port of its own.
+    fn binary(&self) -> (u16, std::process::Command) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_logi-bff"));
+        command.envs(&self.vars).env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}")).env("RUST_LOG", "error");
+        (port, command)
     }
 
     /// Asks the app to stop as `how` says; what it returns ends when the app has stopped.

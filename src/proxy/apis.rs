@@ -1,0 +1,400 @@
+//! The declared APIs: `API_ROUTES_FILE` (TOML, one `[[api]]` table per API) and
+//! `UPSTREAM_API_URL` (the API `default` at `/api/proxy/`, `token = "user"`). The whole table is
+//! checked before it is used, at startup and at every reload (`SIGHUP`), so the table that
+//! serves is always a valid one; a bad file names itself, the API and the field in one line.
+
+use super::upstream::Upstream;
+use crate::server::config::{upstream_base_url, Config, Mode};
+use axum::http::Method;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+use url::Url;
+
+/// Where `UPSTREAM_API_URL` is mounted, under the name `default`.
+pub const DEFAULT_PATH: &str = "/api/proxy/";
+const DEFAULT_NAME: &str = "default";
+const ALL_METHODS: [Method; 6] = [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+
+/// Which token goes to the upstream, and who may call it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenPolicy {
+    /// The caller's logi access token; a caller without a logi login is refused.
+    User,
+    /// The caller's logi access token when there is a logi login; anyone else (anonymous
+    /// callers included) is forwarded without `Authorization`.
+    UserOrNone,
+    /// No `Authorization`; the caller must be signed in, unless the API is `public`.
+    None,
+}
+
+/// One API as declared, checked (no connection pool yet: what tests compare).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Declaration {
+    pub name: String,
+    pub path: String,
+    pub upstream: Url,
+    pub methods: Vec<Method>,
+    pub token: TokenPolicy,
+    pub public: bool,
+    pub timeout: Duration,
+}
+
+/// One API, ready to forward to.
+pub struct Api {
+    pub declaration: Declaration,
+    pub upstream: Upstream,
+}
+
+impl Api {
+    pub fn name(&self) -> &str {
+        &self.declaration.name
+    }
+
+    pub fn allows(&self, method: &Method) -> bool {
+        self.declaration.methods.contains(method)
+    }
+
+    /// The `Allow` header of a `405`.
+    pub fn allow(&self) -> String {
+        self.declaration.methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The APIs in use. No API's path is a prefix of another's, so at most one matches.
+#[derive(Default)]
+pub struct ApiTable {
+    apis: Vec<Api>,
+}
+
+impl ApiTable {
+    fn new(declarations: Vec<Declaration>) -> Self {
+        let apis = declarations
+            .into_iter()
+            .map(|declaration| Api { upstream: Upstream::new(declaration.upstream.clone(), declaration.timeout), declaration })
+            .collect();
+        Self { apis }
+    }
+
+    /// The API mounted at the start of `path`, and what follows its mount path.
+    pub fn route<'a>(&self, path: &'a str) -> Option<(&Api, &'a str)> {
+        self.apis.iter().find_map(|api| Some((api, path.strip_prefix(api.declaration.path.as_str())?)))
+    }
+}
+
+/// What the table is made of: the file (read again at each reload) and `UPSTREAM_API_URL`.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    pub mode: Mode,
+    pub file: Option<PathBuf>,
+    pub default_upstream: Option<Url>,
+    pub default_timeout: Duration,
+}
+
+impl Sources {
+    pub fn of(config: &Config) -> Self {
+        Self {
+            mode: config.mode,
+            file: config.api_routes_file.clone(),
+            default_upstream: config.upstream_api_url.clone(),
+            default_timeout: config.upstream_timeout,
+        }
+    }
+
+    /// Every API, checked as a whole.
+    pub fn declarations(&self) -> Result<Vec<Declaration>, ApiFileError> {
+        let mut declarations: Vec<Declaration> = self.default_upstream.iter().map(|upstream| self.default_api(upstream.clone())).collect();
+        if let Some(file) = &self.file {
+            let text = std::fs::read_to_string(file).map_err(|error| ApiFileError::new(file, format!("cannot be read ({error})")))?;
+            for declared in parse(&text).map_err(|problem| ApiFileError::new(file, problem))? {
+                let declaration = self.check(declared, &declarations).map_err(|problem| ApiFileError::new(file, problem))?;
+                declarations.push(declaration);
+            }
+        }
+        Ok(declarations)
+    }
+
+    fn default_api(&self, upstream: Url) -> Declaration {
+        Declaration {
+            name: DEFAULT_NAME.into(),
+            path: DEFAULT_PATH.into(),
+            upstream,
+            methods: ALL_METHODS.to_vec(),
+            token: TokenPolicy::User,
+            public: false,
+            timeout: self.default_timeout,
+        }
+    }
+
+    /// One `[[api]]` against the rules and the APIs before it.
+    fn check(&self, declared: Declared, before: &[Declaration]) -> Result<Declaration, String> {
+        let fail = |field: &str, problem: &str| format!("api \"{}\": {field}: {problem}", declared.name);
+        if !is_api_name(&declared.name) {
+            return Err(fail("name", "must match [a-z0-9][a-z0-9_-]{0,31}"));
+        }
+        if before.iter().any(|other| other.name == declared.name) {
+            let why = if declared.name == DEFAULT_NAME { "is taken by UPSTREAM_API_URL" } else { "is declared twice" };
+            return Err(fail("name", why));
+        }
+        check_path(&declared.path).map_err(|problem| fail("path", problem))?;
+        if let Some(other) = before.iter().find(|other| other.path.starts_with(&declared.path) || declared.path.starts_with(&other.path)) {
+            return Err(fail("path", &format!("overlaps the path {} of api \"{}\"", other.path, other.name)));
+        }
+        let upstream = upstream_base_url(self.mode, &declared.upstream).map_err(|problem| fail("upstream", &problem))?;
+        let methods = match &declared.methods {
+            None => ALL_METHODS.to_vec(),
+            Some(names) => methods(names).map_err(|problem| fail("methods", &problem))?,
+        };
+        let token = match declared.token.as_deref().unwrap_or("user") {
+            "user" => TokenPolicy::User,
+            "user_or_none" => TokenPolicy::UserOrNone,
+            "none" => TokenPolicy::None,
+            "client" | "user_or_client" => return Err(fail("token", "client-credentials tokens are not supported by this version yet")),
+            _ => return Err(fail("token", "must be one of user, user_or_none, none")),
+        };
+        if declared.public && token != TokenPolicy::None {
+            return Err(fail("public", "only an API with token = \"none\" may be public"));
+        }
+        let timeout = match declared.timeout_secs {
+            None => self.default_timeout,
+            Some(secs @ 1..=300) => Duration::from_secs(secs),
+            Some(_) => return Err(fail("timeout_secs", "must be between 1 and 300")),
+        };
+        for (field, set) in [("resource", declared.resource.is_some()), ("scopes", declared.scopes.is_some()), ("websocket", declared.websocket)] {
+            if set {
+                return Err(fail(field, "is not supported by this version yet"));
+            }
+        }
+        Ok(Declaration { name: declared.name, path: declared.path, upstream, methods, token, public: declared.public, timeout })
+    }
+}
+
+/// A file that cannot be used: one line naming the file, and the API and field when the
+/// problem is one API's.
+#[derive(Debug, thiserror::Error)]
+#[error("API_ROUTES_FILE {file}: {problem}")]
+pub struct ApiFileError {
+    file: String,
+    problem: String,
+}
+
+impl ApiFileError {
+    fn new(file: &Path, problem: impl Into<String>) -> Self {
+        let problem: String = problem.into();
+        Self { file: file.display().to_string(), problem: problem.split_whitespace().collect::<Vec<_>>().join(" ") }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    api: Vec<Declared>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Declared {
+    name: String,
+    path: String,
+    upstream: String,
+    methods: Option<Vec<String>>,
+    token: Option<String>,
+    #[serde(default)]
+    public: bool,
+    timeout_secs: Option<u64>,
+    resource: Option<String>,
+    scopes: Option<String>,
+    #[serde(default)]
+    websocket: bool,
+}
+
+/// The `[[api]]` tables; an error is toml's first line (where) and last (what), without
+/// the excerpt between.
+fn parse(text: &str) -> Result<Vec<Declared>, String> {
+    toml::from_str::<File>(text).map(|file| file.api).map_err(|error| {
+        let message = error.to_string();
+        let mut lines = message.lines().map(str::trim).filter(|line| !line.is_empty());
+        let first = lines.next().unwrap_or_default();
+        match lines.next_back() {
+            Some(last) => format!("{first}: {last}"),
+            None => first.to_owned(),
+        }
+    })
+}
+
+fn is_api_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (1..=32).contains(&bytes.len())
+        && bytes[0].is_ascii_lowercase() | bytes[0].is_ascii_digit()
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-')
+}
+
+/// A mount path: `/api/<segments>/`, plain characters, no empty or dot segment, not ours.
+fn check_path(path: &str) -> Result<(), &'static str> {
+    let Some(rest) = path.strip_prefix("/api/").filter(|_| path.ends_with('/')) else {
+        return Err("must start with /api/ and end with /");
+    };
+    let inner = rest.strip_suffix('/').unwrap_or_default();
+    if inner.is_empty() || inner.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..") {
+        return Err("must name at least one segment after /api/, without empty or dot segments");
+    }
+    if !inner.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b)) {
+        return Err("may hold only letters, digits, - . _ ~ and /");
+    }
+    if path.starts_with("/api/auth/") {
+        return Err("must not be under /api/auth/ (logi-bff's own routes)");
+    }
+    Ok(())
+}
+
+fn methods(names: &[String]) -> Result<Vec<Method>, String> {
+    if names.is_empty() {
+        return Err("must list at least one method".into());
+    }
+    names
+        .iter()
+        .map(|name| {
+            ALL_METHODS.iter().find(|method| method.as_str() == name).cloned().ok_or_else(|| format!("`{name}` is not one of GET HEAD POST PUT PATCH DELETE"))
+        })
+        .collect()
+}
+
+/// The table in use, replaced whole by a reload; requests in flight keep the one they took.
+pub struct Apis {
+    sources: Sources,
+    table: RwLock<Arc<ApiTable>>,
+}
+
+impl Apis {
+    pub fn load(sources: Sources) -> Result<Self, ApiFileError> {
+        let table = ApiTable::new(sources.declarations()?);
+        Ok(Self { sources, table: RwLock::new(Arc::new(table)) })
+    }
+
+    pub fn current(&self) -> Arc<ApiTable> {
+        self.table.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Reads the file again: a valid one replaces the table (its API count is returned), an
+    /// invalid one leaves the table as it was.
+    pub fn reload(&self) -> Result<usize, ApiFileError> {
+        let table = ApiTable::new(self.sources.declarations()?);
+        let count = table.apis.len();
+        *self.table.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(file: Option<&Path>, default: Option<&str>) -> Sources {
+        Sources {
+            mode: Mode::Production,
+            file: file.map(Path::to_path_buf),
+            default_upstream: default.map(|url| Url::parse(url).unwrap()),
+            default_timeout: Duration::from_secs(15),
+        }
+    }
+
+    fn declare(text: &str) -> Result<Vec<Declaration>, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("apis.toml");
+        std::fs::write(&file, text).unwrap();
+        sources(Some(&file), Some("http://127.0.0.1:9000")).declarations().map_err(|error| error.to_string().replace(&file.display().to_string(), "F"))
+    }
+
+    const ORDERS: &str = "[[api]]\nname = \"orders\"\npath = \"/api/orders/\"\nupstream = \"https://orders.example/v1\"\n";
+
+    #[test]
+    fn upstream_api_url_alone_is_the_default_api() {
+        let table = sources(None, Some("http://127.0.0.1:9000")).declarations().unwrap();
+        assert_eq!(table.len(), 1);
+        assert_eq!((table[0].name.as_str(), table[0].path.as_str(), table[0].token, table[0].methods.len()), ("default", DEFAULT_PATH, TokenPolicy::User, 6));
+        assert!(sources(None, None).declarations().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_declared_api_gets_its_fields_and_the_defaults() {
+        let text = format!("{ORDERS}\n[[api]]\nname = \"catalogue\"\npath = \"/api/catalogue/items/\"\nupstream = \"http://localhost:7000\"\nmethods = [\"GET\", \"HEAD\"]\ntoken = \"none\"\npublic = true\ntimeout_secs = 3\n");
+        let table = declare(&text).unwrap();
+        assert_eq!(table.iter().map(|api| api.name.as_str()).collect::<Vec<_>>(), ["default", "orders", "catalogue"]);
+        assert_eq!((table[1].token, table[1].public, table[1].timeout, table[1].methods.len()), (TokenPolicy::User, false, Duration::from_secs(15), 6));
+        assert_eq!(
+            (table[2].token, table[2].public, table[2].timeout, table[2].methods.clone()),
+            (TokenPolicy::None, true, Duration::from_secs(3), vec![Method::GET, Method::HEAD])
+        );
+        assert_eq!(table[2].upstream.as_str(), "http://localhost:7000/");
+    }
+
+    #[test]
+    fn every_rule_violation_is_one_line_naming_the_file_the_api_and_the_field() {
+        let cases = [
+            ("[[api]]\nname = \"x\"\n", "missing field"),
+            (&format!("{ORDERS}colour = \"red\"\n"), "unknown field `colour`"),
+            ("[[apis]]\n", "unknown field `apis`"),
+            ("[[api]\n", "TOML parse error at line 1, column 7: unclosed array table"),
+            (&ORDERS.replace("\"orders\"", "\"Orders\""), "api \"Orders\": name: must match"),
+            (&ORDERS.replace("\"orders\"", "\"default\""), "api \"default\": name: is taken by UPSTREAM_API_URL"),
+            (&format!("{ORDERS}{}", ORDERS.replace("/api/orders/", "/api/orders2/")), "api \"orders\": name: is declared twice"),
+            (&ORDERS.replace("/api/orders/", "/api/orders"), "api \"orders\": path: must start with /api/ and end with /"),
+            (&ORDERS.replace("/api/orders/", "/orders/"), "path: must start with /api/"),
+            (&ORDERS.replace("/api/orders/", "/api/"), "path: must name at least one segment"),
+            (&ORDERS.replace("/api/orders/", "/api/a//b/"), "path: must name at least one segment"),
+            (&ORDERS.replace("/api/orders/", "/api/../x/"), "without empty or dot segments"),
+            (&ORDERS.replace("/api/orders/", "/api/or%2fders/"), "path: may hold only"),
+            (&ORDERS.replace("/api/orders/", "/api/auth/orders/"), "path: must not be under /api/auth/"),
+            (&ORDERS.replace("/api/orders/", "/api/proxy/orders/"), "path: overlaps the path /api/proxy/ of api \"default\""),
+            (
+                &format!("{ORDERS}{}", ORDERS.replace("\"orders\"", "\"sub\"").replace("/api/orders/", "/api/orders/sub/")),
+                "api \"sub\": path: overlaps the path /api/orders/ of api \"orders\"",
+            ),
+            (&ORDERS.replace("https://orders.example/v1", "http://orders.example/v1"), "upstream: must use https in production"),
+            (&ORDERS.replace("https://orders.example/v1", "https://orders.example/v1?x=1"), "upstream: must be a base URL"),
+            (&ORDERS.replace("https://orders.example/v1", "not a url"), "upstream: `not a url` is not a URL"),
+            (&format!("{ORDERS}methods = [\"GET\", \"TRACE\"]\n"), "methods: `TRACE` is not one of"),
+            (&format!("{ORDERS}methods = []\n"), "methods: must list at least one"),
+            (&format!("{ORDERS}token = \"bearer\"\n"), "token: must be one of"),
+            (&format!("{ORDERS}token = \"client\"\n"), "token: client-credentials tokens are not supported"),
+            (&format!("{ORDERS}public = true\n"), "public: only an API with token = \"none\""),
+            (&format!("{ORDERS}token = \"user_or_none\"\npublic = true\n"), "public: only an API"),
+            (&format!("{ORDERS}timeout_secs = 0\n"), "timeout_secs: must be between 1 and 300"),
+            (&format!("{ORDERS}timeout_secs = -1\n"), "invalid value"),
+            (&format!("{ORDERS}resource = \"https://orders.example\"\n"), "resource: is not supported"),
+            (&format!("{ORDERS}websocket = true\n"), "websocket: is not supported"),
+        ];
+        for (text, expected) in cases {
+            let error = declare(text).expect_err(text);
+            assert!(error.starts_with("API_ROUTES_FILE F: "), "{error}");
+            assert!(error.contains(expected), "{text:?}: {error} (expected {expected:?})");
+            assert!(!error.contains('\n'), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_example_file_is_valid_next_to_upstream_api_url() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/apis.example.toml");
+        let table = sources(Some(&file), Some("http://127.0.0.1:9091")).declarations().unwrap();
+        assert_eq!(table.iter().map(|api| api.name.as_str()).collect::<Vec<_>>(), ["default", "orders", "feed", "status"]);
+    }
+
+    #[test]
+    fn a_missing_file_is_refused_by_name() {
+        let error = sources(Some(Path::new("/nonexistent/apis.toml")), None).declarations().unwrap_err().to_string();
+        assert!(error.starts_with("API_ROUTES_FILE /nonexistent/apis.toml: cannot be read"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn routing_finds_the_one_api_whose_path_starts_the_request_path() {
+        let table = ApiTable::new(declare(&format!("{ORDERS}{}", ORDERS.replace("\"orders\"", "\"items\"").replace("/api/orders/", "/api/items/"))).unwrap());
+        let route = |path| table.route(path).map(|(api, rest)| (api.name().to_owned(), rest.to_owned()));
+        assert_eq!(route("/api/orders/42?x"), Some(("orders".into(), "42?x".into())));
+        assert_eq!(route("/api/items/"), Some(("items".into(), String::new())));
+        assert_eq!(route("/api/proxy/hello"), Some(("default".into(), "hello".into())));
+        assert_eq!(route("/api/orders"), None);
+        assert_eq!(route("/api/ordersx/1"), None);
+    }
+}
