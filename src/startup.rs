@@ -8,6 +8,7 @@ use crate::login::session::{self, SessionCache, SessionRecords};
 use crate::login::tokens::TokenAuthority;
 use crate::login::Logins;
 use crate::proxy::apis::{ApiFileError, Apis, Sources};
+use crate::proxy::client_token::ClientToken;
 use crate::server::config::Config;
 use crate::server::db::Db;
 use crate::server::request_context::RequestContextLayer;
@@ -269,10 +270,10 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), Startu
         Some(logi) => Some(Arc::new(Provider::new(logi, config.redirect_uri())?)),
         None => None,
     };
-    let apis = Arc::new(Apis::load(Sources::of(&config))?);
     let session_cache = SessionCache::default();
     let session_layer = session::layer(&config, session_cache.clone(), SessionRecords::new(&db));
     let authority = logi.clone().map(|provider| provider as Arc<dyn TokenAuthority>);
+    let apis = Arc::new(Apis::load(Sources::of(&config), ClientToken::new(authority.clone(), config.token_refresh_skew_secs))?);
     let logins = Arc::new(Logins::new(db.clone(), &config, authority, session_cache));
     logins.devices().maintain_keys(&db, crate::server::unix_now()).await.map_err(StartupError::SigningKeys)?;
     let logi_dependency = logi.iter().map(|provider| provider.clone() as Arc<dyn health::Dependency>).collect();

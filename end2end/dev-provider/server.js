@@ -49,7 +49,8 @@ const configuration = {
     client_secret: CLIENT_SECRET,
     application_type: 'native',
     token_endpoint_auth_method: 'client_secret_basic',
-    grant_types: ['authorization_code', 'refresh_token'],
+    // client_credentials: the app's own token, for APIs declared with token = "client".
+    grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
     response_types: ['code'],
     redirect_uris: [...APP_URLS.map((origin) => `${origin}/api/auth/callback`), ...NATIVE_REDIRECT_URIS],
     post_logout_redirect_uris: APP_URLS.map((origin) => `${origin}/`),
@@ -77,6 +78,7 @@ const configuration = {
     devInteractions: { enabled: false },
     revocation: { enabled: true },
     introspection: { enabled: true },
+    clientCredentials: { enabled: true },
     userinfo: { enabled: true },
     rpInitiatedLogout: { enabled: true },
     backchannelLogout: { enabled: true },

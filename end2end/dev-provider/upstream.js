@@ -1,11 +1,15 @@
 // A tiny upstream API for the BFF's proxy: it accepts only live access tokens of this
-// provider (looked up in-process, like token introspection), so the demo page and the
-// tests exercise real bearer-token checks.
+// provider (looked up in-process, like token introspection; a user's or the client's own,
+// from the client-credentials grant), so the demo page and the tests exercise real
+// bearer-token checks. Under /public/ it answers anyone.
 import http from 'node:http';
 
 async function bearerSubject(provider, req) {
   const match = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
   if (!match) return undefined;
+  // The app's own client-credentials token speaks for the client, not for a user.
+  const client = await provider.ClientCredentials.find(match[1]);
+  if (client?.isValid) return { sub: `client:${client.clientId}`, scope: client.scope, expiresAt: client.exp };
   const token = await provider.AccessToken.find(match[1]);
   if (!token?.isValid) return undefined;
   // A revoked grant (e.g. refresh-token reuse) kills its access tokens too.
@@ -39,6 +43,10 @@ export function startUpstream(provider, { port, host }) {
     res.setHeader('content-type', 'application/json');
     // Must never reach the browser through the proxy.
     res.setHeader('set-cookie', 'upstream_tracker=1; Path=/');
+    // Under /public/ anyone is answered (an API declared with token = "none").
+    if (url.pathname.startsWith('/public/')) {
+      return res.end(JSON.stringify({ message: 'Public data from the upstream API', sub: token?.sub ?? null, authorization_sent: Boolean(req.headers.authorization) }));
+    }
     if (!token) {
       res.statusCode = 401;
       res.setHeader('www-authenticate', 'Bearer error="invalid_token"');

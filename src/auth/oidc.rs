@@ -416,6 +416,10 @@ impl TokenAuthority for Provider {
         metrics::logi_call("token", self.token_request(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose_secret())])).await
     }
 
+    async fn client_credentials(&self) -> Result<TokenSet, TokenError> {
+        metrics::logi_call("token", self.token_request(&[("grant_type", "client_credentials")])).await
+    }
+
     /// Revokes a refresh token (RFC 7009) if the provider advertises revocation; true when it did.
     async fn revoke(&self, refresh_token: &SecretString) -> Result<bool, RevocationError> {
         let (user, password) = self.basic_credentials().ok_or(RevocationError::NoClientSecret)?;

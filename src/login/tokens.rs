@@ -71,7 +71,8 @@ pub enum RevocationError {
     Refused(u16),
 }
 
-/// What custody needs from the provider: refresh grants and revocation. Implemented
+/// What custody needs from the provider: refresh grants and revocation (and the proxy, the
+/// app's own client-credentials token). Implemented
 /// by the logi client in `auth`, so this module does not depend on the protocol code.
 #[async_trait]
 pub trait TokenAuthority: Send + Sync {
@@ -80,6 +81,8 @@ pub trait TokenAuthority: Send + Sync {
     /// Revokes a refresh token (RFC 7009); true when the provider did, false when it
     /// offers no revocation.
     async fn revoke(&self, refresh_token: &SecretString) -> Result<bool, RevocationError>;
+    /// Our own access token (the client-credentials grant), for APIs called as the app.
+    async fn client_credentials(&self) -> Result<TokenSet, TokenError>;
 }
 
 /// The tokens of one login, in memory while a request needs them (and for half a second in

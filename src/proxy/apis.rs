@@ -3,6 +3,7 @@
 //! checked before it is used, at startup and at every reload (`SIGHUP`), so the table that
 //! serves is always a valid one; a bad file names itself, the API and the field in one line.
 
+use super::client_token::ClientToken;
 use super::upstream::Upstream;
 use crate::server::config::{upstream_base_url, Config, Mode};
 use axum::http::Method;
@@ -27,6 +28,12 @@ pub enum TokenPolicy {
     UserOrNone,
     /// No `Authorization`; the caller must be signed in, unless the API is `public`.
     None,
+    /// The app's own client-credentials token; the caller must be signed in (any method),
+    /// unless the API is `public` (then it is an open relay with our credentials).
+    Client,
+    /// The caller's logi access token with a logi login, the client token for any other
+    /// signed-in caller.
+    UserOrClient,
 }
 
 /// One API as declared, checked (no connection pool yet: what tests compare).
@@ -150,11 +157,12 @@ impl Sources {
             "user" => TokenPolicy::User,
             "user_or_none" => TokenPolicy::UserOrNone,
             "none" => TokenPolicy::None,
-            "client" | "user_or_client" => return Err(fail("token", "client-credentials tokens are not supported by this version yet")),
-            _ => return Err(fail("token", "must be one of user, user_or_none, none")),
+            "client" => TokenPolicy::Client,
+            "user_or_client" => TokenPolicy::UserOrClient,
+            _ => return Err(fail("token", "must be one of user, user_or_none, client, user_or_client, none")),
         };
-        if declared.public && token != TokenPolicy::None {
-            return Err(fail("public", "only an API with token = \"none\" may be public"));
+        if declared.public && !matches!(token, TokenPolicy::None | TokenPolicy::Client) {
+            return Err(fail("public", "only an API with token = \"none\" or \"client\" may be public"));
         }
         let timeout = match declared.timeout_secs {
             None => self.default_timeout,
@@ -262,15 +270,17 @@ fn methods(names: &[String]) -> Result<Vec<Method>, String> {
 }
 
 /// The table in use, replaced whole by a reload; requests in flight keep the one they took.
+/// With it, the app's client token, which every `client` API shares.
 pub struct Apis {
     sources: Sources,
     table: RwLock<Arc<ApiTable>>,
+    pub client_token: ClientToken,
 }
 
 impl Apis {
-    pub fn load(sources: Sources) -> Result<Self, ApiFileError> {
+    pub fn load(sources: Sources, client_token: ClientToken) -> Result<Self, ApiFileError> {
         let table = ApiTable::new(sources.declarations()?);
-        Ok(Self { sources, table: RwLock::new(Arc::new(table)) })
+        Ok(Self { sources, table: RwLock::new(Arc::new(table)), client_token })
     }
 
     pub fn current(&self) -> Arc<ApiTable> {
@@ -358,9 +368,9 @@ mod tests {
             (&format!("{ORDERS}methods = [\"GET\", \"TRACE\"]\n"), "methods: `TRACE` is not one of"),
             (&format!("{ORDERS}methods = []\n"), "methods: must list at least one"),
             (&format!("{ORDERS}token = \"bearer\"\n"), "token: must be one of"),
-            (&format!("{ORDERS}token = \"client\"\n"), "token: client-credentials tokens are not supported"),
-            (&format!("{ORDERS}public = true\n"), "public: only an API with token = \"none\""),
+            (&format!("{ORDERS}public = true\n"), "public: only an API with token = \"none\" or \"client\""),
             (&format!("{ORDERS}token = \"user_or_none\"\npublic = true\n"), "public: only an API"),
+            (&format!("{ORDERS}token = \"user_or_client\"\npublic = true\n"), "public: only an API"),
             (&format!("{ORDERS}timeout_secs = 0\n"), "timeout_secs: must be between 1 and 300"),
             (&format!("{ORDERS}timeout_secs = -1\n"), "invalid value"),
             (&format!("{ORDERS}resource = \"https://orders.example\"\n"), "resource: is not supported"),
@@ -378,7 +388,7 @@ mod tests {
     fn the_example_file_is_valid_next_to_upstream_api_url() {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/apis.example.toml");
         let table = sources(Some(&file), Some("http://127.0.0.1:9091")).declarations().unwrap();
-        assert_eq!(table.iter().map(|api| api.name.as_str()).collect::<Vec<_>>(), ["default", "orders", "feed", "status"]);
+        assert_eq!(table.iter().map(|api| api.name.as_str()).collect::<Vec<_>>(), ["default", "orders", "feed", "status", "reports"]);
     }
 
     #[test]

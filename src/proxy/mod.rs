@@ -14,6 +14,8 @@ pub const CSRF_HEADER: &str = "x-csrf";
 #[cfg(feature = "ssr")]
 pub mod apis;
 #[cfg(feature = "ssr")]
+pub mod client_token;
+#[cfg(feature = "ssr")]
 pub mod routes;
 #[cfg(feature = "ssr")]
 mod target;

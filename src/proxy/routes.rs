@@ -9,10 +9,11 @@
 //! `method_not_allowed` (with `Allow`), 403 `missing_csrf_header`, 401 `not_signed_in`, 401
 //! `session_expired` (the refresh token was refused; the session is ended), 403
 //! `logi_sign_in_required` (signed in without logi), 400 `invalid_proxy_path`, 413
-//! `body_too_large`, 502 `token_refresh_failed`, 502 `upstream_unreachable`, 504
+//! `body_too_large`, 502 `token_refresh_failed`, 502 `client_token_failed`, 502 `upstream_unreachable`, 504
 //! `upstream_timeout`, 503 `proxy_not_configured` (`/api/proxy/` without `UPSTREAM_API_URL`).
 
 use super::apis::{Api, Apis, TokenPolicy, DEFAULT_PATH};
+use super::client_token::ClientToken;
 use super::upstream::UpstreamError;
 use super::{target, CSRF_HEADER};
 use crate::login::session::has_session_cookie;
@@ -55,6 +56,7 @@ enum ProxyError {
     InvalidPath,
     BodyTooLarge,
     TokenRefreshFailed,
+    ClientTokenFailed,
     UpstreamUnreachable,
     UpstreamTimeout,
     Failed(Failure),
@@ -73,6 +75,7 @@ impl ProxyError {
             Self::InvalidPath => (StatusCode::BAD_REQUEST, "invalid_proxy_path"),
             Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Self::TokenRefreshFailed => (StatusCode::BAD_GATEWAY, "token_refresh_failed"),
+            Self::ClientTokenFailed => (StatusCode::BAD_GATEWAY, "client_token_failed"),
             Self::UpstreamUnreachable => (StatusCode::BAD_GATEWAY, "upstream_unreachable"),
             Self::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
             Self::Failed(failure) => (failure.status(), failure.code()),
@@ -112,7 +115,7 @@ async fn proxy(State(logins): State<Arc<Logins>>, State(apis): State<Arc<Apis>>,
         Err(rejection) => return rejection,
     };
     let bearer = found.is_bearer();
-    match forward(&logins, api, found, request).await {
+    match forward(&logins, &apis.client_token, api, found, request).await {
         Ok(response) => response,
         // A device whose logi session was refused gets the bearer challenge too.
         Err(ProxyError::SessionExpired) if bearer => crate::login::invalid_token("session_expired"),
@@ -136,7 +139,7 @@ async fn admit<'t>(logins: &Arc<Logins>, table: &'t super::apis::ApiTable, reque
     Ok((api, found, Request::from_parts(parts, body)))
 }
 
-async fn forward(logins: &Logins, api: &Api, found: ApiLogin, request: Request) -> Result<Response, ProxyError> {
+async fn forward(logins: &Logins, client_token: &ClientToken, api: &Api, found: ApiLogin, request: Request) -> Result<Response, ProxyError> {
     if has_session_cookie(request.headers()) && request.headers().get(CSRF_HEADER).is_none_or(|value| value != "1") {
         return Err(ProxyError::MissingCsrfHeader);
     }
@@ -146,7 +149,7 @@ async fn forward(logins: &Logins, api: &Api, found: ApiLogin, request: Request) 
         return Err(ProxyError::BodyTooLarge);
     }
     let uri = Uri::try_from(url.as_str()).map_err(|_| ProxyError::InvalidPath)?;
-    let access_token = token_for(logins, api, &found).await?;
+    let access_token = token_for(logins, client_token, api, &found).await?;
     let (parts, body) = request.into_parts();
     let body = if matches!(parts.method, Method::GET | Method::HEAD) { Body::empty() } else { limited(body) };
     let mut outgoing = Request::new(body);
@@ -172,15 +175,22 @@ async fn forward(logins: &Logins, api: &Api, found: ApiLogin, request: Request) 
 }
 
 /// The token the API's policy sends (`None`: no `Authorization`), or why the caller may not call.
-async fn token_for(logins: &Logins, api: &Api, found: &ApiLogin) -> Result<Option<SecretString>, ProxyError> {
+async fn token_for(logins: &Logins, client_token: &ClientToken, api: &Api, found: &ApiLogin) -> Result<Option<SecretString>, ProxyError> {
     let declaration = &api.declaration;
-    match (declaration.token, &found.login) {
-        (TokenPolicy::None, None) if declaration.public => Ok(None),
+    let user_token = match (declaration.token, &found.login) {
+        (TokenPolicy::None, None) if declaration.public => return Ok(None),
+        (TokenPolicy::Client, None) if declaration.public => None,
+        (TokenPolicy::UserOrNone, None) => return Ok(None),
+        (_, None) => return Err(ProxyError::NotSignedIn),
+        (TokenPolicy::None, Some(_)) => return Ok(None),
+        (TokenPolicy::Client, Some(_)) => None,
+        (TokenPolicy::User | TokenPolicy::UserOrNone | TokenPolicy::UserOrClient, Some(login)) => access_token(logins, found, login).await?,
+    };
+    match (declaration.token, user_token) {
+        (_, Some(token)) => Ok(Some(token)),
+        (TokenPolicy::User, None) => Err(ProxyError::LogiSignInRequired),
         (TokenPolicy::UserOrNone, None) => Ok(None),
-        (TokenPolicy::User | TokenPolicy::None, None) => Err(ProxyError::NotSignedIn),
-        (TokenPolicy::None, Some(_)) => Ok(None),
-        (TokenPolicy::User, Some(login)) => access_token(logins, found, login).await?.map(Some).ok_or(ProxyError::LogiSignInRequired),
-        (TokenPolicy::UserOrNone, Some(login)) => access_token(logins, found, login).await,
+        (_, None) => client_token.get().await.map(Some).map_err(|_| ProxyError::ClientTokenFailed),
     }
 }
 

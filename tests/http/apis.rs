@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 const CSRF: (&str, &str) = ("x-csrf", "1");
 
 /// Every token policy, all on the provider double's upstream; the `/open/` ones answer callers
-/// without a token. (`UPSTREAM_API_URL` is the API `default` at `/api/proxy/`.)
+/// without a token. The client token's subject at the double is `client:<client id>`. (`UPSTREAM_API_URL` is the API `default` at `/api/proxy/`.)
 fn declarations(upstream: &str) -> String {
     format!(
         r#"
@@ -40,6 +40,25 @@ path = "/api/internal/"
 upstream = "{upstream}/open"
 token = "none"
 timeout_secs = 1
+
+[[api]]
+name = "reports"
+path = "/api/reports/"
+upstream = "{upstream}"
+token = "client"
+
+[[api]]
+name = "mixed"
+path = "/api/mixed/"
+upstream = "{upstream}"
+token = "user_or_client"
+
+[[api]]
+name = "relay"
+path = "/api/relay/"
+upstream = "{upstream}"
+token = "client"
+public = true
 "#
     )
 }
@@ -103,6 +122,74 @@ async fn each_api_gets_the_token_its_policy_names_and_only_its_callers() {
     assert_eq!(app.double.hits("upstream"), 5, "a refused call reached the upstream");
     // The default API is still at /api/proxy/.
     assert_eq!(seen(&get(&alice, "/api/proxy/hello", true).await), (StatusCode::OK, Some("logi-user-alice".into()), true));
+}
+
+const CLIENT: &str = "client:logi-bff-test";
+
+/// A browser signed up with a password (a login without logi's tokens).
+async fn password_user(app: &TestApp) -> Browser {
+    let browser = app.browser();
+    let form = b"email=pat%40example.com&name=&password=a-long-enough-passphrase&return_to=%2F".to_vec();
+    let answer = browser.send(Method::POST, "/api/sign_up", &[("origin", &app.url)], Some(("application/x-www-form-urlencoded", form))).await;
+    assert!(answer.status.is_success() || answer.status.is_redirection(), "{}", answer.body);
+    browser
+}
+
+#[tokio::test]
+async fn client_apis_get_the_apps_own_token_and_user_or_client_prefers_the_users() {
+    let Declared { app, _dir: _keep, .. } = app_with_apis(&[]).await;
+    let (anonymous, alice, pat) = (app.browser(), app.browser(), password_user(&app).await);
+    alice.sign_in("alice").await;
+
+    assert_eq!(seen(&get(&alice, "/api/reports/q3", true).await), (StatusCode::OK, Some(CLIENT.into()), true));
+    assert_eq!(seen(&get(&pat, "/api/reports/q3", true).await), (StatusCode::OK, Some(CLIENT.into()), true));
+    assert_eq!(error(&get(&anonymous, "/api/reports/q3", false).await), (StatusCode::UNAUTHORIZED, "not_signed_in".into()));
+    assert_eq!(seen(&get(&anonymous, "/api/relay/q3", false).await), (StatusCode::OK, Some(CLIENT.into()), true));
+    assert_eq!(seen(&get(&alice, "/api/mixed/q3", true).await), (StatusCode::OK, Some("logi-user-alice".into()), true));
+    assert_eq!(seen(&get(&pat, "/api/mixed/q3", true).await), (StatusCode::OK, Some(CLIENT.into()), true));
+    assert_eq!(error(&get(&anonymous, "/api/mixed/q3", false).await), (StatusCode::UNAUTHORIZED, "not_signed_in".into()));
+    // A password login is no logi login: refused where the user's token is needed, anonymous-like where it is optional.
+    assert_eq!(error(&get(&pat, "/api/orders/1", true).await), (StatusCode::FORBIDDEN, "logi_sign_in_required".into()));
+    assert_eq!(seen(&get(&pat, "/api/feed/latest", true).await), (StatusCode::OK, None, false));
+    assert_eq!(app.double.hits("client_credentials"), 1, "the client token is cached");
+}
+
+#[tokio::test]
+async fn a_failed_client_grant_is_answered_at_once_then_fifty_concurrent_calls_cost_one_grant() {
+    let Declared { app, _dir: _keep, .. } = app_with_apis(&[("ONE_PASS_TIMEOUT_SECS", "2")]).await;
+    let alice = app.browser();
+    alice.sign_in("alice").await;
+    // logi refusing: one grant tried, every caller answered 502 at once, nothing forwarded.
+    *app.double.token_failure.lock().unwrap() = Some((503, "temporarily_unavailable"));
+    app.double.reset_hits();
+    let started = Instant::now();
+    let calls = (0..20).map(|_| get(&alice, "/api/reports/q3", true));
+    for answer in futures_util::future::join_all(calls).await {
+        assert_eq!(error(&answer), (StatusCode::BAD_GATEWAY, "client_token_failed".into()));
+    }
+    assert_eq!((app.double.hits("token"), app.double.hits("upstream")), (1, 0), "one grant tried, nothing forwarded");
+    assert!(started.elapsed() < Duration::from_secs(2), "waiters were not answered at once: {:?}", started.elapsed());
+
+    *app.double.token_failure.lock().unwrap() = None;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let calls = (0..50).map(|_| get(&alice, "/api/reports/q3", true));
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(calls).await.iter().map(|answer| answer.status).collect();
+    assert_eq!(statuses, vec![StatusCode::OK; 50]);
+    assert_eq!(app.double.hits("client_credentials"), 1);
+}
+
+#[tokio::test]
+async fn the_client_token_is_fetched_again_once_it_expires() {
+    let Declared { app, _dir: _keep, .. } = app_with_apis(&[]).await;
+    let alice = app.browser();
+    alice.sign_in("alice").await;
+    app.double.access_token_ttl.store(1, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(get(&alice, "/api/reports/q3", true).await.status, StatusCode::OK);
+    assert_eq!(get(&alice, "/api/reports/q3", true).await.status, StatusCode::OK);
+    assert_eq!(app.double.hits("client_credentials"), 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(get(&alice, "/api/reports/q3", true).await.status, StatusCode::OK);
+    assert_eq!(app.double.hits("client_credentials"), 2, "an expired client token was used");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! One provider double for every test: logi's endpoints served by axum on loopback
 //! (discovery, JWKS, an authorization endpoint that approves at once, token with PKCE,
-//! client_secret_basic, refresh rotation and family revocation, userinfo, revocation),
-//! signing id_tokens with keys made here. Its upstream API accepts its access tokens.
+//! client_secret_basic, refresh rotation and family revocation, client credentials,
+//! userinfo, revocation), signing id_tokens with keys made here. Its upstream API accepts its access tokens.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -311,6 +311,12 @@ async fn token(State(d): State<Arc<Double>>, headers: HeaderMap, Form(form): For
                 refresh(&d, &form)
             });
             rotation.await.unwrap()
+        }
+        Some("client_credentials") => {
+            d.hit("client_credentials");
+            let access = d.next("access");
+            d.access.lock().unwrap().insert(access.clone(), format!("client:{CLIENT_ID}"));
+            Json(json!({ "access_token": access, "token_type": "Bearer", "expires_in": d.access_token_ttl.load(Ordering::SeqCst) })).into_response()
         }
         _ => oauth_error(400, "unsupported_grant_type"),
     }

@@ -9,7 +9,7 @@ export const PROVIDER_PORT = 9190;
 // provider's cookies (per host, not per port) never collide with the app's.
 export const APP_URL = `http://localhost:${APP_PORT}`;
 /** Ports of extra app instances some tests start (all registered with the dev provider). */
-export const EXTRA_APP_PORTS = { notConfigured: 3191, failClosed: 3192, restart: 3193, image: 3194 };
+export const EXTRA_APP_PORTS = { notConfigured: 3191, failClosed: 3192, restart: 3193, image: 3194, apis: 3195 };
 /** Three replicas on one Postgres behind haproxy (replicas.spec.ts): the balancer's port is APP_URL's. */
 export const REPLICAS = { balancerPort: 3290, ports: [3291, 3292, 3293] };
 export const PROVIDER_URL = `http://127.0.0.1:${PROVIDER_PORT}`;
