@@ -239,21 +239,33 @@ async fn a_read_only_sqlite_database_refuses_writes_with_503_while_signed_in_use
     // Her last use is due to be recorded: that write fails too, and must not fail her reads.
     app.execute("UPDATE logins SET last_seen_at = last_seen_at - 120").await;
     make_sqlite_read_only(&app, true).await;
-    let rows = app.row_counts().await;
+    let bob = writes_are_refused_while_reads_serve(&app, &alice).await;
+    make_sqlite_read_only(&app, false).await;
+    writes_work_again(&app, &bob).await;
+}
 
+const SIGN_UP_FORM: &[u8] = b"email=carol%40example.com&name=&password=a-long-enough-passphrase&return_to=%2F";
+
+/// With the database refusing writes: alice (signed in) still reads, bob's sign-in and a
+/// sign-up answer `database_unavailable`, and no row is left behind. Returns bob.
+async fn writes_are_refused_while_reads_serve(app: &TestApp, alice: &Browser) -> Browser {
+    let rows = app.row_counts().await;
     assert_eq!(alice.me().await["sub"], "logi-user-alice");
     assert_eq!(alice.send(Method::GET, "/api/proxy/hello", &[CSRF], None).await.status, StatusCode::OK);
     let bob = app.browser();
     assert_eq!(sign_in(&bob, "bob").await.0.as_deref(), Some("database_unavailable"));
-    let form = b"email=carol%40example.com&name=&password=a-long-enough-passphrase&return_to=%2F".to_vec();
-    let signed_up = app.browser().send(Method::POST, "/api/sign_up", &[("origin", &app.url)], Some(("application/x-www-form-urlencoded", form.clone()))).await;
+    let signed_up =
+        app.browser().send(Method::POST, "/api/sign_up", &[("origin", &app.url)], Some(("application/x-www-form-urlencoded", SIGN_UP_FORM.to_vec()))).await;
     assert_eq!((signed_up.status, signed_up.json()["error"].clone()), (StatusCode::SERVICE_UNAVAILABLE, json!("database_unavailable")));
     assert_eq!(signed_up.header("retry-after"), "2");
     assert_eq!(without_markers(app.row_counts().await), without_markers(rows), "a refused write left rows behind");
+    bob
+}
 
-    make_sqlite_read_only(&app, false).await;
-    assert_eq!(sign_in(&bob, "bob").await.0, None, "writes did not recover with the disk");
-    let signed_up = app.browser().send(Method::POST, "/api/sign_up", &[("origin", &app.url)], Some(("application/x-www-form-urlencoded", form))).await;
+async fn writes_work_again(app: &TestApp, bob: &Browser) {
+    assert_eq!(sign_in(bob, "bob").await.0, None, "writes did not recover");
+    let signed_up =
+        app.browser().send(Method::POST, "/api/sign_up", &[("origin", &app.url)], Some(("application/x-www-form-urlencoded", SIGN_UP_FORM.to_vec()))).await;
     assert!(signed_up.status.is_success(), "{}", signed_up.body);
 }
 
@@ -314,21 +326,9 @@ async fn a_full_disk_under_sqlite_refuses_writes_with_503_while_signed_in_users_
     app.execute("UPDATE logins SET last_seen_at = last_seen_at - 120").await;
     app.execute("PRAGMA wal_checkpoint(TRUNCATE)").await;
     disk.fill();
-    let rows = app.row_counts().await;
-
-    assert_eq!(alice.me().await["sub"], "logi-user-alice");
-    assert_eq!(alice.send(Method::GET, "/api/proxy/hello", &[CSRF], None).await.status, StatusCode::OK);
-    let bob = app.browser();
-    assert_eq!(sign_in(&bob, "bob").await.0.as_deref(), Some("database_unavailable"));
-    let form = b"email=carol%40example.com&name=&password=a-long-enough-passphrase&return_to=%2F".to_vec();
-    let signed_up = app.browser().send(Method::POST, "/api/sign_up", &[("origin", &app.url)], Some(("application/x-www-form-urlencoded", form.clone()))).await;
-    assert_eq!((signed_up.status, signed_up.json()["error"].clone()), (StatusCode::SERVICE_UNAVAILABLE, json!("database_unavailable")));
-    assert_eq!(without_markers(app.row_counts().await), without_markers(rows), "a refused write left rows behind");
-
+    let bob = writes_are_refused_while_reads_serve(&app, &alice).await;
     disk.free();
-    assert_eq!(sign_in(&bob, "bob").await.0, None, "writes did not recover with the disk");
-    let signed_up = app.browser().send(Method::POST, "/api/sign_up", &[("origin", &app.url)], Some(("application/x-www-form-urlencoded", form))).await;
-    assert!(signed_up.status.is_success(), "{}", signed_up.body);
+    writes_work_again(&app, &bob).await;
 }
 
 /// A Postgres server of this test's own, so restarting it disturbs no other test.
