@@ -235,7 +235,7 @@ fn parse(text: &str) -> Result<Vec<Declared>, String> {
 fn is_api_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     (1..=32).contains(&bytes.len())
-        && bytes[0].is_ascii_lowercase() | bytes[0].is_ascii_digit()
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
         && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-')
 }
 
