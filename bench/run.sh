@@ -10,6 +10,7 @@
 #   (c) GET /api/proxy/x with a session -> upstream (c') the same, RUST_LOG=info
 #   (d) that upstream's /x directly              (j) nginx proxy_pass -> that upstream
 #   (e) GET /api/auth/me with a native app's bearer access token
+#   (k) GET /api/orders/x with a session: the same upstream as (c), declared in API_ROUTES_FILE
 # with each row's min..max req/s, p99 and CPU time per request (/proc/<pid>/stat of the
 # app, of nginx's master and workers); then once each: (f, g) /api/auth/me and the proxy
 # on Postgres, one replica; (h, i) the same through haproxy in front of three replicas;
@@ -58,7 +59,9 @@ start_app() { # port database [VAR=value...]: the release binary as a user start
     UPSTREAM_API_URL=http://$ceiling_addr "$@" ./logi-bff >"$work/app-$port.log" 2>&1) &
   pids+=($!)
 }
-start_app $app_port "sqlite://$work/bench.db" NATIVE_REDIRECT_URIS=com.example.logibff:/oauth/callback NATIVE_EXCHANGE_PER_MINUTE=100000
+printf '[[api]]\nname = "orders"\npath = "/api/orders/"\nupstream = "http://%s"\n' "$ceiling_addr" >"$work/apis.toml"
+start_app $app_port "sqlite://$work/bench.db" NATIVE_REDIRECT_URIS=com.example.logibff:/oauth/callback NATIVE_EXCHANGE_PER_MINUTE=100000 \
+  API_ROUTES_FILE="$work/apis.toml"
 app_pid=$!
 start_app $info_port "sqlite://$work/bench-info.db" RUST_LOG=info
 info_pid=$!
@@ -132,6 +135,7 @@ cookie=$(awk '$6 == "logi_bff_session" { print $6 "=" $7 }' "$work/jar")
 [ -n "$cookie" ] || { echo "bench: the login left no session cookie" >&2; exit 1; }
 curl -fs -H "Cookie: $cookie" "http://localhost:$app_port/api/auth/me" | grep -q '"sub"' || { echo "bench: the session is not signed in" >&2; exit 1; }
 curl -fs -H "Cookie: $cookie" -H "X-CSRF: 1" "http://localhost:$app_port/api/proxy/x" | grep -q bench-user || { echo "bench: the proxy does not reach the ceiling" >&2; exit 1; }
+curl -fs -H "Cookie: $cookie" -H "X-CSRF: 1" "http://localhost:$app_port/api/orders/x" | grep -q bench-user || { echo "bench: the declared API does not reach the ceiling" >&2; exit 1; }
 
 # 100 native exchanges (the app's PKCE + authorize at the provider, untimed; then the timed
 # POST /api/auth/logi/exchange: code redemption, id_token, userinfo, device login, our tokens).
@@ -187,6 +191,7 @@ for round in 1 2 3; do
   measure j "$nginx_pids" "http://127.0.0.1:$nginx_port/api/proxy/x"
   measure d "$ceiling_pid" "http://$ceiling_addr/x"
   measure e "$app_pid" "http://localhost:$app_port/api/auth/me" "Authorization: Bearer $bearer"
+  measure k "$app_pid" "http://localhost:$app_port/api/orders/x" "Cookie: $cookie" "X-CSRF: 1"
 done
 login "$balancer_port" >/dev/null
 pg_cookie=$(awk '$6 == "logi_bff_session" { print $6 "=" $7 }' "$work/jar")
@@ -245,6 +250,7 @@ cat <<TABLE
 | (d) that upstream directly | $(column d 2) req/s | |
 | (j) nginx \`proxy_pass\` (upstream keep-alive, no auth) → that upstream | $(column j 2) req/s = $(ratio_cell j d 2) (d); p99 $(column j 3) ms; $(column j 4) µs CPU/request (master + workers) | |
 | (e) \`GET /api/auth/me\` with a native app's bearer | $(column e 2) req/s = $(ratio_cell e b 2) (b) | |
+| (k) \`GET /api/orders/x\` with a session, an API declared in \`API_ROUTES_FILE\` → the same upstream | $(column k 2) req/s = $(ratio_cell k c 2) (c); p99 $(column k 3) ms | ≈ 1× (c): the API table costs nothing measurable |
 | (f) Postgres, one replica: \`GET /api/auth/me\` | $(value f 2) req/s = **$(ratio "$(value f 2)" "$(median a 2)")×** (a) | ≥ 0.5× ($(verdict "$(ratio "$(value f 2)" "$(median a 2)")" 0.5 ">=")) |
 | (g) Postgres, one replica: \`GET /api/proxy/x\` | $(value g 2) req/s = **$(ratio "$(value g 2)" "$(median j 2)")×** (j) | |
 | (h) 3 replicas behind haproxy: \`GET /api/auth/me\` | $(value h 2) req/s = **$(ratio "$(value h 2)" "$(median a 2)")×** (a) | |
@@ -256,7 +262,7 @@ cat <<TABLE
 | $flood_requests anonymous \`GET /api/auth/login\` | $flood_rps req/s; database $db_before → $db_after B, session/login rows $rows_before → $rows_after | must not grow ($flat) |
 | server RSS after that flood | $rss_flood_mb MB | ≤ 40 MB ($(verdict "$rss_flood_mb" 40 "<=")) |
 
-wrk -t2 -c50 -d${duration}s per row; rows (a)–(e) in three alternating rounds (min–max; a ratio is
+wrk -t2 -c50 -d${duration}s per row; rows (a)–(e) and (k) in three alternating rounds (min–max; a ratio is
 the median of the per-round ratios, their min–max in brackets), (f)–(i) once; CPU/request is the
 process's user + system time over the requests wrk completed; every process on this machine ($(nproc) cores).
 TABLE
