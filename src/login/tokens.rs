@@ -119,7 +119,7 @@ impl HeldTokens {
     /// True unless the access token expires within `skew_secs` — capped at half its own
     /// lifetime, so a provider issuing tokens shorter than the skew does not turn every
     /// call into a refresh grant.
-    fn is_fresh(&self, skew_secs: i64) -> bool {
+    pub fn is_fresh(&self, skew_secs: i64) -> bool {
         self.expires_at - skew_secs.min(self.lifetime_secs / 2) > now()
     }
 }
