@@ -11,6 +11,8 @@
 #   (d) that upstream's /x directly              (j) nginx proxy_pass -> that upstream
 #   (e) GET /api/auth/me with a native app's bearer access token
 #   (k) GET /api/orders/x with a session: the same upstream as (c), declared in API_ROUTES_FILE
+#   (w) a WebSocket through the app (a declared API, a session's cookie), 10 connections each
+#       echoing 64-byte messages one at a time; (v) the same straight to the upstream
 # with each row's min..max req/s, p99 and CPU time per request (/proc/<pid>/stat of the
 # app, of nginx's master and workers); then once each: (f, g) /api/auth/me and the proxy
 # on Postgres, one replica; (h, i) the same through haproxy in front of three replicas;
@@ -59,7 +61,8 @@ start_app() { # port database [VAR=value...]: the release binary as a user start
     UPSTREAM_API_URL=http://$ceiling_addr "$@" ./logi-bff >"$work/app-$port.log" 2>&1) &
   pids+=($!)
 }
-printf '[[api]]\nname = "orders"\npath = "/api/orders/"\nupstream = "http://%s"\n' "$ceiling_addr" >"$work/apis.toml"
+printf '[[api]]\nname = "orders"\npath = "/api/orders/"\nupstream = "http://%s"\n\n[[api]]\nname = "live"\npath = "/api/live/"\nupstream = "http://%s"\nwebsocket = true\n' \
+  "$ceiling_addr" "$ceiling_addr" >"$work/apis.toml"
 start_app $app_port "sqlite://$work/bench.db" NATIVE_REDIRECT_URIS=com.example.logibff:/oauth/callback NATIVE_EXCHANGE_PER_MINUTE=100000 \
   API_ROUTES_FILE="$work/apis.toml"
 app_pid=$!
@@ -182,6 +185,10 @@ measure() { # row "pids whose CPU is counted" url [headers...]; appends "row req
     $1 == "99%" { v = $2; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else if (v ~ /s$/) v = v * 1000; p = v }
     END { printf "%s %.0f %.2f %.1f\n", row, r, p, n ? ticks * 1e6 / hz / n : 0 }' "$work/wrk.txt" >>"$work/results"
 }
+measure_ws() { # row url [headers...]; appends "row messages/s p99-ms p50-ms"
+  local row=$1 url=$2; shift 2
+  echo "$row $(target/bench/release/bench_ws "$url" "$duration" 10 "$@" | awk '{ print $1, $3, $2 }')" >>"$work/results"
+}
 for round in 1 2 3; do
   measure a "$ceiling_pid" "http://$ceiling_addr/"
   measure b "$app_pid" "http://localhost:$app_port/api/auth/me" "Cookie: $cookie"
@@ -192,6 +199,8 @@ for round in 1 2 3; do
   measure d "$ceiling_pid" "http://$ceiling_addr/x"
   measure e "$app_pid" "http://localhost:$app_port/api/auth/me" "Authorization: Bearer $bearer"
   measure k "$app_pid" "http://localhost:$app_port/api/orders/x" "Cookie: $cookie" "X-CSRF: 1"
+  measure_ws w "ws://localhost:$app_port/api/live/ws" "Cookie: $cookie" "Origin: http://localhost:$app_port"
+  measure_ws v "ws://$ceiling_addr/ws"
 done
 login "$balancer_port" >/dev/null
 pg_cookie=$(awk '$6 == "logi_bff_session" { print $6 "=" $7 }' "$work/jar")
@@ -251,6 +260,8 @@ cat <<TABLE
 | (j) nginx \`proxy_pass\` (upstream keep-alive, no auth) → that upstream | $(column j 2) req/s = $(ratio_cell j d 2) (d); p99 $(column j 3) ms; $(column j 4) µs CPU/request (master + workers) | |
 | (e) \`GET /api/auth/me\` with a native app's bearer | $(column e 2) req/s = $(ratio_cell e b 2) (b) | |
 | (k) \`GET /api/orders/x\` with a session, an API declared in \`API_ROUTES_FILE\` → the same upstream | $(column k 2) req/s = $(ratio_cell k c 2) (c); p99 $(column k 3) ms | ≈ 1× (c): the API table costs nothing measurable |
+| (w) WebSocket through the app (\`/api/live/ws\`, a session), 10 connections, 64-byte echoes | $(column w 2) messages/s = $(ratio_cell w v 2) (v); round trip p50 $(column w 4) ms, p99 $(column w 3) ms = $(ratio_cell w v 3) (v) | |
+| (v) the same WebSocket echo straight to the upstream | $(column v 2) messages/s; round trip p50 $(column v 4) ms, p99 $(column v 3) ms | |
 | (f) Postgres, one replica: \`GET /api/auth/me\` | $(value f 2) req/s = **$(ratio "$(value f 2)" "$(median a 2)")×** (a) | ≥ 0.5× ($(verdict "$(ratio "$(value f 2)" "$(median a 2)")" 0.5 ">=")) |
 | (g) Postgres, one replica: \`GET /api/proxy/x\` | $(value g 2) req/s = **$(ratio "$(value g 2)" "$(median j 2)")×** (j) | |
 | (h) 3 replicas behind haproxy: \`GET /api/auth/me\` | $(value h 2) req/s = **$(ratio "$(value h 2)" "$(median a 2)")×** (a) | |
@@ -262,7 +273,7 @@ cat <<TABLE
 | $flood_requests anonymous \`GET /api/auth/login\` | $flood_rps req/s; database $db_before → $db_after B, session/login rows $rows_before → $rows_after | must not grow ($flat) |
 | server RSS after that flood | $rss_flood_mb MB | ≤ 40 MB ($(verdict "$rss_flood_mb" 40 "<=")) |
 
-wrk -t2 -c50 -d${duration}s per row; rows (a)–(e) and (k) in three alternating rounds (min–max; a ratio is
+wrk -t2 -c50 -d${duration}s per row (bench_ws for (w) and (v)); rows (a)–(e), (k), (w) and (v) in three alternating rounds (min–max; a ratio is
 the median of the per-round ratios, their min–max in brackets), (f)–(i) once; CPU/request is the
 process's user + system time over the requests wrk completed; every process on this machine ($(nproc) cores).
 TABLE

@@ -12,8 +12,17 @@ import { pathToFileURL } from 'node:url';
 
 const b64url = (bytes) => Buffer.from(bytes).toString('base64url');
 
-/** Runs logi's authorization request like an app would; returns what the exchange needs. */
-export async function authorize({ providerUrl, clientId, redirectUri, loginHint, prompt }) {
+/** What the app's server says the authorization request must carry: client id, scope and
+ * the declared APIs' resources (GET /api/auth/logi/authorize-params). */
+export async function authorizeParams(appUrl) {
+  const response = await fetch(`${appUrl}/api/auth/logi/authorize-params`);
+  if (!response.ok) throw new Error(`authorize-params: ${response.status}`);
+  return response.json();
+}
+
+/** Runs logi's authorization request like an app would; returns what the exchange needs.
+ * `scope` and `resource` come from {@link authorizeParams}. */
+export async function authorize({ providerUrl, clientId, redirectUri, loginHint, prompt, scope = 'openid profile:basic email', resource = [] }) {
   const discovery = await (await fetch(`${providerUrl}/.well-known/openid-configuration`)).json();
   const verifier = b64url(randomBytes(32));
   const nonce = b64url(randomBytes(16));
@@ -23,7 +32,7 @@ export async function authorize({ providerUrl, clientId, redirectUri, loginHint,
     response_type: 'code',
     client_id: clientId,
     redirect_uri: redirectUri,
-    scope: 'openid profile:basic email',
+    scope,
     state,
     nonce,
     code_challenge: b64url(createHash('sha256').update(verifier).digest()),
@@ -31,6 +40,7 @@ export async function authorize({ providerUrl, clientId, redirectUri, loginHint,
     login_hint: loginHint,
     ...(prompt ? { prompt } : {}),
   })) url.searchParams.set(key, value);
+  for (const indicator of resource) url.searchParams.append('resource', indicator);
 
   // Follow the provider's redirects by hand (with its cookies) until it sends the app
   // to its redirect URI: a real app's system browser does this.
@@ -96,12 +106,12 @@ export async function revoke(appUrl, refreshToken) {
 async function main() {
   const appUrl = process.env.APP_URL || 'http://localhost:3000';
   const providerUrl = process.env.PROVIDER_URL || 'http://127.0.0.1:9090';
-  const clientId = process.env.CLIENT_ID || 'logi-bff-dev';
   const redirectUri = process.env.REDIRECT_URI || 'com.example.logibff:/oauth/callback';
   const loginHint = process.argv[2] || 'alice';
   const short = (token) => `${token.slice(0, 16)}…`;
 
-  const authorization = await authorize({ providerUrl, clientId, redirectUri, loginHint });
+  const { client_id: clientId, scope, resource } = await authorizeParams(appUrl);
+  const authorization = await authorize({ providerUrl, clientId, redirectUri, loginHint, scope, resource });
   console.log(`1. logi sent a code to ${redirectUri}`);
   const tokens = await exchange(appUrl, authorization, 'native-client.mjs');
   if (tokens.status !== 200) throw new Error(`exchange: ${tokens.status} ${JSON.stringify(tokens.body)}`);

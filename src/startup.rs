@@ -81,6 +81,7 @@ impl AppState {
         provide_context(self.config.clone());
         provide_context(self.logins.clone());
         provide_context(self.logi.clone());
+        provide_context(self.apis.clone());
     }
 }
 
@@ -220,8 +221,9 @@ pub async fn serve_until(
 ) -> std::io::Result<()> {
     let shutdown = state.config.shutdown;
     let (draining, closing) = (state.draining.clone(), Arc::new(tokio::sync::Notify::new()));
+    let sockets = state.apis.sockets.clone();
     let stop_accepting = {
-        let closing = closing.clone();
+        let (closing, sockets) = (closing.clone(), sockets.clone());
         async move {
             let stop = stop.await;
             draining.start();
@@ -230,6 +232,8 @@ pub async fn serve_until(
                 tokio::time::sleep(shutdown.drain).await;
             }
             tracing::info!(grace_secs = shutdown.grace.as_secs(), "stopping: no new connections; finishing the requests in flight");
+            // A WebSocket is no request in flight: it would never finish by itself.
+            sockets.close_all();
             closing.notify_one();
         }
     };
@@ -243,6 +247,9 @@ pub async fn serve_until(
     tokio::select! {
         served = server => served?,
         () = overdue => tracing::warn!("stopping: requests still in flight after the grace period are cut off"),
+    }
+    if !sockets.finished(Duration::from_secs(2)).await {
+        tracing::warn!("stopping: a WebSocket was still closing at exit");
     }
     let refresh_bound = state.config.logi.as_ref().map_or(Duration::ZERO, |logi| logi.timeout) + Duration::from_secs(1);
     if !state.logins.finish_refreshes(refresh_bound).await {
@@ -273,8 +280,9 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), Startu
     let session_cache = SessionCache::default();
     let session_layer = session::layer(&config, session_cache.clone(), SessionRecords::new(&db));
     let authority = logi.clone().map(|provider| provider as Arc<dyn TokenAuthority>);
-    let apis = Arc::new(Apis::load(Sources::of(&config), ClientToken::new(authority.clone(), config.token_refresh_skew_secs))?);
+    let client_token = ClientToken::new(authority.clone(), config.token_refresh_skew_secs);
     let logins = Arc::new(Logins::new(db.clone(), &config, authority, session_cache));
+    let apis = Arc::new(Apis::load(Sources::of(&config), client_token, logins.clone())?);
     logins.devices().maintain_keys(&db, crate::server::unix_now()).await.map_err(StartupError::SigningKeys)?;
     let logi_dependency = logi.iter().map(|provider| provider.clone() as Arc<dyn health::Dependency>).collect();
     let draining = health::Draining::default();

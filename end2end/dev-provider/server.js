@@ -10,9 +10,9 @@
 //   UPSTREAM_PORT (unset): also serve the tiny upstream API (upstream.js) on this port
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import http from 'node:http';
-import Provider, { interactionPolicy } from 'oidc-provider';
+import Provider, { errors, interactionPolicy } from 'oidc-provider';
 import { CONSENTABLE_CLAIMS, USERS, userByName, userBySub } from './users.js';
-import { startUpstream } from './upstream.js';
+import { ORDERS_RESOURCE, ORDERS_SCOPES, startUpstream } from './upstream.js';
 import { consentPage } from './views.js';
 
 const PORT = Number(process.env.PROVIDER_PORT || 9090);
@@ -79,6 +79,16 @@ const configuration = {
     revocation: { enabled: true },
     introspection: { enabled: true },
     clientCredentials: { enabled: true },
+    // RFC 8707: the upstream's orders API is a resource server of its own. A sign-in that
+    // names it may later get (by a refresh grant with `resource`) a token only it accepts;
+    // the token for the sign-in itself stays the userinfo one.
+    resourceIndicators: {
+      enabled: true,
+      async getResourceServerInfo(_ctx, resource) {
+        if (resource !== ORDERS_RESOURCE) throw new errors.InvalidTarget(`unknown resource ${resource}`);
+        return { scope: ORDERS_SCOPES, audience: ORDERS_RESOURCE, accessTokenFormat: 'opaque' };
+      },
+    },
     userinfo: { enabled: true },
     rpInitiatedLogout: { enabled: true },
     backchannelLogout: { enabled: true },
@@ -119,6 +129,8 @@ async function finish(req, res, details, { user, granted, cancelled }) {
   }
   const grant = details.grantId ? await provider.Grant.find(details.grantId) : new provider.Grant({ accountId: user.sub, clientId: details.params.client_id });
   grant.addOIDCScope(details.params.scope);
+  // The resources the app named, each with the requested scopes (filtered per resource at the token endpoint).
+  for (const resource of [details.params.resource ?? []].flat()) grant.addResourceScope(resource, details.params.scope);
   const withheld = CONSENTABLE_CLAIMS.filter((claim) => !granted.includes(claim));
   if (withheld.length) grant.rejectOIDCClaims(withheld);
   const grantId = await grant.save();
@@ -180,10 +192,35 @@ async function handleInteraction(req, res, uid) {
   return finish(req, res, details, { user, granted: form.getAll('claim'), cancelled: form.get('action') === 'cancel' });
 }
 
+// oidc-provider 9 rotates (consumes) a refresh token before it checks a `resource` against
+// the grant, so an ungranted resource would cost the login its token family. A provider must
+// refuse it untouched (RFC 8707 §2.2, `invalid_target`), as the app expects of logi: checked
+// here first.
+async function refusedTarget(req) {
+  if (req.method !== 'POST' || !(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) return false;
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  req.body = Buffer.concat(chunks).toString();
+  const form = new URLSearchParams(req.body);
+  if (form.get('grant_type') !== 'refresh_token' || !form.get('resource')) return false;
+  const token = await provider.RefreshToken.find(form.get('refresh_token') ?? '', { ignoreExpiration: true });
+  return Boolean(token && !token.resourceIndicators.has(form.get('resource')));
+}
+
 const callback = provider.callback();
 const server = http.createServer(async (req, res) => {
   const { pathname } = new URL(req.url, ISSUER);
   try {
+    // A browser on the consent page asks for one; a 404 would be a console error in tests.
+    if (pathname === '/favicon.ico') {
+      res.statusCode = 204;
+      return res.end();
+    }
+    if (pathname === '/oauth/token' && (await refusedTarget(req))) {
+      res.statusCode = 400;
+      res.setHeader('content-type', 'application/json');
+      return res.end(JSON.stringify({ error: 'invalid_target', error_description: 'the sign-in did not ask for this resource' }));
+    }
     if (devRoutes[pathname]) {
       res.setHeader('content-type', 'application/json');
       return res.end(JSON.stringify(devRoutes[pathname](req)));

@@ -2,7 +2,7 @@ import { expect, test } from '@playwright/test';
 import { calculateJwkThumbprint, createRemoteJWKSet, jwtVerify, type JWK } from 'jose';
 // The runnable native client (end2end/native-client.mjs) is the app under test here.
 // @ts-expect-error: a plain ES module without type declarations.
-import { authorize, call, exchange, refresh, revoke } from '../native-client.mjs';
+import { authorize, authorizeParams, call, exchange, refresh, revoke } from '../native-client.mjs';
 import { hydrated, unique } from './support/accounts';
 import { APP_URL, CLIENT_ID, PROVIDER_URL } from './support/env';
 import { isActive, issuedTokens, lastGrant, providerHits } from './support/logi';
@@ -13,7 +13,9 @@ type Tokens = { access_token: string; refresh_token: string; expires_in: number;
 
 /** A fresh logi identity signed in on a "device"; every body the device received goes into `seen`. */
 async function deviceSignIn(account: string, deviceName: string, seen: string[]): Promise<Tokens> {
-  const authorization = await authorize({ providerUrl: PROVIDER_URL, clientId: CLIENT_ID, redirectUri: REDIRECT_URI, loginHint: account });
+  const { client_id: clientId, scope, resource } = await authorizeParams(APP_URL);
+  expect(clientId).toBe(CLIENT_ID);
+  const authorization = await authorize({ providerUrl: PROVIDER_URL, clientId, redirectUri: REDIRECT_URI, loginHint: account, scope, resource });
   const answer = await exchange(APP_URL, authorization, deviceName);
   seen.push(JSON.stringify(answer.body), [...answer.headers].join('\n'));
   expect(answer.status, JSON.stringify(answer.body)).toBe(200);

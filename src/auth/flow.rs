@@ -152,7 +152,9 @@ async fn authorization(auth: &Auth, headers: &HeaderMap, params: LoginParams, li
         started_at: crate::server::unix_now(),
         link_for_login: link_for,
     };
-    let request = AuthorizationRequest { state: &pending.state, nonce: &pending.nonce, code_challenge: challenge.as_str(), login_hint, prompt };
+    let consent = auth.logins.api_consent();
+    let request =
+        AuthorizationRequest { state: &pending.state, nonce: &pending.nonce, code_challenge: challenge.as_str(), login_hint, prompt, consent: &consent };
     let url = provider.authorization_url(&endpoints, &request);
     Ok((url.into(), auth.logins.start_pending(headers, pending)))
 }

@@ -1,7 +1,8 @@
 //! Native apps, the seed's "Confidential + BFF" exchange: the app runs PKCE against
 //! logi itself and sends us the code; we redeem it with our client secret, check it as
 //! for a browser, start a device login and answer with **our** tokens. Also our token
-//! endpoint (refresh rotation), revocation, and the JWKS that verifies our tokens.
+//! endpoint (refresh rotation), revocation, the JWKS that verifies our tokens, and the
+//! parameters the app's authorization request must carry.
 //!
 //! These routes sit outside the session and cross-site layers: they ignore cookies
 //! entirely and carry no ambient credential. Errors use the RFC 6749 §5.2 shape.
@@ -31,6 +32,7 @@ pub const EXCHANGE: &str = "/api/auth/logi/exchange";
 pub const TOKEN: &str = "/api/auth/token";
 pub const REVOKE: &str = "/api/auth/revoke";
 pub const JWKS: &str = "/.well-known/jwks.json";
+pub const AUTHORIZE_PARAMS: &str = "/api/auth/logi/authorize-params";
 const MAX_CODE_BYTES: usize = 2048;
 const MAX_NONCE_BYTES: usize = 512;
 const MAX_DEVICE_NAME_CHARS: usize = 200;
@@ -43,7 +45,12 @@ where
     crate::server::db::Db: FromRef<S>,
     S: Clone + Send + Sync + 'static,
 {
-    Router::new().route(EXCHANGE, post(exchange)).route(TOKEN, post(token)).route(REVOKE, post(revoke)).route(JWKS, get(jwks))
+    Router::new()
+        .route(EXCHANGE, post(exchange))
+        .route(TOKEN, post(token))
+        .route(REVOKE, post(revoke))
+        .route(JWKS, get(jwks))
+        .route(AUTHORIZE_PARAMS, get(authorize_params))
 }
 
 /// Every error of these routes, as `{"error", "error_description"}`.
@@ -327,6 +334,32 @@ async fn jwks(State(logins): State<Arc<Logins>>, State(config): State<Arc<crate:
     let mut response = ([(header::CONTENT_TYPE, "application/json")], logins.devices().jwks()).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     response
+}
+
+/// What an app's authorization request at logi must carry besides its own PKCE, state,
+/// nonce and redirect URI: our client id, the scope, and the declared APIs' resources
+/// (RFC 8707), so that one consent covers every API the app will call through us.
+#[derive(Serialize)]
+struct AuthorizeParams<'a> {
+    client_id: &'a str,
+    scope: String,
+    resource: &'a [String],
+}
+
+/// `GET /api/auth/logi/authorize-params`: [`AuthorizeParams`]; it changes when the API
+/// file is reloaded, so apps read it before each sign-in.
+async fn authorize_params(
+    State(logins): State<Arc<Logins>>,
+    State(logi): State<Option<Arc<Provider>>>,
+    State(config): State<Arc<crate::server::config::Config>>,
+) -> Response {
+    if !config.native.enabled() {
+        return NativeError::NotEnabled.into_response();
+    }
+    let Some(provider) = logi else { return NativeError::LogiNotConfigured.into_response() };
+    let consent = logins.api_consent();
+    let params = AuthorizeParams { client_id: provider.client_id(), scope: provider.scope_with(&consent.scopes), resource: &consent.resources };
+    no_store(Json(params).into_response())
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use super::errors::AuthError;
 use crate::ids::{Issuer, Subject};
 use crate::login::tokens::LogiSession;
-use crate::login::tokens::{RevocationError, TokenAuthority, TokenError, TokenSet};
+use crate::login::tokens::{ApiConsent, Audience, RevocationError, TokenAuthority, TokenError, TokenSet};
 use crate::server::config::{EndpointSource, LogiConfig};
 use crate::server::crypto::CompactJws;
 use crate::server::http::{self, error_chain};
@@ -250,7 +250,7 @@ impl Provider {
                 .append_pair("response_type", "code")
                 .append_pair("client_id", self.client_id.as_str())
                 .append_pair("redirect_uri", self.redirect_uri.as_str())
-                .append_pair("scope", &self.scopes)
+                .append_pair("scope", &self.scope_with(&request.consent.scopes))
                 .append_pair("state", request.state)
                 .append_pair("nonce", request.nonce)
                 .append_pair("code_challenge", request.code_challenge)
@@ -261,8 +261,23 @@ impl Provider {
             if let Some(prompt) = request.prompt {
                 query.append_pair("prompt", prompt);
             }
+            for resource in &request.consent.resources {
+                query.append_pair("resource", resource);
+            }
         }
         url
+    }
+
+    /// `ONE_PASS_SCOPES` and, after them, the APIs' scopes it does not already name.
+    pub fn scope_with(&self, extra: &[String]) -> String {
+        let mut scope = self.scopes.clone();
+        for wanted in extra {
+            if !scope.split(' ').any(|s| s == wanted) {
+                scope.push(' ');
+                scope.push_str(wanted);
+            }
+        }
+        scope
     }
 
     /// The browser sign-in's redirect URI (`APP_URL` + `/api/auth/callback`).
@@ -277,7 +292,7 @@ impl Provider {
         metrics::logi_call("token", self.token_request(&form)).await
     }
 
-    async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenSet, TokenError> {
+    async fn token_request(&self, form: &(impl Serialize + ?Sized)) -> Result<TokenSet, TokenError> {
         let (user, password) = self.basic_credentials().ok_or(TokenError::NoClientSecret)?;
         let endpoints = self.endpoints().await.map_err(|_| TokenError::Unreachable)?;
         let response = self
@@ -408,16 +423,30 @@ impl Provider {
     }
 }
 
+/// A grant's form with the audience's `resource` (RFC 8707 §2.2) and `scope`, when it names them.
+fn with_audience<'a>(form: Vec<(&'static str, &'a str)>, audience: &'a Audience) -> Vec<(&'static str, std::borrow::Cow<'a, str>)> {
+    let mut form: Vec<_> = form.into_iter().map(|(key, value)| (key, value.into())).collect();
+    if let Some(resource) = &audience.resource {
+        form.push(("resource", resource.as_str().into()));
+    }
+    if let Some(scope) = audience.scope_param() {
+        form.push(("scope", scope.into()));
+    }
+    form
+}
+
 /// logi as custody sees it: refresh grants and revocation.
 #[async_trait]
 impl TokenAuthority for Provider {
     /// logi rotates refresh tokens: the answer carries a new one, and the old one must never be used again.
-    async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet, TokenError> {
-        metrics::logi_call("token", self.token_request(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose_secret())])).await
+    async fn refresh(&self, refresh_token: &SecretString, audience: &Audience) -> Result<TokenSet, TokenError> {
+        let form = with_audience(vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose_secret())], audience);
+        metrics::logi_call("token", self.token_request(&form)).await
     }
 
-    async fn client_credentials(&self) -> Result<TokenSet, TokenError> {
-        metrics::logi_call("token", self.token_request(&[("grant_type", "client_credentials")])).await
+    async fn client_credentials(&self, audience: &Audience) -> Result<TokenSet, TokenError> {
+        let form = with_audience(vec![("grant_type", "client_credentials")], audience);
+        metrics::logi_call("token", self.token_request(&form)).await
     }
 
     /// Revokes a refresh token (RFC 7009) if the provider advertises revocation; true when it did.
@@ -448,6 +477,8 @@ pub struct AuthorizationRequest<'a> {
     pub code_challenge: &'a str,
     pub login_hint: Option<&'a str>,
     pub prompt: Option<&'a str>,
+    /// The declared APIs' resources and scopes, so one consent covers them.
+    pub consent: &'a ApiConsent,
 }
 
 impl UserInfo {

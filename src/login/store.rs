@@ -81,6 +81,13 @@ pub struct Lifetimes {
     pub absolute_secs: i64,
 }
 
+impl Lifetimes {
+    /// Whether a login created and last seen at these times is still alive at `now`.
+    fn cover(&self, created_at: i64, last_seen_at: i64, now: i64) -> bool {
+        created_at > now - self.absolute_secs && last_seen_at > now - self.idle_secs
+    }
+}
+
 /// The lifetimes of both kinds of login.
 #[derive(Clone, Copy, Debug)]
 pub struct LoginLifetimes {
@@ -108,8 +115,7 @@ pub struct LoginRow {
 
 impl LoginRow {
     pub fn is_live(&self, lifetimes: &LoginLifetimes, now: i64) -> bool {
-        let Lifetimes { idle_secs, absolute_secs } = lifetimes.of(self.client);
-        self.created_at > now - absolute_secs && self.last_seen_at > now - idle_secs
+        lifetimes.of(self.client).cover(self.created_at, self.last_seen_at, now)
     }
 }
 
@@ -237,6 +243,19 @@ pub async fn sealed_tokens(db: &Db, row_lock: Option<&mut Tx>, login_id: &LoginI
         Some(tx) => query("SELECT sealed FROM login_tokens WHERE login_id = $1 FOR UPDATE").bind(login_id).scalar_optional(tx).await?,
         None => query("SELECT sealed FROM login_tokens WHERE login_id = $1").bind(login_id).scalar_optional(db).await?,
     })
+}
+
+/// The ones of these logins still alive: rows that exist and are within their lifetimes.
+pub async fn live_among(db: &Db, ids: &[LoginId], lifetimes: &LoginLifetimes, now: i64) -> Result<Vec<LoginId>, AppError> {
+    let mut live = Vec::new();
+    for chunk in ids.chunks(MAX_LIST) {
+        let sql = format!("SELECT id, client, created_at, last_seen_at FROM logins WHERE id IN ({})", placeholders(chunk.len()));
+        let rows = query(&sql).bind_all(chunk).fetch_all::<(LoginId, Client, i64, i64)>(db).await?;
+        live.extend(
+            rows.into_iter().filter_map(|(id, client, created_at, last_seen_at)| lifetimes.of(client).cover(created_at, last_seen_at, now).then_some(id)),
+        );
+    }
+    Ok(live)
 }
 
 /// The sealed tokens of these logins.

@@ -22,7 +22,7 @@ use crate::server::{AppError, Failure};
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use zeroize::Zeroizing;
 
@@ -42,6 +42,9 @@ pub struct TokenSet {
     pub refresh_token: Option<SecretString>,
     /// Lifetime of the access token in seconds.
     pub expires_in: Option<u64>,
+    /// The scope granted, when it differs from the one asked for (RFC 6749 §5.1).
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 /// Why a token request failed.
@@ -76,51 +79,141 @@ pub enum RevocationError {
 /// by the logi client in `auth`, so this module does not depend on the protocol code.
 #[async_trait]
 pub trait TokenAuthority: Send + Sync {
-    /// Trades a refresh token for a new token set (logi rotates the refresh token).
-    async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet, TokenError>;
+    /// Trades a refresh token for a new token set (logi rotates the refresh token); with an
+    /// audience that names a resource or scopes, for that resource and those scopes.
+    async fn refresh(&self, refresh_token: &SecretString, audience: &Audience) -> Result<TokenSet, TokenError>;
     /// Revokes a refresh token (RFC 7009); true when the provider did, false when it
     /// offers no revocation.
     async fn revoke(&self, refresh_token: &SecretString) -> Result<bool, RevocationError>;
     /// Our own access token (the client-credentials grant), for APIs called as the app.
-    async fn client_credentials(&self) -> Result<TokenSet, TokenError>;
+    async fn client_credentials(&self, audience: &Audience) -> Result<TokenSet, TokenError>;
+}
+
+/// What a declared API's token is for: an RFC 8707 resource, and the scopes the API needs.
+/// Without a resource the API takes the login's own access token, whose granted scope must
+/// still cover the scopes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Audience {
+    pub resource: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+impl Audience {
+    /// The `scope` parameter of a grant for this audience (`None`: ask for the grant's own).
+    pub fn scope_param(&self) -> Option<String> {
+        (!self.scopes.is_empty()).then(|| self.scopes.join(" "))
+    }
+}
+
+/// What every sign-in asks logi for on behalf of the declared APIs that take a user's
+/// token, so one consent covers them all: their resources (RFC 8707 §2.1) and scopes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApiConsent {
+    pub resources: Vec<String>,
+    pub scopes: Vec<String>,
+}
+
+/// One access token and what is known about it.
+#[derive(Clone)]
+pub struct AccessToken {
+    pub secret: SecretString,
+    /// Unix time it expires.
+    pub expires_at: i64,
+    /// How long it lived when it was issued (`expires_in`).
+    pub lifetime_secs: i64,
+    /// The scope granted; `None` when logi did not say (then it is the one asked for).
+    pub scope: Option<String>,
+}
+
+impl AccessToken {
+    /// The access token of a grant; `asked` is the scope requested, which a response
+    /// without `scope` was granted (RFC 6749 §5.1).
+    pub fn granted(tokens: &TokenSet, asked: Option<String>) -> Self {
+        let lifetime_secs = lifetime(tokens.expires_in);
+        Self { secret: tokens.access_token.clone(), expires_at: now() + lifetime_secs, lifetime_secs, scope: tokens.scope.clone().or(asked) }
+    }
+
+    /// True unless it expires within `skew_secs` — capped at half its own lifetime, so a
+    /// provider issuing tokens shorter than the skew does not turn every call into a grant.
+    pub fn is_fresh(&self, skew_secs: i64) -> bool {
+        self.expires_at - skew_secs.min(self.lifetime_secs / 2) > now()
+    }
+
+    /// Whether its granted scope holds every one of `scopes` (an unknown scope is taken as
+    /// granted: logi asked for, logi answered without narrowing it).
+    pub fn covers(&self, scopes: &[String]) -> bool {
+        let Some(granted) = &self.scope else { return true };
+        scopes.iter().all(|wanted| granted.split(' ').any(|scope| scope == wanted))
+    }
+
+    fn usable_for(&self, scopes: &[String]) -> Result<SecretString, CustodyError> {
+        if self.covers(scopes) {
+            Ok(self.secret.clone())
+        } else {
+            Err(CustodyError::InsufficientScope)
+        }
+    }
 }
 
 /// The tokens of one login, in memory while a request needs them (and for half a second in
-/// the custody's cache, so a burst of API calls decrypts once).
+/// the custody's cache, so a burst of API calls decrypts once): logi's refresh and id token,
+/// the login's own access token, and one access token per declared API with a `resource`.
 #[derive(Clone)]
 pub struct HeldTokens {
-    pub access_token: SecretString,
+    pub access: AccessToken,
     pub refresh_token: Option<SecretString>,
     pub id_token: Option<SecretString>,
-    /// Unix time the access token expires.
-    pub expires_at: i64,
-    /// How long the access token lived when it was issued (`expires_in`).
-    pub lifetime_secs: i64,
+    /// By API name, each with the audience it was granted for.
+    pub for_apis: BTreeMap<String, (Audience, AccessToken)>,
 }
 
 impl HeldTokens {
     pub fn from_grant(tokens: TokenSet) -> Self {
-        let lifetime_secs = lifetime(tokens.expires_in);
-        Self {
-            expires_at: now() + lifetime_secs,
-            lifetime_secs,
-            access_token: tokens.access_token,
-            refresh_token: tokens.refresh_token,
-            id_token: tokens.id_token,
+        Self { access: AccessToken::granted(&tokens, None), refresh_token: tokens.refresh_token, id_token: tokens.id_token, for_apis: BTreeMap::new() }
+    }
+
+    /// The access token kept for this API's audience (the login's own without a resource).
+    fn token_for(&self, api: &str, audience: &Audience) -> Option<&AccessToken> {
+        if audience.resource.is_none() {
+            return Some(&self.access);
         }
+        self.for_apis.get(api).filter(|(granted_for, _)| granted_for == audience).map(|(_, token)| token)
     }
 
-    /// The tokens after a refresh: a response without a new refresh token keeps the old one.
-    fn refreshed(self, tokens: TokenSet) -> Self {
-        let granted = Self::from_grant(tokens);
-        Self { refresh_token: granted.refresh_token.or(self.refresh_token), id_token: self.id_token, ..granted }
+    /// The fresh token for this API, if there is one; refused when its scope falls short.
+    fn fresh_for(&self, api: &str, audience: &Audience, skew_secs: i64) -> Result<Option<SecretString>, CustodyError> {
+        self.token_for(api, audience).filter(|token| token.is_fresh(skew_secs)).map(|token| token.usable_for(&audience.scopes)).transpose()
     }
 
-    /// True unless the access token expires within `skew_secs` — capped at half its own
-    /// lifetime, so a provider issuing tokens shorter than the skew does not turn every
-    /// call into a refresh grant.
-    pub fn is_fresh(&self, skew_secs: i64) -> bool {
-        self.expires_at - skew_secs.min(self.lifetime_secs / 2) > now()
+    /// The tokens after a refresh grant for this API's audience: a response without a new
+    /// refresh token keeps the old one; the id token is the sign-in's.
+    fn refreshed(mut self, tokens: TokenSet, api: &str, audience: &Audience) -> Self {
+        if let Some(rotated) = tokens.refresh_token.clone() {
+            self.refresh_token = Some(rotated);
+        }
+        if audience.resource.is_none() {
+            // Without `scope` in the answer, a refresh keeps the grant's scope.
+            let scope = self.access.scope.take();
+            self.access = AccessToken::granted(&tokens, scope);
+        } else {
+            self.for_apis.insert(api.to_owned(), (audience.clone(), AccessToken::granted(&tokens, audience.scope_param())));
+        }
+        self
+    }
+}
+
+/// What a refused grant means for the login. Only logi's word that the grant is dead
+/// (`invalid_grant`: expired, revoked, family revoked) ends it; a resource or scope it will
+/// not grant refuses the one API; anything else (our client, throttling, a page that is not
+/// logi's, garbage) is logi's trouble, and the login is kept.
+fn refusal(error: TokenError, audience: &Audience) -> CustodyError {
+    match error {
+        TokenError::Refused { status, .. } if status >= 500 => CustodyError::ProviderUnavailable,
+        TokenError::Refused { error, .. } if error == "invalid_grant" => CustodyError::Expired,
+        TokenError::Refused { error, .. } if error == "invalid_target" && audience.resource.is_some() => CustodyError::ResourceNotGranted,
+        TokenError::Refused { error, .. } if error == "invalid_scope" && !audience.scopes.is_empty() => CustodyError::InsufficientScope,
+        TokenError::Refused { .. } | TokenError::Malformed(_) | TokenError::Unreachable => CustodyError::ProviderUnavailable,
+        TokenError::NoClientSecret => CustodyError::Failed(Failure::Internal),
     }
 }
 
@@ -137,6 +230,19 @@ struct PlainOut<'a> {
     id_token: Option<&'a str>,
     expires_at: i64,
     lifetime_secs: i64,
+    scope: Option<&'a str>,
+    apis: Vec<PlainApiOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct PlainApiOut<'a> {
+    api: &'a str,
+    resource: Option<&'a str>,
+    scopes: &'a [String],
+    access_token: &'a str,
+    expires_at: i64,
+    lifetime_secs: i64,
+    scope: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -147,6 +253,21 @@ struct PlainIn {
     expires_at: i64,
     /// Absent in rows sealed before it was kept.
     lifetime_secs: Option<i64>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    apis: Vec<PlainApiIn>,
+}
+
+#[derive(Deserialize)]
+struct PlainApiIn {
+    api: String,
+    resource: Option<String>,
+    scopes: Vec<String>,
+    access_token: SecretString,
+    expires_at: i64,
+    lifetime_secs: i64,
+    scope: Option<String>,
 }
 
 /// Why no fresh access token could be had.
@@ -158,6 +279,11 @@ pub enum CustodyError {
     Expired,
     /// logi could not be asked; the session is kept.
     ProviderUnavailable,
+    /// logi refused the API's resource (`invalid_target`): the login's grant does not cover
+    /// it (the API was declared after the sign-in). The login is kept.
+    ResourceNotGranted,
+    /// The token's granted scope lacks one the API needs (or logi refused to grant it).
+    InsufficientScope,
     Failed(Failure),
 }
 
@@ -245,23 +371,26 @@ impl Custody {
         sealed.into_iter().filter_map(|(login_id, sealed)| self.open(&login_id, &sealed)?.refresh_token).collect()
     }
 
-    /// A fresh access token for the login, refreshing it first when it expires within
-    /// `skew_secs`, at most one refresh per login at a time.
+    /// A fresh access token of the login for this API (the login's own, or the one for its
+    /// resource), getting a new one first when it expires within `skew_secs`, at most one
+    /// grant per login at a time; refused when its granted scope falls short of the API's.
     pub async fn access_token(
         self: &Arc<Self>,
         db: &Db,
         authority: &Arc<dyn TokenAuthority>,
         login_id: &LoginId,
         skew_secs: i64,
+        (api, audience): (&str, &Audience),
     ) -> Result<SecretString, CustodyError> {
         let held = self.load(db, login_id).await?.ok_or(CustodyError::NoTokens)?;
-        if held.is_fresh(skew_secs) {
-            return Ok(held.access_token);
+        if let Some(token) = held.fresh_for(api, audience, skew_secs)? {
+            return Ok(token);
         }
-        // The refresh runs in a task of its own: a client that disconnects must not cancel
+        // The grant runs in a task of its own: a client that disconnects must not cancel
         // it after logi has rotated the refresh token but before the new one is stored.
         let (custody, db, authority, login_id) = (self.clone(), db.clone(), authority.clone(), login_id.clone());
-        let refresh = self.refreshes.spawn(async move { custody.refresh(&db, authority.as_ref(), &login_id, skew_secs).await });
+        let (api, audience) = (api.to_owned(), audience.clone());
+        let refresh = self.refreshes.spawn(async move { custody.refresh(&db, authority.as_ref(), &login_id, skew_secs, (&api, &audience)).await });
         refresh.await.unwrap_or_else(|panicked| {
             tracing::error!(%panicked, "the refresh task failed");
             Err(CustodyError::Failed(Failure::Internal))
@@ -269,20 +398,29 @@ impl Custody {
     }
 
     /// Under the login's lock: rereads the tokens (whoever held the lock before may have
-    /// refreshed already), else trades the refresh token and stores the rotated ones. On
-    /// Postgres the lock is also the row's (`FOR UPDATE`, held across the provider call),
-    /// so replicas queue behind one refresh and read its committed tokens.
-    async fn refresh(&self, db: &Db, authority: &dyn TokenAuthority, login_id: &LoginId, skew_secs: i64) -> Result<SecretString, CustodyError> {
+    /// refreshed already), else trades the refresh token (for the API's resource and scopes,
+    /// when it has a resource) and stores the rotated one with the new access token. Every
+    /// grant of a login, for any API, takes this one lock: logi rotates the one refresh token
+    /// on each. On Postgres the lock is also the row's (`FOR UPDATE`, held across the
+    /// provider call), so replicas queue behind one grant and read its committed tokens.
+    async fn refresh(
+        &self,
+        db: &Db,
+        authority: &dyn TokenAuthority,
+        login_id: &LoginId,
+        skew_secs: i64,
+        (api, audience): (&str, &Audience),
+    ) -> Result<SecretString, CustodyError> {
         let lock = self.refresh_lock(login_id);
         let _refreshing = lock.lock().await;
         let mut row_lock = db.begin_row_locks(ROW_LOCK_TIMEOUT).await.map_err(AppError::from)?;
         let sealed = store::sealed_tokens(db, row_lock.as_mut(), login_id).await?;
         let held = self.opened_row(login_id, sealed).ok_or(CustodyError::NoTokens)?;
-        if held.is_fresh(skew_secs) {
-            return Ok(held.access_token);
+        if let Some(token) = held.fresh_for(api, audience, skew_secs)? {
+            return Ok(token);
         }
         let refresh_token = held.refresh_token.as_ref().ok_or(CustodyError::Expired)?;
-        let answer = authority.refresh(refresh_token).await;
+        let answer = authority.refresh(refresh_token, audience).await;
         let outcome = match &answer {
             Ok(_) => "success",
             Err(TokenError::Refused { status, .. }) if *status < 500 => "refused",
@@ -290,15 +428,8 @@ impl Custody {
         };
         ::metrics::counter!("logi_bff_token_refreshes_total", "outcome" => outcome).increment(1);
         let refreshed = match answer {
-            Ok(tokens) => held.refreshed(tokens),
-            Err(TokenError::Refused { status, .. }) if status >= 500 => return Err(CustodyError::ProviderUnavailable),
-            Err(TokenError::Unreachable) => return Err(CustodyError::ProviderUnavailable),
-            // Only logi's word that the grant is dead (expired, revoked, family revoked) ends
-            // the login; anything else refused (our client, throttling, a page that is not
-            // logi's) or garbage is logi's trouble, and the login is kept.
-            Err(TokenError::Refused { error, .. }) if error == "invalid_grant" => return Err(CustodyError::Expired),
-            Err(TokenError::Refused { .. } | TokenError::Malformed(_)) => return Err(CustodyError::ProviderUnavailable),
-            Err(TokenError::NoClientSecret) => return Err(CustodyError::Failed(Failure::Internal)),
+            Ok(tokens) => held.refreshed(tokens, api, audience),
+            Err(error) => return Err(refusal(error, audience)),
         };
         match row_lock {
             Some(mut tx) => {
@@ -307,7 +438,8 @@ impl Custody {
             }
             None => self.keep(db, login_id, &refreshed, None).await?,
         }
-        Ok(refreshed.access_token)
+        // Stored first: the rotated refresh token is kept even when the scope falls short.
+        refreshed.token_for(api, audience).ok_or(CustodyError::ProviderUnavailable)?.usable_for(&audience.scopes)
     }
 
     pub fn cached_entries(&self) -> usize {
@@ -327,16 +459,39 @@ impl Custody {
     }
 
     fn seal(&self, login_id: &LoginId, tokens: &HeldTokens) -> Result<Vec<u8>, AppError> {
+        let apis = tokens
+            .for_apis
+            .iter()
+            .map(|(api, (audience, token))| PlainApiOut {
+                api,
+                resource: audience.resource.as_deref(),
+                scopes: &audience.scopes,
+                access_token: token.secret.expose_secret(),
+                expires_at: token.expires_at,
+                lifetime_secs: token.lifetime_secs,
+                scope: token.scope.as_deref(),
+            })
+            .collect::<Vec<_>>();
         let plain = PlainOut {
-            access_token: tokens.access_token.expose_secret(),
+            access_token: tokens.access.secret.expose_secret(),
             refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose_secret()),
             id_token: tokens.id_token.as_ref().map(|t| t.expose_secret()),
-            expires_at: tokens.expires_at,
-            lifetime_secs: tokens.lifetime_secs,
+            expires_at: tokens.access.expires_at,
+            lifetime_secs: tokens.access.lifetime_secs,
+            scope: tokens.access.scope.as_deref(),
+            apis,
         };
         // Room for the worst case (every character escaped as `\u00XX`), so the buffer never moves.
-        let text_bytes = [Some(plain.access_token), plain.refresh_token, plain.id_token].iter().flatten().map(|t| t.len()).sum::<usize>();
-        let mut plaintext = Zeroizing::new(Vec::with_capacity(256 + 6 * text_bytes));
+        let secrets =
+            [Some(plain.access_token), plain.refresh_token, plain.id_token].into_iter().flatten().chain(plain.apis.iter().map(|api| api.access_token));
+        let other_text = tokens.for_apis.iter().map(|(api, (audience, token))| {
+            api.len()
+                + audience.resource.as_ref().map_or(0, String::len)
+                + audience.scopes.iter().map(|s| s.len() + 3).sum::<usize>()
+                + token.scope.as_ref().map_or(0, String::len)
+        });
+        let text_bytes = secrets.map(str::len).sum::<usize>() + other_text.sum::<usize>() + tokens.access.scope.as_ref().map_or(0, String::len);
+        let mut plaintext = Zeroizing::new(Vec::with_capacity(256 + 160 * plain.apis.len() + 6 * text_bytes));
         serde_json::to_writer(&mut *plaintext, &plain).map_err(|e| AppError::Internal(format!("seal: {e}")))?;
         Ok(self.sealer.seal(login_id.as_str().as_bytes(), &plaintext))
     }
@@ -344,12 +499,24 @@ impl Custody {
     fn open(&self, login_id: &LoginId, sealed: &[u8]) -> Option<HeldTokens> {
         let plaintext = self.sealer.open(login_id.as_str().as_bytes(), sealed)?;
         let plain: PlainIn = serde_json::from_slice(plaintext.expose_secret()).ok()?;
+        let for_apis = plain
+            .apis
+            .into_iter()
+            .map(|api| {
+                let token = AccessToken { secret: api.access_token, expires_at: api.expires_at, lifetime_secs: api.lifetime_secs, scope: api.scope };
+                (api.api, (Audience { resource: api.resource, scopes: api.scopes }, token))
+            })
+            .collect();
         Some(HeldTokens {
-            access_token: plain.access_token,
+            access: AccessToken {
+                secret: plain.access_token,
+                expires_at: plain.expires_at,
+                lifetime_secs: plain.lifetime_secs.unwrap_or(DEFAULT_LIFETIME_SECS),
+                scope: plain.scope,
+            },
             refresh_token: plain.refresh_token,
             id_token: plain.id_token,
-            expires_at: plain.expires_at,
-            lifetime_secs: plain.lifetime_secs.unwrap_or(DEFAULT_LIFETIME_SECS),
+            for_apis,
         })
     }
 }

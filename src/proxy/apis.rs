@@ -4,7 +4,10 @@
 //! serves is always a valid one; a bad file names itself, the API and the field in one line.
 
 use super::client_token::ClientToken;
+use super::socket::Sockets;
 use super::upstream::Upstream;
+use crate::login::tokens::{ApiConsent, Audience};
+use crate::login::Logins;
 use crate::server::config::{upstream_base_url, Config, Mode};
 use axum::http::Method;
 use serde::Deserialize;
@@ -46,6 +49,30 @@ pub struct Declaration {
     pub token: TokenPolicy,
     pub public: bool,
     pub timeout: Duration,
+    /// The `resource` its tokens are for, and the `scopes` it needs.
+    pub audience: Audience,
+    /// Whether a `GET` may become a WebSocket (`super::socket`).
+    pub websocket: bool,
+}
+
+impl TokenPolicy {
+    const ALL: [Self; 5] = [Self::User, Self::UserOrNone, Self::None, Self::Client, Self::UserOrClient];
+
+    /// Its name in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::UserOrNone => "user_or_none",
+            Self::None => "none",
+            Self::Client => "client",
+            Self::UserOrClient => "user_or_client",
+        }
+    }
+
+    /// Whether a user's token may go to the API (so sign-ins ask for its resource and scopes).
+    fn takes_user_tokens(self) -> bool {
+        matches!(self, Self::User | Self::UserOrNone | Self::UserOrClient)
+    }
 }
 
 /// One API, ready to forward to.
@@ -84,6 +111,24 @@ impl ApiTable {
         Self { apis }
     }
 
+    /// What a sign-in asks for so that one consent covers every API taking a user's token.
+    pub fn consent(&self) -> ApiConsent {
+        let mut consent = ApiConsent::default();
+        for declaration in self.declarations().filter(|declaration| declaration.token.takes_user_tokens()) {
+            consent.resources.extend(declaration.audience.resource.clone());
+            consent.scopes.extend(declaration.audience.scopes.iter().cloned());
+        }
+        for list in [&mut consent.resources, &mut consent.scopes] {
+            list.sort();
+            list.dedup();
+        }
+        consent
+    }
+
+    pub fn declarations(&self) -> impl Iterator<Item = &Declaration> {
+        self.apis.iter().map(|api| &api.declaration)
+    }
+
     /// The API mounted at the start of `path`, and what follows its mount path.
     pub fn route<'a>(&self, path: &'a str) -> Option<(&Api, &'a str)> {
         self.apis.iter().find_map(|api| Some((api, path.strip_prefix(api.declaration.path.as_str())?)))
@@ -94,6 +139,8 @@ impl ApiTable {
 #[derive(Clone, Debug)]
 pub struct Sources {
     pub mode: Mode,
+    /// `APP_URL`'s origin: where a cookie-authenticated WebSocket must come from.
+    pub app_origin: String,
     pub file: Option<PathBuf>,
     pub default_upstream: Option<Url>,
     pub default_timeout: Duration,
@@ -103,6 +150,7 @@ impl Sources {
     pub fn of(config: &Config) -> Self {
         Self {
             mode: config.mode,
+            app_origin: config.app_url.origin().ascii_serialization(),
             file: config.api_routes_file.clone(),
             default_upstream: config.upstream_api_url.clone(),
             default_timeout: config.upstream_timeout,
@@ -131,6 +179,8 @@ impl Sources {
             token: TokenPolicy::User,
             public: false,
             timeout: self.default_timeout,
+            audience: Audience::default(),
+            websocket: false,
         }
     }
 
@@ -153,13 +203,9 @@ impl Sources {
             None => ALL_METHODS.to_vec(),
             Some(names) => methods(names).map_err(|problem| fail("methods", &problem))?,
         };
-        let token = match declared.token.as_deref().unwrap_or("user") {
-            "user" => TokenPolicy::User,
-            "user_or_none" => TokenPolicy::UserOrNone,
-            "none" => TokenPolicy::None,
-            "client" => TokenPolicy::Client,
-            "user_or_client" => TokenPolicy::UserOrClient,
-            _ => return Err(fail("token", "must be one of user, user_or_none, client, user_or_client, none")),
+        let token_name = declared.token.as_deref().unwrap_or("user");
+        let Some(token) = TokenPolicy::ALL.into_iter().find(|policy| policy.as_str() == token_name) else {
+            return Err(fail("token", "must be one of user, user_or_none, none, client, user_or_client"));
         };
         if declared.public && !matches!(token, TokenPolicy::None | TokenPolicy::Client) {
             return Err(fail("public", "only an API with token = \"none\" or \"client\" may be public"));
@@ -169,12 +215,19 @@ impl Sources {
             Some(secs @ 1..=300) => Duration::from_secs(secs),
             Some(_) => return Err(fail("timeout_secs", "must be between 1 and 300")),
         };
-        for (field, set) in [("resource", declared.resource.is_some()), ("scopes", declared.scopes.is_some()), ("websocket", declared.websocket)] {
-            if set {
-                return Err(fail(field, "is not supported by this version yet"));
-            }
+        let sends_a_token = token != TokenPolicy::None;
+        let resource = declared.resource.as_deref().map(check_resource).transpose().map_err(|problem| fail("resource", problem))?;
+        let scopes = declared.scopes.as_deref().map(check_scopes).transpose().map_err(|problem| fail("scopes", problem))?.unwrap_or_default();
+        if !sends_a_token && (resource.is_some() || !scopes.is_empty()) {
+            let field = if resource.is_some() { "resource" } else { "scopes" };
+            return Err(fail(field, "means nothing for an API with token = \"none\" (no token is sent)"));
         }
-        Ok(Declaration { name: declared.name, path: declared.path, upstream, methods, token, public: declared.public, timeout })
+        if declared.websocket && !methods.contains(&Method::GET) {
+            return Err(fail("websocket", "needs GET in methods (a WebSocket starts as a GET)"));
+        }
+        let audience = Audience { resource, scopes };
+        let websocket = declared.websocket;
+        Ok(Declaration { name: declared.name, path: declared.path, upstream, methods, token, public: declared.public, timeout, audience, websocket })
     }
 }
 
@@ -257,6 +310,27 @@ fn check_path(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// An RFC 8707 resource indicator: an absolute URI without a fragment.
+fn check_resource(resource: &str) -> Result<String, &'static str> {
+    match Url::parse(resource) {
+        Ok(url) if url.fragment().is_none() && !resource.contains('#') => Ok(resource.to_owned()),
+        Ok(_) => Err("must not have a fragment (RFC 8707)"),
+        Err(_) => Err("must be an absolute URI"),
+    }
+}
+
+/// Space-separated scope tokens (RFC 6749 §3.3), at least one.
+fn check_scopes(scopes: &str) -> Result<Vec<String>, &'static str> {
+    let scopes: Vec<String> = scopes.split(' ').filter(|scope| !scope.is_empty()).map(str::to_owned).collect();
+    if scopes.is_empty() {
+        return Err("must name at least one scope");
+    }
+    if scopes.iter().any(|scope| !scope.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))) {
+        return Err("must be scope tokens separated by spaces (RFC 6749 §3.3)");
+    }
+    Ok(scopes)
+}
+
 fn methods(names: &[String]) -> Result<Vec<Method>, String> {
     if names.is_empty() {
         return Err("must list at least one method".into());
@@ -270,17 +344,22 @@ fn methods(names: &[String]) -> Result<Vec<Method>, String> {
 }
 
 /// The table in use, replaced whole by a reload; requests in flight keep the one they took.
-/// With it, the app's client token, which every `client` API shares.
+/// With it, what the APIs share: the app's client tokens and the open WebSockets. Each table
+/// in use tells the logins what sign-ins must ask for ([`ApiTable::consent`]).
 pub struct Apis {
     sources: Sources,
     table: RwLock<Arc<ApiTable>>,
     pub client_token: ClientToken,
+    pub sockets: Arc<Sockets>,
+    logins: Arc<Logins>,
 }
 
 impl Apis {
-    pub fn load(sources: Sources, client_token: ClientToken) -> Result<Self, ApiFileError> {
+    pub fn load(sources: Sources, client_token: ClientToken, logins: Arc<Logins>) -> Result<Self, ApiFileError> {
         let table = ApiTable::new(sources.declarations()?);
-        Ok(Self { sources, table: RwLock::new(Arc::new(table)), client_token })
+        logins.set_api_consent(table.consent());
+        let sockets = Sockets::start(logins.clone(), sources.app_origin.clone());
+        Ok(Self { sources, table: RwLock::new(Arc::new(table)), client_token, sockets, logins })
     }
 
     pub fn current(&self) -> Arc<ApiTable> {
@@ -292,6 +371,7 @@ impl Apis {
     pub fn reload(&self) -> Result<usize, ApiFileError> {
         let table = ApiTable::new(self.sources.declarations()?);
         let count = table.apis.len();
+        self.logins.set_api_consent(table.consent());
         *self.table.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
         Ok(count)
     }
@@ -304,6 +384,7 @@ mod tests {
     fn sources(file: Option<&Path>, default: Option<&str>) -> Sources {
         Sources {
             mode: Mode::Production,
+            app_origin: "https://app.example".into(),
             file: file.map(Path::to_path_buf),
             default_upstream: default.map(|url| Url::parse(url).unwrap()),
             default_timeout: Duration::from_secs(15),
@@ -373,8 +454,13 @@ mod tests {
             (&format!("{ORDERS}token = \"user_or_client\"\npublic = true\n"), "public: only an API"),
             (&format!("{ORDERS}timeout_secs = 0\n"), "timeout_secs: must be between 1 and 300"),
             (&format!("{ORDERS}timeout_secs = -1\n"), "invalid value"),
-            (&format!("{ORDERS}resource = \"https://orders.example\"\n"), "resource: is not supported"),
-            (&format!("{ORDERS}websocket = true\n"), "websocket: is not supported"),
+            (&format!("{ORDERS}resource = \"orders\"\n"), "resource: must be an absolute URI"),
+            (&format!("{ORDERS}resource = \"https://orders.example/#x\"\n"), "resource: must not have a fragment"),
+            (&format!("{ORDERS}scopes = \" \"\n"), "scopes: must name at least one scope"),
+            (&format!("{ORDERS}scopes = \"orders:read \\\"x\\\"\"\n"), "scopes: must be scope tokens"),
+            (&format!("{ORDERS}token = \"none\"\nresource = \"https://orders.example/\"\n"), "resource: means nothing for an API with token = \"none\""),
+            (&format!("{ORDERS}token = \"none\"\nscopes = \"a\"\n"), "scopes: means nothing"),
+            (&format!("{ORDERS}methods = [\"POST\"]\nwebsocket = true\n"), "websocket: needs GET in methods"),
         ];
         for (text, expected) in cases {
             let error = declare(text).expect_err(text);
@@ -388,13 +474,34 @@ mod tests {
     fn the_example_file_is_valid_next_to_upstream_api_url() {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/apis.example.toml");
         let table = sources(Some(&file), Some("http://127.0.0.1:9091")).declarations().unwrap();
-        assert_eq!(table.iter().map(|api| api.name.as_str()).collect::<Vec<_>>(), ["default", "orders", "feed", "status", "reports"]);
+        assert_eq!(table.iter().map(|api| api.name.as_str()).collect::<Vec<_>>(), ["default", "orders", "feed", "status", "reports", "live"]);
     }
 
     #[test]
     fn a_missing_file_is_refused_by_name() {
         let error = sources(Some(Path::new("/nonexistent/apis.toml")), None).declarations().unwrap_err().to_string();
         assert!(error.starts_with("API_ROUTES_FILE /nonexistent/apis.toml: cannot be read"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn sign_ins_ask_for_the_resources_and_scopes_of_the_apis_that_take_a_users_token() {
+        let api = |name: &str, token: &str, resource: &str, scopes: &str| {
+            format!("[[api]]\nname = \"{name}\"\npath = \"/api/{name}/\"\nupstream = \"https://{name}.example\"\ntoken = \"{token}\"\nresource = \"{resource}\"\nscopes = \"{scopes}\"\n")
+        };
+        let text = [
+            api("orders", "user", "https://orders.example/", "orders:read  orders:write"),
+            api("billing", "user_or_client", "https://billing.example/", "billing:read orders:read"),
+            api("reports", "client", "https://reports.example/", "reports:read"),
+        ]
+        .concat();
+        let declarations = declare(&text).unwrap();
+        assert_eq!(
+            declarations[1].audience,
+            Audience { resource: Some("https://orders.example/".into()), scopes: vec!["orders:read".into(), "orders:write".into()] }
+        );
+        let consent = ApiTable::new(declarations).consent();
+        assert_eq!(consent.resources, ["https://billing.example/", "https://orders.example/"]);
+        assert_eq!(consent.scopes, ["billing:read", "orders:read", "orders:write"]);
     }
 
     #[tokio::test]

@@ -3,8 +3,8 @@
 //! access token never leaves the server.
 //!
 //! Shared: the anti-CSRF header the browser must send (the demo page uses it).
-//! Server only: the API table, target resolution, header filtering, the upstreams' pools
-//! and the route.
+//! Server only: the API table, target resolution, header filtering, the upstreams' pools,
+//! the route and the WebSocket relay.
 //! The token comes from the login (`crate::login`), which refreshes it single-flight.
 
 /// Every proxied request, GET included, must carry `X-CSRF: 1`. A cross-site page
@@ -17,6 +17,8 @@ pub mod apis;
 pub mod client_token;
 #[cfg(feature = "ssr")]
 pub mod routes;
+#[cfg(feature = "ssr")]
+pub mod socket;
 #[cfg(feature = "ssr")]
 mod target;
 #[cfg(feature = "ssr")]

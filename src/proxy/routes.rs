@@ -8,12 +8,17 @@
 //! Errors are JSON `{"error": code}`: 404 `not_found` (no API at that path), 405
 //! `method_not_allowed` (with `Allow`), 403 `missing_csrf_header`, 401 `not_signed_in`, 401
 //! `session_expired` (the refresh token was refused; the session is ended), 403
-//! `logi_sign_in_required` (signed in without logi), 400 `invalid_proxy_path`, 413
+//! `logi_sign_in_required` (signed in without logi), 403 `resource_not_granted` (the
+//! login's grant does not cover the API's `resource`; sign in again), 403
+//! `insufficient_scope` (the token's scope lacks one the API needs), 403 `bad_origin` (a
+//! WebSocket upgrade with our cookie from another origin), 400 `invalid_upgrade` (a
+//! malformed WebSocket handshake), 400 `invalid_proxy_path`, 413
 //! `body_too_large`, 502 `token_refresh_failed`, 502 `client_token_failed`, 502 `upstream_unreachable`, 504
 //! `upstream_timeout`, 503 `proxy_not_configured` (`/api/proxy/` without `UPSTREAM_API_URL`).
 
 use super::apis::{Api, Apis, TokenPolicy, DEFAULT_PATH};
-use super::client_token::ClientToken;
+use super::client_token::{ClientToken, ClientTokenError};
+use super::socket::{self, Relay, SocketError, Upgrade};
 use super::upstream::UpstreamError;
 use super::{target, CSRF_HEADER};
 use crate::login::session::has_session_cookie;
@@ -53,6 +58,10 @@ enum ProxyError {
     NotSignedIn,
     SessionExpired,
     LogiSignInRequired,
+    ResourceNotGranted,
+    InsufficientScope,
+    BadOrigin,
+    InvalidUpgrade,
     InvalidPath,
     BodyTooLarge,
     TokenRefreshFailed,
@@ -72,6 +81,10 @@ impl ProxyError {
             Self::NotSignedIn => (StatusCode::UNAUTHORIZED, "not_signed_in"),
             Self::SessionExpired => (StatusCode::UNAUTHORIZED, "session_expired"),
             Self::LogiSignInRequired => (StatusCode::FORBIDDEN, "logi_sign_in_required"),
+            Self::ResourceNotGranted => (StatusCode::FORBIDDEN, "resource_not_granted"),
+            Self::InsufficientScope => (StatusCode::FORBIDDEN, "insufficient_scope"),
+            Self::BadOrigin => (StatusCode::FORBIDDEN, "bad_origin"),
+            Self::InvalidUpgrade => (StatusCode::BAD_REQUEST, "invalid_upgrade"),
             Self::InvalidPath => (StatusCode::BAD_REQUEST, "invalid_proxy_path"),
             Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Self::TokenRefreshFailed => (StatusCode::BAD_GATEWAY, "token_refresh_failed"),
@@ -115,7 +128,12 @@ async fn proxy(State(logins): State<Arc<Logins>>, State(apis): State<Arc<Apis>>,
         Err(rejection) => return rejection,
     };
     let bearer = found.is_bearer();
-    match forward(&logins, &apis.client_token, api, found, request).await {
+    let outcome = if api.declaration.websocket && socket::is_upgrade(request.method(), request.headers()) {
+        Box::pin(open_socket(&logins, &apis, api, found, request)).await
+    } else {
+        forward(&logins, &apis.client_token, api, found, request).await
+    };
+    match outcome {
         Ok(response) => response,
         // A device whose logi session was refused gets the bearer challenge too.
         Err(ProxyError::SessionExpired) if bearer => crate::login::invalid_token("session_expired"),
@@ -143,35 +161,79 @@ async fn forward(logins: &Logins, client_token: &ClientToken, api: &Api, found: 
     if has_session_cookie(request.headers()) && request.headers().get(CSRF_HEADER).is_none_or(|value| value != "1") {
         return Err(ProxyError::MissingCsrfHeader);
     }
-    let rest = request.uri().path().strip_prefix(api.declaration.path.as_str()).unwrap_or_default();
-    let url = target::resolve(&api.upstream.base, rest, request.uri().query()).ok_or(ProxyError::InvalidPath)?;
+    let uri = upstream_uri(api, request.uri())?;
     if declared_length(request.headers()).is_some_and(|length| length > MAX_BODY_BYTES) {
         return Err(ProxyError::BodyTooLarge);
     }
-    let uri = Uri::try_from(url.as_str()).map_err(|_| ProxyError::InvalidPath)?;
     let access_token = token_for(logins, client_token, api, &found).await?;
     let (parts, body) = request.into_parts();
     let body = if matches!(parts.method, Method::GET | Method::HEAD) { Body::empty() } else { limited(body) };
     let mut outgoing = Request::new(body);
+    *outgoing.headers_mut() = upstream_headers(api, &parts, access_token.as_ref())?;
     *outgoing.method_mut() = parts.method;
     *outgoing.uri_mut() = uri;
-    let headers = outgoing.headers_mut();
-    *headers = target::request_headers(&parts.headers);
-    if let Some(token) = &access_token {
+    Ok(answer_of(send(api, outgoing).await?))
+}
+
+/// A WebSocket through the API: admitted like any of its requests (a cookie needs our own
+/// `Origin` instead of `X-CSRF`), the upstream's handshake first, then the relay (`super::socket`).
+async fn open_socket(logins: &Logins, apis: &Arc<Apis>, api: &Api, found: ApiLogin, request: Request) -> Result<Response, ProxyError> {
+    let (mut parts, _) = request.into_parts();
+    if has_session_cookie(&parts.headers) && !apis.sockets.is_own_origin(&parts.headers) {
+        return Err(ProxyError::BadOrigin);
+    }
+    let upgrade = Upgrade::of(&mut parts).ok_or(ProxyError::InvalidUpgrade)?;
+    let uri = upstream_uri(api, &parts.uri)?;
+    let access_token = token_for(logins, &apis.client_token, api, &found).await?;
+    let (handshake, key) = upgrade.upstream_request(uri, upstream_headers(api, &parts, access_token.as_ref())?);
+    match socket::upstream_socket(send(api, handshake).await?, &key).await {
+        Ok((stream, protocol)) => {
+            let relay = Relay { api: api.name().to_owned(), login: found.login.map(|login| login.id), idle: api.declaration.timeout };
+            Ok(apis.sockets.accept(upgrade, stream, protocol, relay))
+        }
+        Err(SocketError::Refused(answer)) => Ok(answer_of(*answer)),
+        Err(SocketError::BadUpstreamHandshake) => {
+            tracing::warn!(api = api.name(), "the upstream's WebSocket handshake was not valid");
+            Err(ProxyError::UpstreamUnreachable)
+        }
+    }
+}
+
+/// Where the request goes at the API's upstream (the same path checks for every API).
+fn upstream_uri(api: &Api, uri: &Uri) -> Result<Uri, ProxyError> {
+    let rest = uri.path().strip_prefix(api.declaration.path.as_str()).unwrap_or_default();
+    let url = target::resolve(&api.upstream.base, rest, uri.query()).ok_or(ProxyError::InvalidPath)?;
+    Uri::try_from(url.as_str()).map_err(|_| ProxyError::InvalidPath)
+}
+
+/// The forwarded headers (an allow-list), the token, our User-Agent and the request id.
+fn upstream_headers(api: &Api, parts: &axum::http::request::Parts, access_token: Option<&SecretString>) -> Result<HeaderMap, ProxyError> {
+    let mut headers = target::request_headers(&parts.headers);
+    if let Some(token) = access_token {
         headers.insert(header::AUTHORIZATION, bearer_header(token)?);
     }
     headers.insert(header::USER_AGENT, api.upstream.user_agent.clone());
     if let Some(RequestId(id)) = parts.extensions.get::<RequestId>() {
         headers.insert(X_REQUEST_ID, id.clone());
     }
+    Ok(headers)
+}
+
+/// The upstream's answer, measured (`api` label) and mapped to our errors.
+async fn send(api: &Api, outgoing: Request) -> Result<Response, ProxyError> {
     let started = std::time::Instant::now();
     let answer = api.upstream.send(outgoing).await;
     let status = answer.as_ref().map_or_else(|error| error.label(), |answer| status_class(answer.status()));
     metrics::histogram!("logi_bff_upstream_duration_seconds", "api" => api.name().to_owned()).record(started.elapsed().as_secs_f64());
     metrics::counter!("logi_bff_upstream_responses_total", "api" => api.name().to_owned(), "status" => status).increment(1);
-    let (mut head, body) = answer.map_err(upstream_error)?.into_parts();
+    answer.map_err(upstream_error)
+}
+
+/// The upstream's answer as the caller gets it: its headers filtered, its body streamed.
+fn answer_of(answer: Response) -> Response {
+    let (mut head, body) = answer.into_parts();
     head.headers = target::response_headers(&head.headers);
-    Ok(Response::from_parts(head, body))
+    Response::from_parts(head, body)
 }
 
 /// The token the API's policy sends (`None`: no `Authorization`), or why the caller may not call.
@@ -184,13 +246,17 @@ async fn token_for(logins: &Logins, client_token: &ClientToken, api: &Api, found
         (_, None) => return Err(ProxyError::NotSignedIn),
         (TokenPolicy::None, Some(_)) => return Ok(None),
         (TokenPolicy::Client, Some(_)) => None,
-        (TokenPolicy::User | TokenPolicy::UserOrNone | TokenPolicy::UserOrClient, Some(login)) => access_token(logins, found, login).await?,
+        (TokenPolicy::User | TokenPolicy::UserOrNone | TokenPolicy::UserOrClient, Some(login)) => access_token(logins, found, login, api).await?,
     };
     match (declaration.token, user_token) {
         (_, Some(token)) => Ok(Some(token)),
         (TokenPolicy::User, None) => Err(ProxyError::LogiSignInRequired),
         (TokenPolicy::UserOrNone, None) => Ok(None),
-        (_, None) => client_token.get().await.map(Some).map_err(|_| ProxyError::ClientTokenFailed),
+        (_, None) => match client_token.get(&declaration.audience).await {
+            Ok(token) => Ok(Some(token)),
+            Err(ClientTokenError::InsufficientScope) => Err(ProxyError::InsufficientScope),
+            Err(ClientTokenError::Unavailable) => Err(ProxyError::ClientTokenFailed),
+        },
     }
 }
 
@@ -202,15 +268,18 @@ fn bearer_header(token: &SecretString) -> Result<HeaderValue, ProxyError> {
     Ok(value)
 }
 
-/// The login's access token, refreshed if needed; `None` for a login without logi's tokens.
-/// A refused refresh (or a login ended meanwhile) ends the login, and signs a browser out.
-async fn access_token(logins: &Logins, found: &ApiLogin, login: &Login) -> Result<Option<SecretString>, ProxyError> {
-    match logins.access_token(login).await {
+/// The login's access token for the API, refreshed if needed; `None` for a login without
+/// logi's tokens. A refused refresh (or a login ended meanwhile) ends the login, and signs
+/// a browser out.
+async fn access_token(logins: &Logins, found: &ApiLogin, login: &Login, api: &Api) -> Result<Option<SecretString>, ProxyError> {
+    match logins.access_token(login, (api.name(), &api.declaration.audience)).await {
         Ok(token) => Ok(Some(token)),
         // Boxed: this rare branch would otherwise grow every proxied request's future.
         Err(CustodyError::Expired) => Box::pin(end_refused(logins, found, login)).await,
         Err(CustodyError::NoTokens) => Ok(None),
         Err(CustodyError::ProviderUnavailable) => Err(ProxyError::TokenRefreshFailed),
+        Err(CustodyError::ResourceNotGranted) => Err(ProxyError::ResourceNotGranted),
+        Err(CustodyError::InsufficientScope) => Err(ProxyError::InsufficientScope),
         Err(CustodyError::Failed(failure)) => Err(ProxyError::Failed(failure)),
     }
 }

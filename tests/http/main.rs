@@ -14,6 +14,8 @@ mod operations;
 mod provider;
 mod proxy;
 mod replicas;
+mod resources;
 mod server_fns;
 mod sign_in;
+mod sockets;
 mod support;

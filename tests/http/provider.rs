@@ -1,7 +1,11 @@
 //! One provider double for every test: logi's endpoints served by axum on loopback
 //! (discovery, JWKS, an authorization endpoint that approves at once, token with PKCE,
 //! client_secret_basic, refresh rotation and family revocation, client credentials,
-//! userinfo, revocation), signing id_tokens with keys made here. Its upstream API accepts its access tokens.
+//! userinfo, revocation), signing id_tokens with keys made here. Resource indicators (RFC
+//! 8707) as logi's would work: a refresh grant may name a resource its sign-in asked for
+//! (else `invalid_target`, before anything rotates) and a scope its grant holds (else
+//! `invalid_scope`); the access token is then for that audience. Its upstream API accepts
+//! its access tokens and says which audience and scope each had.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -10,6 +14,7 @@ use axum::routing::{any, get, post};
 use axum::{Form, Json, Router};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
 use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
 use rsa::pkcs1v15::SigningKey;
 use rsa::signature::{SignatureEncoding, Signer};
 use rsa::traits::PublicKeyParts;
@@ -76,6 +81,22 @@ struct Grant {
     nonce: Option<String>,
     challenge: String,
     redirect_uri: String,
+    consent: Consent,
+}
+
+/// What a sign-in's grant covers: the resources its authorization request named, and its scope.
+#[derive(Clone, Debug, Default)]
+pub struct Consent {
+    pub resources: Vec<String>,
+    pub scope: String,
+}
+
+/// Whom an access token speaks for, and for which audience and scope.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    pub sub: String,
+    pub aud: Option<String>,
+    pub scope: String,
 }
 
 #[derive(Default)]
@@ -85,10 +106,11 @@ pub struct Double {
     userinfo: Mutex<Option<Value>>,
     hits: Mutex<HashMap<&'static str, usize>>,
     codes: Mutex<HashMap<String, Grant>>,
-    /// Access token → subject.
-    access: Mutex<HashMap<String, String>>,
-    /// Live refresh token → subject; reusing a dead one revokes them all.
-    refresh: Mutex<HashMap<String, String>>,
+    access: Mutex<HashMap<String, Issued>>,
+    /// Live refresh token → subject and consent; reusing a dead one revokes them all.
+    refresh: Mutex<HashMap<String, (String, Consent)>>,
+    /// Every grant at the token endpoint: (grant type, resource asked for).
+    pub grants: Mutex<Vec<(String, Option<String>)>>,
     /// Every token it issued (tests scan responses for them).
     pub issued: Mutex<Vec<String>>,
     pub revoked: Mutex<HashSet<String>>,
@@ -101,6 +123,8 @@ pub struct Double {
     faults: Mutex<HashMap<String, Fault>>,
     /// The `issuer` discovery names instead of the real one.
     pub discovery_issuer: Mutex<Option<String>>,
+    /// The base URL of its WebSocket upstream (`start_socket_upstream`).
+    pub socket_upstream: String,
     serving: tokio::sync::Mutex<Option<Serving>>,
 }
 
@@ -127,7 +151,21 @@ impl Double {
 
     /// Makes `token` a live refresh token of `sub` (for custody tests).
     pub fn issue_refresh_token(&self, token: &str, sub: &str) {
-        self.refresh.lock().unwrap().insert(token.to_owned(), sub.to_owned());
+        self.issue_refresh_token_with(token, sub, Consent { resources: Vec::new(), scope: "openid".into() });
+    }
+
+    pub fn issue_refresh_token_with(&self, token: &str, sub: &str, consent: Consent) {
+        self.refresh.lock().unwrap().insert(token.to_owned(), (sub.to_owned(), consent));
+    }
+
+    /// What the access token was issued for, if it is live.
+    pub fn issued_access_token(&self, token: &str) -> Option<Issued> {
+        self.access.lock().unwrap().get(token).cloned()
+    }
+
+    /// How many grants named this resource (`None`: the sign-in's own).
+    pub fn grants_for(&self, grant_type: &str, resource: Option<&str>) -> usize {
+        self.grants.lock().unwrap().iter().filter(|(kind, asked)| kind == grant_type && asked.as_deref() == resource).count()
     }
 
     pub fn is_live_refresh_token(&self, token: &str) -> bool {
@@ -136,7 +174,7 @@ impl Double {
 
     /// How many live refresh tokens `sub` has (a family logi revoked has none).
     pub fn live_refresh_tokens_of(&self, sub: &str) -> usize {
-        self.refresh.lock().unwrap().values().filter(|holder| *holder == sub).count()
+        self.refresh.lock().unwrap().values().filter(|(holder, _)| holder == sub).count()
     }
 
     /// Reuses a refresh token the way an attacker would; like logi, a dead one revokes the family.
@@ -197,8 +235,10 @@ fn rand_suffix() -> String {
 pub async fn start() -> (Arc<Double>, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let sockets = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let double = Arc::new(Double {
         issuer: issuer.clone(),
+        socket_upstream: format!("http://{}", sockets.local_addr().unwrap()),
         jwks: Mutex::new(json!({ "keys": [jwk(rsa_key(0), "k1")] })),
         access_token_ttl: AtomicI64::new(300),
         rotate: AtomicBool::new(true),
@@ -206,7 +246,54 @@ pub async fn start() -> (Arc<Double>, String) {
     });
     double.serve(listener).await;
     let upstream = start_upstream(double.clone()).await;
+    tokio::spawn(serve_sockets(sockets, double.clone()));
     (double, upstream)
+}
+
+/// The WebSocket upstream: refuses a handshake without a live access token (`401`), except
+/// under `/open/`; says first whom the token spoke for (`{"sub","aud","path"}`), then echoes
+/// every text and binary message; `close:<code>` makes it close with that code.
+#[allow(clippy::result_large_err)] // the shape of tungstenite's handshake callback
+async fn serve_sockets(listener: tokio::net::TcpListener, double: Arc<Double>) {
+    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response as HandshakeResponse};
+    use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { return };
+        let double = double.clone();
+        tokio::spawn(async move {
+            double.hit("socket_handshake");
+            let mut seen = None;
+            let check = |request: &Request, response: HandshakeResponse| -> Result<HandshakeResponse, ErrorResponse> {
+                let issued = bearer_subject(&double, request.headers());
+                let path = request.uri().path().to_owned();
+                if issued.is_none() && !path.starts_with("/open/") {
+                    let mut refused = ErrorResponse::new(Some(r#"{"error":"invalid_token"}"#.into()));
+                    *refused.status_mut() = StatusCode::UNAUTHORIZED;
+                    return Err(refused);
+                }
+                seen = Some(json!({ "sub": issued.as_ref().map(|i| i.sub.clone()), "aud": issued.and_then(|i| i.aud), "path": path }));
+                Ok(response)
+            };
+            let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, check).await else { return };
+            if socket.send(Message::text(seen.unwrap_or_default().to_string())).await.is_err() {
+                return;
+            }
+            while let Some(Ok(message)) = socket.next().await {
+                let reply = match message {
+                    Message::Text(text) if text.starts_with("close:") => {
+                        let code: u16 = text.trim_start_matches("close:").parse().unwrap_or(1000);
+                        Message::Close(Some(CloseFrame { code: CloseCode::from(code), reason: "asked to".into() }))
+                    }
+                    Message::Text(_) | Message::Binary(_) => message,
+                    _ => continue,
+                };
+                if socket.send(reply).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
 }
 
 fn provider_routes(double: Arc<Double>) -> Router {
@@ -264,8 +351,10 @@ async fn discovery(State(d): State<Arc<Double>>) -> Json<Value> {
 }
 
 /// Approves at once as the account named by `login_hint` (`sub` = `logi-user-<hint>`).
-async fn authorize(State(d): State<Arc<Double>>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn authorize(State(d): State<Arc<Double>>, Query(pairs): Query<Vec<(String, String)>>) -> Response {
     d.hit("auth");
+    let resources = pairs.iter().filter(|(key, _)| key == "resource").map(|(_, value)| value.clone()).collect();
+    let q: HashMap<String, String> = pairs.into_iter().collect();
     let redirect_uri = q.get("redirect_uri").cloned().unwrap_or_default();
     let state = q.get("state").cloned().unwrap_or_default();
     if q.get("code_challenge_method").map(String::as_str) != Some("S256") || q.get("client_id").map(String::as_str) != Some(CLIENT_ID) {
@@ -277,6 +366,7 @@ async fn authorize(State(d): State<Arc<Double>>, Query(q): Query<HashMap<String,
         nonce: q.get("nonce").cloned(),
         challenge: q.get("code_challenge").cloned().unwrap_or_default(),
         redirect_uri: redirect_uri.clone(),
+        consent: Consent { resources, scope: q.get("scope").cloned().unwrap_or_default() },
     };
     d.codes.lock().unwrap().insert(code.clone(), grant);
     let mut target = url::Url::parse(&redirect_uri).unwrap();
@@ -301,6 +391,7 @@ async fn token(State(d): State<Arc<Double>>, headers: HeaderMap, Form(form): For
     if let Some((status, error)) = *d.token_failure.lock().unwrap() {
         return oauth_error(status, error);
     }
+    d.grants.lock().unwrap().push((form.get("grant_type").cloned().unwrap_or_default(), form.get("resource").cloned()));
     match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => redeem_code(&d, &form),
         Some("refresh_token") => {
@@ -315,8 +406,13 @@ async fn token(State(d): State<Arc<Double>>, headers: HeaderMap, Form(form): For
         Some("client_credentials") => {
             d.hit("client_credentials");
             let access = d.next("access");
-            d.access.lock().unwrap().insert(access.clone(), format!("client:{CLIENT_ID}"));
-            Json(json!({ "access_token": access, "token_type": "Bearer", "expires_in": d.access_token_ttl.load(Ordering::SeqCst) })).into_response()
+            let scope = form.get("scope").cloned().unwrap_or_default();
+            d.access
+                .lock()
+                .unwrap()
+                .insert(access.clone(), Issued { sub: format!("client:{CLIENT_ID}"), aud: form.get("resource").cloned(), scope: scope.clone() });
+            Json(json!({ "access_token": access, "token_type": "Bearer", "expires_in": d.access_token_ttl.load(Ordering::SeqCst), "scope": scope }))
+                .into_response()
         }
         _ => oauth_error(400, "unsupported_grant_type"),
     }
@@ -330,8 +426,9 @@ fn redeem_code(d: &Double, form: &HashMap<String, String>) -> Response {
         return oauth_error(400, "invalid_grant");
     }
     let (access, refresh) = (d.next("access"), d.next("refresh"));
-    d.access.lock().unwrap().insert(access.clone(), grant.sub.clone());
-    d.refresh.lock().unwrap().insert(refresh.clone(), grant.sub.clone());
+    let scope = grant.consent.scope.clone();
+    d.access.lock().unwrap().insert(access.clone(), Issued { sub: grant.sub.clone(), aud: None, scope: scope.clone() });
+    d.refresh.lock().unwrap().insert(refresh.clone(), (grant.sub.clone(), grant.consent));
     // Each sign-in is a logi session of its own (what a back-channel logout names).
     let sid = format!("op-session-{}", d.counter.fetch_add(1, Ordering::SeqCst));
     let mut claims = json!({ "iss": d.issuer, "sub": grant.sub, "aud": CLIENT_ID, "exp": now() + 300, "iat": now(), "at_hash": at_hash(&access), "sid": sid });
@@ -341,30 +438,40 @@ fn redeem_code(d: &Double, form: &HashMap<String, String>) -> Response {
     let id_token = sign(&rs256("k1"), &claims, rsa_key(0));
     d.issued.lock().unwrap().push(id_token.clone());
     let ttl = d.access_token_ttl.load(Ordering::SeqCst);
-    Json(json!({ "access_token": access, "token_type": "Bearer", "expires_in": ttl, "refresh_token": refresh, "id_token": id_token })).into_response()
+    Json(json!({ "access_token": access, "token_type": "Bearer", "expires_in": ttl, "refresh_token": refresh, "id_token": id_token, "scope": scope }))
+        .into_response()
 }
 
 fn refresh(d: &Double, form: &HashMap<String, String>) -> Response {
     let presented = form.get("refresh_token").cloned().unwrap_or_default();
     let mut live = d.refresh.lock().unwrap();
-    let Some(sub) = live.remove(&presented) else {
+    let Some((sub, consent)) = live.get(&presented).cloned() else {
         live.clear();
         return oauth_error(400, "invalid_grant");
     };
+    let resource = form.get("resource").cloned();
+    if resource.as_ref().is_some_and(|resource| !consent.resources.contains(resource)) {
+        return oauth_error(400, "invalid_target");
+    }
+    let granted: Vec<&str> = consent.scope.split(' ').collect();
+    let scope = match form.get("scope") {
+        Some(asked) if asked.split(' ').any(|scope| !granted.contains(&scope)) => return oauth_error(400, "invalid_scope"),
+        Some(asked) => asked.clone(),
+        None => consent.scope.clone(),
+    };
     let access = d.next("access");
-    d.access.lock().unwrap().insert(access.clone(), sub.clone());
-    let mut body = json!({ "access_token": access, "token_type": "Bearer", "expires_in": d.access_token_ttl.load(Ordering::SeqCst) });
+    d.access.lock().unwrap().insert(access.clone(), Issued { sub: sub.clone(), aud: resource, scope: scope.clone() });
+    let mut body = json!({ "access_token": access, "token_type": "Bearer", "expires_in": d.access_token_ttl.load(Ordering::SeqCst), "scope": scope });
     if d.rotate.load(Ordering::SeqCst) {
+        live.remove(&presented);
         let rotated = d.next("refresh");
-        live.insert(rotated.clone(), sub);
+        live.insert(rotated.clone(), (sub, consent));
         body["refresh_token"] = json!(rotated);
-    } else {
-        live.insert(presented, sub);
     }
     Json(body).into_response()
 }
 
-fn bearer_subject(d: &Double, headers: &HeaderMap) -> Option<String> {
+fn bearer_subject(d: &Double, headers: &HeaderMap) -> Option<Issued> {
     let token = headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")?;
     d.access.lock().unwrap().get(token).cloned()
 }
@@ -374,7 +481,7 @@ async fn userinfo(State(d): State<Arc<Double>>, headers: HeaderMap) -> Response 
     if let Some(body) = d.userinfo.lock().unwrap().clone() {
         return Json(body).into_response();
     }
-    match bearer_subject(&d, &headers) {
+    match bearer_subject(&d, &headers).map(|issued| issued.sub) {
         Some(sub) => {
             let name = sub.trim_start_matches("logi-user-").to_owned();
             Json(json!({ "sub": sub, "email": format!("{name}@example.com"), "name": name })).into_response()
@@ -394,7 +501,7 @@ async fn revoke(State(d): State<Arc<Double>>, headers: HeaderMap, Form(form): Fo
     StatusCode::OK.into_response()
 }
 
-/// The upstream API: `/echo` (what arrived), `/slow?ms=`, anything else `/hello`-like;
+/// The upstream API: `/echo` (what arrived, with the token's `aud` and `scope`), `/slow?ms=`, anything else `/hello`-like;
 /// only the double's live access tokens are accepted, except under `/open/`, which
 /// answers anyone (`"sub": null` without a token) and says whether a token came.
 async fn start_upstream(double: Arc<Double>) -> String {
@@ -408,7 +515,8 @@ async fn start_upstream(double: Arc<Double>) -> String {
 async fn upstream(State(d): State<Arc<Double>>, request: axum::extract::Request) -> Response {
     d.hit("upstream");
     let (parts, body) = request.into_parts();
-    let sub = bearer_subject(&d, &parts.headers);
+    let issued = bearer_subject(&d, &parts.headers);
+    let sub = issued.as_ref().map(|issued| issued.sub.clone());
     if sub.is_none() && !parts.uri.path().starts_with("/open/") {
         return oauth_error(401, "invalid_token");
     }
@@ -422,6 +530,7 @@ async fn upstream(State(d): State<Arc<Double>>, request: axum::extract::Request)
     if let Some(sent) = headers.get_mut("authorization") {
         *sent = if sub.is_some() { "Bearer (a live access token)" } else { "(not a live access token)" }.into();
     }
-    let answer = json!({ "sub": sub, "method": parts.method.as_str(), "path": parts.uri.path(), "query": parts.uri.query(), "headers": headers, "body_bytes": body.len() });
+    let (aud, scope) = issued.map_or((None, None), |issued| (issued.aud, Some(issued.scope)));
+    let answer = json!({ "sub": sub, "aud": aud, "scope": scope, "method": parts.method.as_str(), "path": parts.uri.path(), "query": parts.uri.query(), "headers": headers, "body_bytes": body.len() });
     ([("set-cookie", "upstream_tracker=1; Path=/")], Json(answer)).into_response()
 }

@@ -16,6 +16,8 @@ export const PROVIDER_URL = `http://127.0.0.1:${PROVIDER_PORT}`;
 /** The dev provider's tiny upstream API (accepts its access tokens). */
 export const UPSTREAM_PORT = 9191;
 export const UPSTREAM_URL = `http://127.0.0.1:${UPSTREAM_PORT}`;
+/** The upstream's orders API, a resource server of its own at the dev provider (RFC 8707). */
+export const ORDERS_RESOURCE = 'https://orders.logi-bff.dev/';
 /** Short-lived access tokens, so tests see them expire and get refreshed. */
 export const ACCESS_TOKEN_TTL_SECS = 5;
 export const CLIENT_ID = 'logi-bff-e2e';
@@ -34,7 +36,7 @@ export function providerEnv(): Record<string, string> {
     PROVIDER_PORT: String(PROVIDER_PORT),
     CLIENT_ID,
     CLIENT_SECRET,
-    APP_URLS: [APP_PORT, EXTRA_APP_PORTS.restart, REPLICAS.balancerPort].map((port) => `http://localhost:${port}`).join(','),
+    APP_URLS: [APP_PORT, EXTRA_APP_PORTS.restart, EXTRA_APP_PORTS.apis, REPLICAS.balancerPort].map((port) => `http://localhost:${port}`).join(','),
     ACCESS_TOKEN_TTL: String(ACCESS_TOKEN_TTL_SECS),
     UPSTREAM_PORT: String(UPSTREAM_PORT),
   };

@@ -11,7 +11,7 @@ use super::pending::PendingCookie;
 use super::revocation::Revocations;
 use super::session::SessionCache;
 use super::store::{self, Client, Lifetimes, Login, LoginLifetimes, LoginRecord, LoginRow};
-use super::tokens::{Custody, CustodyError, HeldTokens, LogiSession, TokenAuthority, TokenSet};
+use super::tokens::{ApiConsent, Audience, Custody, CustodyError, HeldTokens, LogiSession, TokenAuthority, TokenSet};
 use super::User;
 use crate::ids::{LoginId, UserId};
 use crate::server::config::Config;
@@ -19,7 +19,7 @@ use crate::server::db::{Db, Tx};
 use crate::server::unix_now as now;
 use crate::server::AppError;
 use secrecy::SecretString;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 /// `last_seen_at` is written at most this often: a read per request, a write per minute.
@@ -77,6 +77,8 @@ pub struct Logins {
     pending: PendingCookie,
     sessions: SessionCache,
     devices: Devices,
+    /// What sign-ins ask logi for on behalf of the declared APIs (set by the proxy's table).
+    api_consent: RwLock<Arc<ApiConsent>>,
 }
 
 fn cache<V: Clone>() -> Expiring<LoginId, V> {
@@ -101,7 +103,17 @@ impl Logins {
             pending: PendingCookie::new(config),
             sessions,
             devices: Devices::new(config),
+            api_consent: RwLock::default(),
         }
+    }
+
+    /// What every sign-in from now on asks logi for on behalf of the declared APIs.
+    pub fn set_api_consent(&self, consent: ApiConsent) {
+        *self.api_consent.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(consent);
+    }
+
+    pub fn api_consent(&self) -> Arc<ApiConsent> {
+        self.api_consent.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The login's row if it is a live one of this kind (its last use recorded, once a
@@ -165,14 +177,20 @@ impl Logins {
         self.tokens.keep(&self.db, login, &HeldTokens::from_grant(grant), Some(session)).await
     }
 
-    /// A fresh logi access token for the login, refreshed single-flight when needed. A
-    /// login that ended meanwhile (its tokens went with it) is `Expired`, not `NoTokens`.
-    pub async fn access_token(&self, login: &Login) -> Result<SecretString, CustodyError> {
+    /// A fresh logi access token of the login for this API (its own, or one for the API's
+    /// resource), obtained single-flight when needed. A login that ended meanwhile (its
+    /// tokens went with it) is `Expired`, not `NoTokens`.
+    pub async fn access_token(&self, login: &Login, api: (&str, &Audience)) -> Result<SecretString, CustodyError> {
         let authority = self.authority.as_ref().ok_or(CustodyError::NoTokens)?;
-        match self.tokens.access_token(&self.db, authority, &login.id, self.refresh_skew_secs).await {
+        match self.tokens.access_token(&self.db, authority, &login.id, self.refresh_skew_secs, api).await {
             Err(CustodyError::NoTokens) if self.row(&login.id).await?.is_none() => Err(CustodyError::Expired),
             other => other,
         }
+    }
+
+    /// The ones of these logins still alive (what an open WebSocket checks).
+    pub async fn live_among(&self, ids: &[LoginId]) -> Result<Vec<LoginId>, AppError> {
+        store::live_among(&self.db, ids, &self.lifetimes, now()).await
     }
 
     /// Ends these logins: their rows (and with them their tokens and refresh families) are
