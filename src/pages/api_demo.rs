@@ -80,7 +80,7 @@ fn ApiEntry(api: ApiSummary) -> impl IntoView {
 fn LiveSocket(path: String, name: String) -> impl IntoView {
     let (state, set_state) = signal(String::from("not connected"));
     let (messages, set_messages) = signal(Vec::<String>::new());
-    let live = StoredValue::new_local(None::<live::Live>);
+    let live = live::slot();
     let connect = move |_| {
         live.set_value(None);
         set_state.set("connecting".into());
@@ -107,6 +107,11 @@ mod live {
     use wasm_bindgen::closure::Closure;
     use wasm_bindgen::JsCast;
     use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+    /// Where the island keeps its socket: browser-only values, so local storage.
+    pub fn slot() -> StoredValue<Option<Live>, LocalStorage> {
+        StoredValue::new_local(None)
+    }
 
     /// An open socket and its handlers (dropped with it).
     pub struct Live {
@@ -156,6 +161,12 @@ mod live {
 
     pub struct Live;
 
+    /// Rendering on the server never opens a socket; thread-safe storage, because the render's
+    /// owner may be dropped on another thread than the one that made it.
+    pub fn slot() -> StoredValue<Option<Live>> {
+        StoredValue::new(None)
+    }
+
     impl Live {
         pub fn open(_: &str, _: WriteSignal<String>, _: WriteSignal<Vec<String>>) -> Option<Self> {
             None
@@ -176,10 +187,7 @@ fn test_id(base: &str, name: &str) -> String {
 
 #[island]
 fn ApiCall(path: String, name: String) -> impl IntoView {
-    let call = Action::new_local({
-        let path = path.clone();
-        move |_: &()| call(path.clone())
-    });
+    let call = call_action(path.clone());
     let answer_name = name.clone();
     view! {
         <button data-testid=test_id("call-api", &name) on:click=move |_| { call.dispatch(()); } disabled=move || call.pending().get()>
@@ -234,6 +242,19 @@ fn declared_apis() -> Vec<ApiSummary> {
 #[cfg(not(feature = "ssr"))]
 fn declared_apis() -> Vec<ApiSummary> {
     Vec::new()
+}
+
+/// `GET path` as an action. In the browser the request is no `Send` future, so the action is
+/// local; on the server (where it never runs) it must not be: a local value dropped by
+/// another thread than its own panics, and a response body may be dropped anywhere.
+#[cfg(feature = "hydrate")]
+fn call_action(path: String) -> Action<(), Result<ApiAnswer, String>> {
+    Action::new_local(move |_: &()| call(path.clone()))
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn call_action(path: String) -> Action<(), Result<ApiAnswer, String>> {
+    Action::new(move |_: &()| call(path.clone()))
 }
 
 #[cfg(feature = "hydrate")]

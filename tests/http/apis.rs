@@ -40,6 +40,7 @@ path = "/api/internal/"
 upstream = "{upstream}/open"
 token = "none"
 timeout_secs = 1
+websocket = true
 
 [[api]]
 name = "reports"
@@ -277,4 +278,28 @@ async fn the_binary_refuses_to_start_with_an_invalid_file_and_says_which_line_of
     let (status, stderr) = app.run_binary_to_exit().await;
     assert!(!status.success());
     assert!(stderr.contains(&format!("API_ROUTES_FILE {}: api \"orders\": path: must not be under /api/auth/", file.display())), "{stderr}");
+}
+
+/// The demo page lists every API its caller may use, with an island each. A page's body may
+/// be dropped by another thread than the one that rendered it (a `HEAD`, a client gone):
+/// the islands keep no thread-bound values on the server, or that drop panics and the
+/// connection dies unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_page_lists_the_callers_apis_and_survives_being_dropped_on_any_thread() {
+    let Declared { app, _dir: _keep, .. } = app_with_apis(&[]).await;
+    let (anonymous, alice) = (app.browser(), app.browser());
+    alice.sign_in("alice").await;
+    let page = alice.get("/api-demo").await.body;
+    for name in ["default", "orders", "catalogue", "feed", "internal", "reports", "mixed", "relay"] {
+        assert!(page.contains(&format!("api-entry-{name}")), "{name} is missing");
+    }
+    assert!(page.contains("socket-connect-internal"), "the socket API has no socket island");
+    let public = anonymous.get("/api-demo").await.body;
+    assert!(public.contains("api-entry-catalogue") && public.contains("api-entry-feed") && !public.contains("api-entry-orders"));
+    for _ in 0..10 {
+        let heads = (0..20).map(|_| alice.try_send(Method::HEAD, "/api-demo", &[], None));
+        for answer in futures_util::future::join_all(heads).await {
+            assert_eq!(answer.expect("an answer").status, StatusCode::OK);
+        }
+    }
 }
