@@ -90,7 +90,13 @@ test('as the image runs it: an unprivileged user, a data directory it owns, its 
     expect(JSON.parse(healthy.stdout).status).toBe('ready');
 
     app.child.kill('SIGTERM');
-    const draining = await fetch(`${app.url}/readyz`);
+    // A signal is delivered asynchronously: a request sent right after it may still find the
+    // app ready (CI saw it once). It must fail readiness within half a second.
+    let draining = await fetch(`${app.url}/readyz`);
+    for (let tries = 0; draining.status === 200 && tries < 10; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      draining = await fetch(`${app.url}/readyz`);
+    }
     expect(draining.status).toBe(503);
     expect(await draining.json()).toEqual({ status: 'draining' });
     expect((await fetch(`${app.url}/`)).status, 'still serving while the balancer notices').toBe(200);

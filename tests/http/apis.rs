@@ -2,10 +2,9 @@
 //! each token policy (what `Authorization` the upstream saw), methods refused before any
 //! upstream call, CSRF only with our cookie, and `SIGHUP` reloading the file in the binary.
 
-use crate::provider;
-use crate::support::{spawn_app_against, Answer, Browser, TestApp};
+use crate::support::{spawn_app_declaring, Answer, Browser, Declared, TestApp};
 use reqwest::{Method, StatusCode};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const CSRF: (&str, &str) = ("x-csrf", "1");
@@ -64,22 +63,8 @@ public = true
     )
 }
 
-struct Declared {
-    app: TestApp,
-    file: PathBuf,
-    upstream: String,
-    _dir: tempfile::TempDir,
-}
-
 async fn app_with_apis(extra: &[(&str, &str)]) -> Declared {
-    let (double, upstream) = provider::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("apis.toml");
-    std::fs::write(&file, declarations(&upstream)).unwrap();
-    let mut vars = vec![("API_ROUTES_FILE", file.to_str().unwrap())];
-    vars.extend_from_slice(extra);
-    let app = spawn_app_against(double, &upstream, &vars).await;
-    Declared { app, file, upstream, _dir: dir }
+    spawn_app_declaring(|_, upstream| declarations(upstream), extra).await
 }
 
 async fn get(browser: &Browser, path: &str, csrf: bool) -> Answer {

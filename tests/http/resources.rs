@@ -4,8 +4,7 @@
 //! replicas on the Postgres lane), and a resource or scope the login's grant lacks is
 //! refused before the upstream, the login kept.
 
-use crate::provider;
-use crate::support::{spawn_app_against, Answer, Browser, TestApp};
+use crate::support::{spawn_app_declaring, Answer, Browser, Declared, TestApp};
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
 use std::sync::atomic::Ordering;
@@ -45,20 +44,8 @@ scopes = "reports:read"
     )
 }
 
-struct Declared {
-    app: TestApp,
-    file: std::path::PathBuf,
-    upstream: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn app_with(text: impl Fn(&str) -> String) -> Declared {
-    let (double, upstream) = provider::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("apis.toml");
-    std::fs::write(&file, text(&upstream)).unwrap();
-    let app = spawn_app_against(double, &upstream, &[("API_ROUTES_FILE", file.to_str().unwrap())]).await;
-    Declared { app, file, upstream, _dir: dir }
+async fn app_with(declare: impl Fn(&str) -> String) -> Declared {
+    spawn_app_declaring(|_, upstream| declare(upstream), &[]).await
 }
 
 async fn get(browser: &Browser, path: &str) -> Answer {

@@ -3,8 +3,8 @@
 //! frames go both ways, and the socket closes with 4401 within a second of its login ending
 //! on any replica, with 4408 when idle, and with 1009 on a frame over 1 MiB.
 
-use crate::provider;
-use crate::support::{spawn_app_against, Browser, TestApp};
+use crate::provider::Double;
+use crate::support::{spawn_app_declaring, Browser, Declared, TestApp};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use std::time::{Duration, Instant};
@@ -16,18 +16,17 @@ type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStre
 
 const MIB: usize = 1024 * 1024;
 
-async fn app_with_sockets(timeout_secs: u64) -> (TestApp, tempfile::TempDir) {
-    let (double, upstream) = provider::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("apis.toml");
-    let sockets = &double.socket_upstream;
-    let text = format!(
-        "[[api]]\nname = \"live\"\npath = \"/api/live/\"\nupstream = \"{sockets}\"\nwebsocket = true\ntimeout_secs = {timeout_secs}\n\n\
-         [[api]]\nname = \"lobby\"\npath = \"/api/lobby/\"\nupstream = \"{sockets}/open\"\ntoken = \"none\"\npublic = true\nwebsocket = true\n"
-    );
-    std::fs::write(&file, text).unwrap();
-    let app = spawn_app_against(double, &upstream, &[("API_ROUTES_FILE", file.to_str().unwrap())]).await;
-    (app, dir)
+/// A `live` socket API for signed-in callers (idle after `timeout_secs`) and a public
+/// `lobby`, both on the double's WebSocket upstream.
+async fn app_with_sockets(timeout_secs: u64) -> Declared {
+    let declare = |double: &Double, _: &str| {
+        let sockets = &double.socket_upstream;
+        format!(
+            "[[api]]\nname = \"live\"\npath = \"/api/live/\"\nupstream = \"{sockets}\"\nwebsocket = true\ntimeout_secs = {timeout_secs}\n\n\
+             [[api]]\nname = \"lobby\"\npath = \"/api/lobby/\"\nupstream = \"{sockets}/open\"\ntoken = \"none\"\npublic = true\nwebsocket = true\n"
+        )
+    };
+    spawn_app_declaring(declare, &[]).await
 }
 
 /// Opens `path` on the app as `browser` would (its cookies), with these extra headers.
@@ -94,25 +93,24 @@ fn refusal(result: Result<Socket, WsError>) -> (StatusCode, String) {
 /// Alice signed in to an app whose `live` API idles out after `timeout_secs`, her socket
 /// open at `path`, and what the upstream greeted it with.
 struct Alice {
-    app: TestApp,
+    declared: Declared,
     browser: Browser,
     socket: Socket,
     hello: serde_json::Value,
-    _dir: tempfile::TempDir,
 }
 
 async fn alices_socket(timeout_secs: u64, path: &str) -> Alice {
-    let (app, _dir) = app_with_sockets(timeout_secs).await;
-    let browser = app.browser();
+    let declared = app_with_sockets(timeout_secs).await;
+    let browser = declared.app.browser();
     browser.sign_in("alice").await;
-    let mut socket = browser_socket(&app, &browser, path).await;
+    let mut socket = browser_socket(&declared.app, &browser, path).await;
     let hello = greeting(&mut socket).await;
-    Alice { app, browser, socket, hello, _dir }
+    Alice { declared, browser, socket, hello }
 }
 
 #[tokio::test]
 async fn frames_are_relayed_both_ways_with_the_users_token_on_the_upstream_handshake() {
-    let Alice { mut socket, hello, .. } = alices_socket(30, "/api/live/echo?room=1").await;
+    let Alice { mut socket, hello, declared: _app, .. } = alices_socket(30, "/api/live/echo?room=1").await;
     assert_eq!((hello["sub"].as_str(), hello["path"].as_str()), (Some("logi-user-alice"), Some("/echo")));
     socket.send(Message::text("hello, upstream")).await.unwrap();
     assert_eq!(next(&mut socket).await, Some(Message::text("hello, upstream")));
@@ -129,7 +127,7 @@ async fn frames_are_relayed_both_ways_with_the_users_token_on_the_upstream_hands
 
 #[tokio::test]
 async fn upgrades_are_admitted_like_calls_our_cookie_needing_our_own_origin() {
-    let (app, _dir) = app_with_sockets(30).await;
+    let Declared { app, _dir: _keep, .. } = app_with_sockets(30).await;
     let browser = app.browser();
     browser.sign_in("alice").await;
     app.double.reset_hits();
@@ -150,7 +148,7 @@ async fn upgrades_are_admitted_like_calls_our_cookie_needing_our_own_origin() {
 
 #[tokio::test]
 async fn a_native_app_upgrades_with_its_bearer_token_and_no_origin() {
-    let (app, _dir) = app_with_sockets(30).await;
+    let Declared { app, _dir: _keep, .. } = app_with_sockets(30).await;
     let device = crate::native::signed_in_device(&app, "alice").await;
     let bearer = format!("Bearer {}", device["access_token"].as_str().unwrap());
     let mut socket = connect(&app.url, "/api/live/feed", None, &[("authorization", &bearer)]).await.expect("the bearer upgrade");
@@ -160,7 +158,7 @@ async fn a_native_app_upgrades_with_its_bearer_token_and_no_origin() {
 
 #[tokio::test]
 async fn a_socket_closes_with_4401_within_a_second_of_its_login_ending_on_another_replica() {
-    let (app, _dir) = app_with_sockets(30).await;
+    let Declared { app, _dir: _keep, .. } = app_with_sockets(30).await;
     let other = app.replica().await;
     let browser = app.browser();
     browser.sign_in("alice").await;
@@ -176,7 +174,7 @@ async fn a_socket_closes_with_4401_within_a_second_of_its_login_ending_on_anothe
 
 #[tokio::test]
 async fn an_idle_socket_is_closed_with_4408_unless_frames_flow() {
-    let Alice { mut socket, .. } = alices_socket(1, "/api/live/echo").await;
+    let Alice { mut socket, declared: _app, .. } = alices_socket(1, "/api/live/echo").await;
     // Pings every 400 ms keep it open past its 1 s timeout.
     for _ in 0..5 {
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -191,10 +189,11 @@ async fn an_idle_socket_is_closed_with_4408_unless_frames_flow() {
 
 #[tokio::test]
 async fn a_frame_over_1_mib_closes_the_socket_with_1009() {
-    let Alice { app, browser, mut socket, _dir, .. } = alices_socket(30, "/api/live/echo").await;
+    let Alice { declared, browser, mut socket, .. } = alices_socket(30, "/api/live/echo").await;
+    let app = &declared.app;
     socket.send(Message::binary(vec![0u8; MIB + 1])).await.unwrap();
     assert_eq!(close_code(&mut socket, Duration::from_secs(2)).await, Some(u16::from(CloseCode::Size)));
     // The app is fine: another socket works.
-    let mut again = browser_socket(&app, &browser, "/api/live/echo").await;
+    let mut again = browser_socket(app, &browser, "/api/live/echo").await;
     assert_eq!(greeting(&mut again).await["sub"].as_str(), Some("logi-user-alice"));
 }

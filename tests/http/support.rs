@@ -103,6 +103,27 @@ pub async fn spawn_app_against(double: Arc<Double>, upstream: &str, extra: &[(&s
     TestApp { url, state, double, metrics_url, stop: Mutex::new(Some(stop)), vars, _dir: Arc::new(dir) }
 }
 
+/// An app whose `API_ROUTES_FILE` holds what `declare` writes for the provider double (its
+/// HTTP upstream's base URL given), next to `UPSTREAM_API_URL`; the file stays writable, for
+/// reloads.
+pub struct Declared {
+    pub app: TestApp,
+    pub file: std::path::PathBuf,
+    pub upstream: String,
+    pub _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app_declaring(declare: impl Fn(&Double, &str) -> String, extra: &[(&str, &str)]) -> Declared {
+    let (double, upstream) = crate::provider::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("apis.toml");
+    std::fs::write(&file, declare(&double, &upstream)).unwrap();
+    let mut vars = vec![("API_ROUTES_FILE", file.to_str().unwrap())];
+    vars.extend_from_slice(extra);
+    let app = spawn_app_against(double, &upstream, &vars).await;
+    Declared { app, file, upstream, _dir: dir }
+}
+
 type Stopper = (tokio::sync::oneshot::Sender<Stop>, tokio::task::JoinHandle<std::io::Result<()>>);
 
 /// The app with this configuration, served on `listener`; its URL, state and metrics URL
