@@ -139,19 +139,11 @@ impl AccessToken {
         self.expires_at - skew_secs.min(self.lifetime_secs / 2) > now()
     }
 
-    /// Whether its granted scope holds every one of `scopes` (an unknown scope is taken as
-    /// granted: logi asked for, logi answered without narrowing it).
-    pub fn covers(&self, scopes: &[String]) -> bool {
-        let Some(granted) = &self.scope else { return true };
-        scopes.iter().all(|wanted| granted.split(' ').any(|scope| scope == wanted))
-    }
-
-    fn usable_for(&self, scopes: &[String]) -> Result<SecretString, CustodyError> {
-        if self.covers(scopes) {
-            Ok(self.secret.clone())
-        } else {
-            Err(CustodyError::InsufficientScope)
-        }
+    /// Its secret, if its granted scope holds every one of `scopes` (an unknown scope is
+    /// taken as granted: logi was asked for them and answered without narrowing it).
+    pub fn secret_for(&self, scopes: &[String]) -> Option<SecretString> {
+        let covered = self.scope.as_ref().is_none_or(|granted| scopes.iter().all(|wanted| granted.split(' ').any(|scope| scope == wanted)));
+        covered.then(|| self.secret.clone())
     }
 }
 
@@ -182,7 +174,8 @@ impl HeldTokens {
 
     /// The fresh token for this API, if there is one; refused when its scope falls short.
     fn fresh_for(&self, api: &str, audience: &Audience, skew_secs: i64) -> Result<Option<SecretString>, CustodyError> {
-        self.token_for(api, audience).filter(|token| token.is_fresh(skew_secs)).map(|token| token.usable_for(&audience.scopes)).transpose()
+        let fresh = self.token_for(api, audience).filter(|token| token.is_fresh(skew_secs));
+        fresh.map(|token| token.secret_for(&audience.scopes).ok_or(CustodyError::InsufficientScope)).transpose()
     }
 
     /// The tokens after a refresh grant for this API's audience: a response without a new
@@ -215,6 +208,23 @@ fn refusal(error: TokenError, audience: &Audience) -> CustodyError {
         TokenError::Refused { .. } | TokenError::Malformed(_) | TokenError::Unreachable => CustodyError::ProviderUnavailable,
         TokenError::NoClientSecret => CustodyError::Failed(Failure::Internal),
     }
+}
+
+/// How many bytes `value` takes as JSON, counted without writing them anywhere.
+fn json_len(value: &impl Serialize) -> Result<usize, serde_json::Error> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value)?;
+    Ok(count.0)
 }
 
 fn lifetime(expires_in: Option<u64>) -> i64 {
@@ -439,7 +449,8 @@ impl Custody {
             None => self.keep(db, login_id, &refreshed, None).await?,
         }
         // Stored first: the rotated refresh token is kept even when the scope falls short.
-        refreshed.token_for(api, audience).ok_or(CustodyError::ProviderUnavailable)?.usable_for(&audience.scopes)
+        let token = refreshed.token_for(api, audience).ok_or(CustodyError::ProviderUnavailable)?;
+        token.secret_for(&audience.scopes).ok_or(CustodyError::InsufficientScope)
     }
 
     pub fn cached_entries(&self) -> usize {
@@ -481,18 +492,10 @@ impl Custody {
             scope: tokens.access.scope.as_deref(),
             apis,
         };
-        // Room for the worst case (every character escaped as `\u00XX`), so the buffer never moves.
-        let secrets =
-            [Some(plain.access_token), plain.refresh_token, plain.id_token].into_iter().flatten().chain(plain.apis.iter().map(|api| api.access_token));
-        let other_text = tokens.for_apis.iter().map(|(api, (audience, token))| {
-            api.len()
-                + audience.resource.as_ref().map_or(0, String::len)
-                + audience.scopes.iter().map(|s| s.len() + 3).sum::<usize>()
-                + token.scope.as_ref().map_or(0, String::len)
-        });
-        let text_bytes = secrets.map(str::len).sum::<usize>() + other_text.sum::<usize>() + tokens.access.scope.as_ref().map_or(0, String::len);
-        let mut plaintext = Zeroizing::new(Vec::with_capacity(256 + 160 * plain.apis.len() + 6 * text_bytes));
-        serde_json::to_writer(&mut *plaintext, &plain).map_err(|e| AppError::Internal(format!("seal: {e}")))?;
+        let failed = |e: serde_json::Error| AppError::Internal(format!("seal: {e}"));
+        // Sized exactly up front (a first pass only counts), so the buffer never moves.
+        let mut plaintext = Zeroizing::new(Vec::with_capacity(json_len(&plain).map_err(failed)?));
+        serde_json::to_writer(&mut *plaintext, &plain).map_err(failed)?;
         Ok(self.sealer.seal(login_id.as_str().as_bytes(), &plaintext))
     }
 
@@ -518,5 +521,16 @@ impl Custody {
             id_token: plain.id_token,
             for_apis,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_len_counts_what_serialising_writes() {
+        let escaped = serde_json::json!({ "token": "a\"b\\c\u{1}é", "n": 42, "list": ["x", null] });
+        assert_eq!(json_len(&escaped).unwrap(), serde_json::to_vec(&escaped).unwrap().len());
     }
 }

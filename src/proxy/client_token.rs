@@ -71,11 +71,7 @@ impl ClientToken {
 }
 
 fn usable(token: &AccessToken, audience: &Audience) -> Result<SecretString, ClientTokenError> {
-    if token.covers(&audience.scopes) {
-        Ok(token.secret.clone())
-    } else {
-        Err(ClientTokenError::InsufficientScope)
-    }
+    token.secret_for(&audience.scopes).ok_or(ClientTokenError::InsufficientScope)
 }
 
 #[cfg(test)]
