@@ -1,7 +1,6 @@
 #[cfg(feature = "ssr")]
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    logi_bff::startup::run().await
+fn main() -> std::process::ExitCode {
+    logi_bff::startup::main()
 }
 
 #[cfg(not(feature = "ssr"))]
