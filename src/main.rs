@@ -1,6 +1,7 @@
 #[cfg(feature = "ssr")]
-fn main() -> std::process::ExitCode {
-    logi_bff::startup::main()
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    logi_bff::startup::run().await
 }
 
 #[cfg(not(feature = "ssr"))]

@@ -87,7 +87,7 @@ impl AppState {
 
 /// Parses the configuration, opens the database and serves until Ctrl-C / SIGTERM; or,
 /// as `logi-bff healthcheck`, asks the server this configuration describes for `/readyz`.
-pub fn main() -> ExitCode {
+pub async fn run() -> ExitCode {
     return_large_blocks_to_the_os();
     let _ = dotenvy::dotenv();
     let config = match Config::from_env() {
@@ -97,30 +97,16 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let per_core = std::env::var("SERVER_RUNTIME").as_deref() == Ok("per-core");
-    let runtime = match per_core {
-        // The main thread runs the sweepers, signals and the database's connections; the
-        // cores serve (`serve_on`).
-        true => tokio::runtime::Builder::new_current_thread().enable_all().build(),
-        false => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
-    };
-    let runtime = match runtime {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("logi-bff: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
     match std::env::args().nth(1).as_deref() {
         None => {}
-        Some("healthcheck") => return runtime.block_on(healthcheck(config.listen_addr)),
+        Some("healthcheck") => return healthcheck(config.listen_addr).await,
         Some(other) => {
             eprintln!("logi-bff: unknown command `{other}` (run it without arguments to serve, or `logi-bff healthcheck`)");
             return ExitCode::from(2);
         }
     }
     crate::server::logging::init(config.log_format);
-    match runtime.block_on(serve(config, per_core)) {
+    match serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("logi-bff: {error}");
@@ -129,13 +115,13 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config, per_core: bool) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let db = db::connect(&config.database_url).await?;
-    let listeners = Listeners::bind(config.listen_addr, per_core)?;
+    let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
     if config.logi.is_none() {
         tracing::warn!("ONE_PASS_URL is not set: logi sign-in is not configured");
     }
-    tracing::info!(addr = %listeners.local_addr()?, app_url = %config.app_url, mode = ?config.mode, per_core, "logi-bff listening");
+    tracing::info!(addr = %listener.local_addr()?, app_url = %config.app_url, mode = ?config.mode, "logi-bff listening");
     let metrics_listener = match config.metrics_addr {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
         None => None,
@@ -147,55 +133,8 @@ async fn serve(config: Config, per_core: bool) -> Result<(), Box<dyn std::error:
         tracing::info!(addr = %listener.local_addr()?, "metrics listening");
         tokio::spawn(serve_metrics(listener, state.logins.clone()));
     }
-    serve_on(listeners, app, &state, shutdown_signal()).await?;
+    serve_until(listener, app, &state, shutdown_signal()).await?;
     Ok(())
-}
-
-/// Where connections are accepted: one listener for the work-stealing runtime, or one
-/// `SO_REUSEPORT` socket per core, each listened on by its core's runtime (the kernel
-/// spreads connections over them).
-pub enum Listeners {
-    One(tokio::net::TcpListener),
-    PerCore(Vec<std::net::TcpListener>),
-}
-
-impl Listeners {
-    fn bind(addr: std::net::SocketAddr, per_core: bool) -> std::io::Result<Self> {
-        if !per_core {
-            let listener = std::net::TcpListener::bind(addr)?;
-            listener.set_nonblocking(true)?;
-            return Ok(Self::One(tokio::net::TcpListener::from_std(listener)?));
-        }
-        if std::env::var("PER_CORE_ACCEPT").as_deref() == Ok("shared") {
-            let listener = std::net::TcpListener::bind(addr)?;
-            listener.set_nonblocking(true)?;
-            let clones = (1..crate::server::runtime::cores()).map(|_| listener.try_clone()).collect::<Result<Vec<_>, _>>()?;
-            return Ok(Self::PerCore(std::iter::once(listener).chain(clones).collect()));
-        }
-        let reusable = |addr: std::net::SocketAddr| {
-            let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
-            socket.set_reuse_address(true)?;
-            socket.set_reuse_port(true)?;
-            socket.set_nonblocking(true)?;
-            socket.bind(&addr.into())?;
-            socket.listen(1024)?;
-            Ok::<_, std::io::Error>(std::net::TcpListener::from(socket))
-        };
-        let first = reusable(addr)?;
-        let bound = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..crate::server::runtime::cores() {
-            listeners.push(reusable(bound)?);
-        }
-        Ok(Self::PerCore(listeners))
-    }
-
-    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        match self {
-            Self::One(listener) => listener.local_addr(),
-            Self::PerCore(listeners) => listeners[0].local_addr(),
-        }
-    }
 }
 
 /// `SIGHUP` reads `API_ROUTES_FILE` again: a valid file replaces the table for new requests,
@@ -280,15 +219,11 @@ pub async fn serve_until(
     state: &AppState,
     stop: impl std::future::Future<Output = Stop> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_on(Listeners::One(listener), app, state, stop).await
-}
-
-async fn serve_on(listeners: Listeners, app: Router, state: &AppState, stop: impl std::future::Future<Output = Stop> + Send + 'static) -> std::io::Result<()> {
     let shutdown = state.config.shutdown;
-    let (draining, (closing, closed)) = (state.draining.clone(), tokio::sync::watch::channel(false));
+    let (draining, closing) = (state.draining.clone(), Arc::new(tokio::sync::Notify::new()));
     let sockets = state.apis.sockets.clone();
     let stop_accepting = {
-        let sockets = sockets.clone();
+        let (closing, sockets) = (closing.clone(), sockets.clone());
         async move {
             let stop = stop.await;
             draining.start();
@@ -299,19 +234,14 @@ async fn serve_on(listeners: Listeners, app: Router, state: &AppState, stop: imp
             tracing::info!(grace_secs = shutdown.grace.as_secs(), "stopping: no new connections; finishing the requests in flight");
             // A WebSocket is no request in flight: it would never finish by itself.
             sockets.close_all();
-            let _ = closing.send(true);
+            closing.notify_one();
         }
     };
-    let refresh_bound = state.config.logi.as_ref().map_or(Duration::ZERO, |logi| logi.timeout) + Duration::from_secs(1);
     // Connection info gives server functions the peer address (per-address throttling).
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>> = match listeners {
-        Listeners::One(listener) => Box::pin(std::future::IntoFuture::into_future(axum::serve(listener, app).with_graceful_shutdown(stopped(closed.clone())))),
-        Listeners::PerCore(listeners) => Box::pin(serve_per_core(listeners, app, closed.clone(), state.logins.clone(), refresh_bound)),
-    };
-    tokio::spawn(stop_accepting);
+    let server = std::future::IntoFuture::into_future(axum::serve(listener, app).with_graceful_shutdown(stop_accepting));
     let overdue = async {
-        stopped(closed).await;
+        closing.notified().await;
         tokio::time::sleep(shutdown.grace).await;
     };
     tokio::select! {
@@ -321,46 +251,11 @@ async fn serve_on(listeners: Listeners, app: Router, state: &AppState, stop: imp
     if !sockets.finished(Duration::from_secs(2)).await {
         tracing::warn!("stopping: a WebSocket was still closing at exit");
     }
+    let refresh_bound = state.config.logi.as_ref().map_or(Duration::ZERO, |logi| logi.timeout) + Duration::from_secs(1);
     if !state.logins.finish_refreshes(refresh_bound).await {
         tracing::warn!("stopping: a refresh was still in flight at exit");
     }
     tracing::info!("stopped");
-    Ok(())
-}
-
-async fn stopped(mut closed: tokio::sync::watch::Receiver<bool>) {
-    let _ = closed.wait_for(|closed| *closed).await;
-}
-
-/// One thread per core, each with a current-thread runtime serving its own socket; ends
-/// when every core has stopped serving and the refreshes it runs have ended (a task dies
-/// with its runtime).
-async fn serve_per_core(
-    listeners: Vec<std::net::TcpListener>,
-    app: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, std::net::SocketAddr>,
-    closed: tokio::sync::watch::Receiver<bool>,
-    logins: Arc<Logins>,
-    refresh_bound: Duration,
-) -> std::io::Result<()> {
-    let mut done = Vec::new();
-    for (index, listener) in listeners.into_iter().enumerate() {
-        let (app, closed, logins, (finished, finish)) = (app.clone(), closed.clone(), logins.clone(), tokio::sync::oneshot::channel());
-        std::thread::Builder::new().name(format!("logi-bff-core-{index}")).spawn(move || {
-            crate::server::runtime::enter_worker(index);
-            let served = tokio::runtime::Builder::new_current_thread().enable_all().build().and_then(|runtime| {
-                runtime.block_on(async move {
-                    axum::serve(tokio::net::TcpListener::from_std(listener)?, app).with_graceful_shutdown(stopped(closed)).await?;
-                    logins.finish_refreshes(refresh_bound).await;
-                    Ok(())
-                })
-            });
-            let _ = finished.send(served);
-        })?;
-        done.push(finish);
-    }
-    for finish in done {
-        finish.await.unwrap_or(Ok(()))?;
-    }
     Ok(())
 }
 

@@ -9,8 +9,6 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use crate::server::runtime;
-use std::sync::OnceLock;
 use std::time::Duration;
 use tower_http::timeout::TimeoutBody;
 use url::Url;
@@ -19,9 +17,7 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 pub struct Upstream {
     pub(super) base: Url,
-    /// One pool per serving thread (`server::runtime`): a connection is driven by a task of
-    /// the runtime that opened it, so sharing one across per-core runtimes wakes another thread.
-    clients: Box<[OnceLock<Client<Connector, Body>>]>,
+    client: Client<Connector, Body>,
     /// For the response head, and again for each wait between two body frames.
     timeout: Duration,
     pub(super) user_agent: HeaderValue,
@@ -47,25 +43,20 @@ impl UpstreamError {
 
 impl Upstream {
     pub fn new(base: Url, timeout: Duration) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).pool_timer(TokioTimer::new()).build(connector);
         let user_agent = HeaderValue::from_static(concat!("logi-bff/", env!("CARGO_PKG_VERSION"), " (proxy)"));
-        Self { base, clients: (0..runtime::slots()).map(|_| OnceLock::new()).collect(), timeout, user_agent }
-    }
-
-    fn client(&self) -> &Client<Connector, Body> {
-        self.clients[runtime::slot()].get_or_init(|| {
-            let mut http = HttpConnector::new();
-            http.enforce_http(false);
-            http.set_nodelay(true);
-            http.set_connect_timeout(Some(Duration::from_secs(5)));
-            let connector = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().wrap_connector(http);
-            Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).pool_timer(TokioTimer::new()).build(connector)
-        })
+        Self { base, client, timeout, user_agent }
     }
 
     /// Sends `request` and answers with the upstream's response, its body streamed.
     pub async fn send(&self, request: Request<Body>) -> Result<Response<Body>, UpstreamError> {
         let answer =
-            tokio::time::timeout(self.timeout, self.client().request(request)).await.map_err(|_| UpstreamError::Timeout)?.map_err(UpstreamError::Failed)?;
+            tokio::time::timeout(self.timeout, self.client.request(request)).await.map_err(|_| UpstreamError::Timeout)?.map_err(UpstreamError::Failed)?;
         let timeout = self.timeout;
         Ok(answer.map(|body| Body::new(TimeoutBody::new(timeout, body))))
     }

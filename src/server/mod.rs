@@ -16,7 +16,6 @@ pub mod metrics;
 pub mod request;
 pub mod request_context;
 pub mod request_id;
-pub mod runtime;
 
 pub use error::{json_error, no_store, oauth_error, AppError, Failure};
 
