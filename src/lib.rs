@@ -4,6 +4,8 @@
 //! bundle). Server-only modules are compiled only with `ssr`.
 
 pub mod accounts;
+#[cfg(feature = "ssr")]
+pub mod activity;
 pub mod app;
 pub mod auth;
 #[cfg(feature = "ssr")]

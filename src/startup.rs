@@ -292,6 +292,7 @@ pub async fn router(config: Config, db: Db) -> Result<(Router, AppState), Startu
     let app = Router::new()
         .merge(crate::auth::routes::routes())
         .merge(crate::proxy::routes::routes())
+        .merge(crate::accounts::activity::routes())
         .leptos_routes_with_context(
             &state,
             routes,
@@ -361,23 +362,31 @@ pub async fn serve_metrics(listener: tokio::net::TcpListener, logins: Arc<Logins
     }
 }
 
-/// Expired sessions, ended logins, used login markers, old sign-in attempts and used logout tokens, every few
-/// minutes. Each is one idempotent `DELETE`, so running it on several replicas is harmless.
+/// Expired sessions every few minutes, and [`sweep`]. Each is one idempotent `DELETE`
+/// (or a few), so running them on several replicas is harmless.
 pub fn spawn_sweepers(state: &AppState) {
     tokio::spawn(SessionRecords::new(&state.db).continuously_delete_expired(SWEEP_INTERVAL));
-    let (db, logins) = (state.db.clone(), state.logins.clone());
+    let state = state.clone();
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(SWEEP_INTERVAL);
         loop {
             interval.tick().await;
-            let swept = logins.sweep().await;
-            let attempts = crate::accounts::throttle::delete_old_attempts(&db).await;
-            let logout_tokens = crate::auth::store::delete_expired_logout_tokens(&db, crate::server::unix_now()).await;
-            if let Err(error) = swept.and(attempts).and(logout_tokens) {
-                error.logged();
-            }
+            sweep(&state).await;
         }
     });
+}
+
+/// Ended logins, used login markers, old sign-in attempts, used logout tokens and account
+/// events past `ACTIVITY_RETENTION_DAYS`; a failure is logged and the next sweep tries again.
+pub async fn sweep(state: &AppState) {
+    let now = crate::server::unix_now();
+    let swept = state.logins.sweep().await;
+    let attempts = crate::accounts::throttle::delete_old_attempts(&state.db).await;
+    let logout_tokens = crate::auth::store::delete_expired_logout_tokens(&state.db, now).await;
+    let events = crate::activity::store::delete_older_than(&state.db, now - state.config.activity_retention.as_secs() as i64).await;
+    if let Err(error) = swept.and(attempts).and(logout_tokens).and(events) {
+        error.logged();
+    }
 }
 
 /// The site as `[package.metadata.leptos]` in Cargo.toml builds it (the binary embeds

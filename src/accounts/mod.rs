@@ -4,6 +4,7 @@
 //! Shared by both builds: the browser-safe types, the error codes and the server
 //! functions (whose bodies exist only in the `ssr` build).
 
+pub mod activity;
 mod errors;
 #[cfg(feature = "ssr")]
 pub mod passwords;
@@ -30,6 +31,8 @@ pub struct Account {
     /// False when `ONE_PASS_URL` is not configured.
     pub logi_enabled: bool,
     pub sessions: Vec<ActiveSession>,
+    /// The last events of the account, newest first.
+    pub activity: Vec<activity::ActivityEntry>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,7 +99,9 @@ pub async fn load_account() -> Result<Option<Account>, AccountError> {
         None => None,
     };
     let sessions = logins.list(login.user_id).await?;
+    let activity = activity::page(&pool, login.user_id, None, activity::RECENT).await?;
     Ok(Some(Account {
+        activity,
         user,
         password_email,
         logi: logi.map(|identity| LinkedLogi { sub: identity.subject, linked_at: format_utc(identity.linked_at) }),
@@ -113,7 +118,7 @@ pub async fn set_password(email: String, password: String) -> Result<(), Account
     let email = Email::parse(&email)?;
     let password = NewPassword::parse(password, &email)?;
     let hash = passwords::hash(password.secret()).await?;
-    store::add_password(&pool, login.user_id, &email, &hash).await?;
+    store::add_password(&pool, &login, &email, &hash).await?;
     leptos_axum::redirect("/account?notice=password_set");
     Ok(())
 }
@@ -128,8 +133,8 @@ pub async fn change_password(current_password: String, new_password: String) -> 
     check_password(&pool, &email, current_password, AccountError::WrongCurrentPassword).await?;
     let password = NewPassword::parse(new_password, &email)?;
     let hash = passwords::hash(password.secret()).await?;
-    store::replace_password_hash(&pool, login.user_id, &hash).await?;
-    logins.end_all_of_user(login.user_id, Some(&login.id), EndReason::Everywhere).await?;
+    store::change_password(&pool, &login, &hash).await?;
+    logins.end_all_of_user(login.user_id, Some(&login.id), EndReason::PasswordChanged).await?;
     session.renew_id().await?;
     leptos_axum::redirect("/account?notice=password_changed");
     Ok(())
@@ -141,7 +146,7 @@ pub async fn unlink_logi() -> Result<(), AccountError> {
     use ssr::*;
     let (pool, logins, RequiredLogin { login, .. }) = signed_in().await?;
     let issuer = logi_issuer()?.ok_or(AccountError::NotLinked)?;
-    store::unlink_identity(&pool, login.user_id, &issuer).await?;
+    store::unlink_identity(&pool, &login, &issuer).await?;
     logins.user_changed(login.user_id);
     leptos_axum::redirect("/account?notice=logi_unlinked");
     Ok(())
@@ -157,7 +162,7 @@ pub async fn end_session(id: String) -> Result<(), AccountError> {
         leptos_axum::redirect("/");
         return Ok(());
     }
-    if !logins.end_of_user(login.user_id, &LoginId::from_untrusted(&id), EndReason::SignedOut).await? {
+    if !logins.end_of_user(login.user_id, &LoginId::from_untrusted(&id), EndReason::ByUser).await? {
         return Err(AccountError::SessionNotFound);
     }
     leptos_axum::redirect("/account?notice=session_ended");
@@ -182,6 +187,7 @@ pub(crate) mod ssr {
     pub use super::store;
     use super::throttle::{self, Admission, Keys};
     use super::{AccountError, ActiveSession};
+    pub use crate::activity::{Event, Events, Occurrence};
     pub use crate::ids::{Issuer, LoginId, UserId};
     use crate::login::store::LoginRecord;
     use crate::login::{BrowserSession, Client, Logins, MaybeLogin, Method};
@@ -231,10 +237,16 @@ pub(crate) mod ssr {
         let password = SecretString::from(password);
         let record = store::password_by_email(pool, email).await?;
         let verified = passwords::verify(password.clone(), record.as_ref().map(|r| r.hash.clone())).await?;
-        let (Some(record), Verification::Valid { needs_rehash }) = (record, verified) else { return Err(wrong) };
+        let existing = record.as_ref().map(|record| record.user_id);
+        let (Some(record), Verification::Valid { needs_rehash }) = (record, verified) else {
+            if let Some(user_id) = existing {
+                Events::record_alone(pool, Occurrence { user_id, login_id: None, device: None, event: Event::SignInFailed }).await?;
+            }
+            return Err(wrong);
+        };
         throttle::succeeded(pool, &keys, &attempt).await?;
         if needs_rehash {
-            store::replace_password_hash(pool, record.user_id, &passwords::hash(&password).await?).await?;
+            store::rehash_password(pool, record.user_id, &passwords::hash(&password).await?).await?;
         }
         Ok(record.user_id)
     }

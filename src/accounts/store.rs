@@ -4,8 +4,10 @@
 
 use super::passwords::Email;
 use super::AccountError;
+use crate::activity::{Event, Events, Occurrence};
 use crate::ids::{Issuer, Subject, UserId};
-use crate::server::db::{query, Db, Tx};
+use crate::login::Login;
+use crate::server::db::{query, Db, Exec, Tx};
 use crate::server::unix_now as now;
 use crate::server::AppError;
 
@@ -98,14 +100,18 @@ pub async fn create_password_user(db: &Db, email: &Email, name: Option<&str>, ha
     Ok(user_id)
 }
 
-/// Gives an account without a password one (a logi-only user setting a password).
-pub async fn add_password(db: &Db, user_id: UserId, email: &Email, hash: &str) -> Result<(), AccountError> {
+/// Gives an account without a password one (a logi-only user setting a password, signed
+/// in as `login`).
+pub async fn add_password(db: &Db, login: &Login, email: &Email, hash: &str) -> Result<(), AccountError> {
     let mut tx = begin(db).await?;
-    if password_exists(&mut tx, user_id).await? {
+    if password_exists(&mut tx, login.user_id).await? {
         return Err(AccountError::PasswordAlreadySet);
     }
-    insert_password(&mut tx, user_id, email, hash).await?;
+    insert_password(&mut tx, login.user_id, email, hash).await?;
+    let mut events = Events::default();
+    events.record(&mut tx, Occurrence::by(login.user_id, &login.id, Event::PasswordSet)).await?;
     tx.commit().await.map_err(AppError::from)?;
+    events.announce();
     Ok(())
 }
 
@@ -124,9 +130,25 @@ async fn password_exists(tx: &mut Tx, user_id: UserId) -> Result<bool, AppError>
     Ok(query(sql).bind(user_id).scalar(&mut *tx).await?)
 }
 
-pub async fn replace_password_hash(db: &Db, user_id: UserId, hash: &str) -> Result<(), AppError> {
+/// The same password hashed again (its parameters changed): no event.
+pub async fn rehash_password(db: &Db, user_id: UserId, hash: &str) -> Result<(), AppError> {
+    replace_hash(db, user_id, hash).await
+}
+
+/// A new password, chosen by the user signed in as `login`.
+pub async fn change_password(db: &Db, login: &Login, hash: &str) -> Result<(), AppError> {
+    let mut tx = db.begin().await?;
+    replace_hash(&mut tx, login.user_id, hash).await?;
+    let mut events = Events::default();
+    events.record(&mut tx, Occurrence::by(login.user_id, &login.id, Event::PasswordChanged)).await?;
+    tx.commit().await?;
+    events.announce();
+    Ok(())
+}
+
+async fn replace_hash<'c>(on: impl Into<Exec<'c>>, user_id: UserId, hash: &str) -> Result<(), AppError> {
     let sql = "UPDATE passwords SET hash = $1, updated_at = $2 WHERE user_id = $3";
-    query(sql).bind(hash).bind(now()).bind(user_id).execute(db).await?;
+    query(sql).bind(hash).bind(now()).bind(user_id).execute(on).await?;
     Ok(())
 }
 
@@ -153,9 +175,12 @@ pub enum LinkOutcome {
     OtherIdentityLinked,
 }
 
-/// Links a verified `(issuer, subject)` to `user_id`, never moving it from another user.
-pub async fn link_identity(db: &Db, user_id: UserId, issuer: &Issuer, subject: &Subject) -> Result<LinkOutcome, AppError> {
+/// Links a verified `(issuer, subject)` to the user signed in as `login`, never moving it
+/// from another user.
+pub async fn link_identity(db: &Db, login: &Login, issuer: &Issuer, subject: &Subject) -> Result<LinkOutcome, AppError> {
+    let user_id = login.user_id;
     let mut tx = begin(db).await?;
+    let mut events = Events::default();
     let owner: Option<UserId> = query(OWNER).bind(issuer).bind(subject).scalar_optional(&mut tx).await?;
     let outcome = match owner {
         Some(owner) if owner == user_id => LinkOutcome::AlreadyLinked,
@@ -167,16 +192,20 @@ pub async fn link_identity(db: &Db, user_id: UserId, issuer: &Issuer, subject: &
                 LinkOutcome::OtherIdentityLinked
             } else {
                 query(LINK).bind(user_id).bind(issuer).bind(subject).execute(&mut tx).await?;
+                events.record(&mut tx, Occurrence::by(login.user_id, &login.id, Event::IdentityLinked)).await?;
                 LinkOutcome::Linked
             }
         }
     };
     tx.commit().await?;
+    events.announce();
     Ok(outcome)
 }
 
-/// Unlinks the user's identity from `issuer`, unless it is the last way to sign in.
-pub async fn unlink_identity(db: &Db, user_id: UserId, issuer: &Issuer) -> Result<(), AccountError> {
+/// Unlinks the identity from `issuer` of the user signed in as `login`, unless it is the
+/// last way to sign in.
+pub async fn unlink_identity(db: &Db, login: &Login, issuer: &Issuer) -> Result<(), AccountError> {
+    let user_id = login.user_id;
     let mut tx = begin(db).await?;
     if !password_exists(&mut tx, user_id).await? {
         let sql = "SELECT count(*) FROM identities WHERE user_id = $1";
@@ -190,7 +219,10 @@ pub async fn unlink_identity(db: &Db, user_id: UserId, issuer: &Issuer) -> Resul
     if removed == 0 {
         return Err(AccountError::NotLinked);
     }
+    let mut events = Events::default();
+    events.record(&mut tx, Occurrence::by(login.user_id, &login.id, Event::IdentityUnlinked)).await?;
     tx.commit().await.map_err(AppError::from)?;
+    events.announce();
     Ok(())
 }
 
@@ -222,6 +254,12 @@ pub async fn delete_attempts_until(db: &Db, until: i64) -> Result<u64, AppError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::LoginId;
+
+    /// A login of `user_id`, as the server functions pass it.
+    fn signed(user_id: UserId) -> Login {
+        Login { id: LoginId::random(), user_id }
+    }
     use crate::login::store::find_user as find;
 
     fn logi() -> Issuer {
@@ -294,10 +332,10 @@ mod tests {
         let (_dir, pool) = pool().await;
         let local = local_user(&pool, "ada@example.com").await;
         let other = sign_in_with_identity(&pool, &logi(), &sub("sub-other"), &profile("ada@example.com")).await.unwrap();
-        assert_eq!(link_identity(&pool, local, &logi(), &sub("sub-other")).await.unwrap(), LinkOutcome::LinkedToAnotherUser);
-        assert_eq!(link_identity(&pool, local, &logi(), &sub("sub-ada")).await.unwrap(), LinkOutcome::Linked);
-        assert_eq!(link_identity(&pool, local, &logi(), &sub("sub-ada")).await.unwrap(), LinkOutcome::AlreadyLinked);
-        assert_eq!(link_identity(&pool, local, &logi(), &sub("sub-second")).await.unwrap(), LinkOutcome::OtherIdentityLinked);
+        assert_eq!(link_identity(&pool, &signed(local), &logi(), &sub("sub-other")).await.unwrap(), LinkOutcome::LinkedToAnotherUser);
+        assert_eq!(link_identity(&pool, &signed(local), &logi(), &sub("sub-ada")).await.unwrap(), LinkOutcome::Linked);
+        assert_eq!(link_identity(&pool, &signed(local), &logi(), &sub("sub-ada")).await.unwrap(), LinkOutcome::AlreadyLinked);
+        assert_eq!(link_identity(&pool, &signed(local), &logi(), &sub("sub-second")).await.unwrap(), LinkOutcome::OtherIdentityLinked);
         let sql = "SELECT subject, user_id FROM identities ORDER BY subject";
         let owners: Vec<(String, UserId)> = query(sql).fetch_all(&pool).await.unwrap();
         assert_eq!(owners, vec![("sub-ada".into(), local), ("sub-other".into(), other)]);
@@ -308,7 +346,7 @@ mod tests {
     async fn logi_does_not_overwrite_a_local_accounts_profile() {
         let (_dir, pool) = pool().await;
         let local = local_user(&pool, "ada@example.com").await;
-        link_identity(&pool, local, &logi(), &sub("sub-ada")).await.unwrap();
+        link_identity(&pool, &signed(local), &logi(), &sub("sub-ada")).await.unwrap();
         sign_in_with_identity(&pool, &logi(), &sub("sub-ada"), &profile("logi@example.com")).await.unwrap();
         let user = find(&pool, local).await.unwrap().unwrap();
         assert_eq!((user.email.as_deref(), user.name.as_deref()), (Some("ada@example.com"), Some("Local")));
@@ -318,20 +356,20 @@ mod tests {
     async fn the_last_way_to_sign_in_cannot_be_unlinked() {
         let (_dir, pool) = pool().await;
         let logi_only = sign_in_with_identity(&pool, &logi(), &sub("sub-1"), &profile("a@example.com")).await.unwrap();
-        assert_eq!(unlink_identity(&pool, logi_only, &logi()).await, Err(AccountError::LastSignInMethod));
+        assert_eq!(unlink_identity(&pool, &signed(logi_only), &logi()).await, Err(AccountError::LastSignInMethod));
         assert!(identity_of_user(&pool, logi_only, &logi()).await.unwrap().is_some());
 
-        add_password(&pool, logi_only, &Email::parse("a@example.com").unwrap(), "h").await.unwrap();
-        assert_eq!(add_password(&pool, logi_only, &Email::parse("b@example.com").unwrap(), "h").await, Err(AccountError::PasswordAlreadySet));
-        assert_eq!(unlink_identity(&pool, logi_only, &logi()).await, Ok(()));
-        assert_eq!(unlink_identity(&pool, logi_only, &logi()).await, Err(AccountError::NotLinked));
+        add_password(&pool, &signed(logi_only), &Email::parse("a@example.com").unwrap(), "h").await.unwrap();
+        assert_eq!(add_password(&pool, &signed(logi_only), &Email::parse("b@example.com").unwrap(), "h").await, Err(AccountError::PasswordAlreadySet));
+        assert_eq!(unlink_identity(&pool, &signed(logi_only), &logi()).await, Ok(()));
+        assert_eq!(unlink_identity(&pool, &signed(logi_only), &logi()).await, Err(AccountError::NotLinked));
     }
 
     #[tokio::test]
     async fn deleting_a_user_deletes_its_identities_and_password() {
         let (_dir, pool) = pool().await;
         let local = local_user(&pool, "ada@example.com").await;
-        link_identity(&pool, local, &logi(), &sub("sub-ada")).await.unwrap();
+        link_identity(&pool, &signed(local), &logi(), &sub("sub-ada")).await.unwrap();
         pool.execute(&format!("DELETE FROM users WHERE id = {}", local.0)).await.unwrap();
         let left = pool.count("SELECT (SELECT count(*) FROM identities) + (SELECT count(*) FROM passwords)").await.unwrap();
         assert_eq!(left, 0);

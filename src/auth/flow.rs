@@ -246,7 +246,7 @@ async fn sign_in(auth: &Auth, provider: &Provider, tokens: TokenSet, pending: &P
 /// Verified `sub` → linked to the account of `login`, the one that started the link.
 async fn link(auth: &Auth, login: &Login, provider: &Provider, tokens: TokenSet, pending: &PendingLogin) -> Result<String, AuthError> {
     let VerifiedIdToken { subject, session } = verified_subject(provider, &tokens, pending).await?;
-    match accounts::link_identity(&auth.db, login.user_id, provider.issuer(), &subject).await.map_err(internal)? {
+    match accounts::link_identity(&auth.db, login, provider.issuer(), &subject).await.map_err(internal)? {
         LinkOutcome::Linked | LinkOutcome::AlreadyLinked => {
             auth.logins.user_changed(login.user_id);
             // This browser may now call the API with the linked identity.

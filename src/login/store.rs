@@ -30,6 +30,15 @@ impl Method {
     }
 }
 
+impl From<Method> for crate::activity::SignInMethod {
+    fn from(method: Method) -> Self {
+        match method {
+            Method::Password => Self::Password,
+            Method::Logi => Self::Logi,
+        }
+    }
+}
+
 /// What kind of client holds a login: a browser (session cookie) or a native app's
 /// device (our bearer and refresh tokens). Each kind has its own lifetimes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,13 +164,22 @@ pub async fn touch(db: &Db, id: &LoginId, now: i64) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Deletes these logins (their tokens and refresh families go with them); how many there were.
-pub async fn delete<'c>(on: impl Into<Exec<'c>>, ids: &[LoginId]) -> Result<u64, AppError> {
-    let mut on = on.into();
-    let mut deleted = 0;
+/// A login as it was deleted: whose it was and on what device.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Deleted {
+    pub id: LoginId,
+    pub user_id: UserId,
+    /// Its User-Agent or device name.
+    #[sqlx(rename = "user_agent")]
+    pub device: String,
+}
+
+/// Deletes these logins (their tokens and refresh families go with them); the ones there were.
+pub async fn delete(tx: &mut Tx, ids: &[LoginId]) -> Result<Vec<Deleted>, AppError> {
+    let mut deleted = Vec::new();
     for chunk in ids.chunks(MAX_LIST) {
-        let sql = format!("DELETE FROM logins WHERE id IN ({})", placeholders(chunk.len()));
-        deleted += query(&sql).bind_all(chunk).execute(&mut on).await?;
+        let sql = format!("DELETE FROM logins WHERE id IN ({}) RETURNING id, user_id, user_agent", placeholders(chunk.len()));
+        deleted.extend(query(&sql).bind_all(chunk).fetch_all::<Deleted>(&mut *tx).await?);
     }
     Ok(deleted)
 }
@@ -318,7 +336,9 @@ mod tests {
         let sealed = sealed_tokens_of(&db, &ids).await.unwrap();
         assert_eq!(sealed.len(), MAX_LIST + 2);
         assert!(sealed.iter().all(|(id, sealed)| id.as_str().as_bytes() == sealed.as_slice()), "a login got another's tokens");
-        assert_eq!(delete(&db, &ids).await.unwrap(), logins.len() as u64);
+        let mut tx = db.begin().await.unwrap();
+        assert_eq!(delete(&mut tx, &ids).await.unwrap().len(), logins.len());
+        tx.commit().await.unwrap();
         let left: i64 = query("SELECT count(*) FROM logins").scalar(&db).await.unwrap();
         assert_eq!(left, 0);
     }

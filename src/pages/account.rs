@@ -1,7 +1,8 @@
-//! `/account`: the profile, the sign-in methods (password, logi) and the sessions,
+//! `/account`: the profile, the sign-in methods (password, logi), the sessions and the recent activity,
 //! with every change as a form that also works without JavaScript.
 
 use super::notices::{AccountNotice, AuthErrorNotice, FormError};
+use crate::accounts::activity::ActivityEntry;
 use crate::accounts::{load_account, Account, ActiveSession, ChangePassword, EndSession, LinkedLogi, SetPassword, SignOutEverywhere, UnlinkLogi};
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
@@ -29,7 +30,7 @@ pub fn AccountPage() -> impl IntoView {
 
 #[component]
 fn AccountDetails(account: Account) -> impl IntoView {
-    let Account { user, password_email, logi, logi_enabled, sessions } = account;
+    let Account { user, password_email, logi, logi_enabled, sessions, activity } = account;
     let has_password = password_email.is_some();
     view! {
         <section class="card">
@@ -49,6 +50,7 @@ fn AccountDetails(account: Account) -> impl IntoView {
             {logi_enabled.then(|| view! { <LogiMethod logi has_password/> })}
         </section>
         <Sessions sessions/>
+        <RecentActivity activity/>
     }
     // Erased: the nested view types otherwise exceed the compiler's type-depth limit.
     .into_any()
@@ -146,6 +148,25 @@ fn Sessions(sessions: Vec<ActiveSession>) -> impl IntoView {
                 </tbody>
             </table>
             <SignOutEverywhereForm/>
+        </section>
+    }
+}
+
+#[component]
+fn RecentActivity(activity: Vec<ActivityEntry>) -> impl IntoView {
+    view! {
+        <section class="card">
+            <h2>"Recent activity"</h2>
+            {activity.is_empty().then(|| view! { <p class="hint">"Nothing recorded yet."</p> })}
+            <ul class="activity">
+                {activity
+                    .into_iter()
+                    .map(|ActivityEntry { kind, summary, device, ago, warning, .. }| {
+                        let line = [Some(summary), device, Some(ago)].into_iter().flatten().collect::<Vec<_>>().join(" — ");
+                        view! { <li data-testid="activity" data-kind=kind class:warning=warning>{line}</li> }
+                    })
+                    .collect_view()}
+            </ul>
         </section>
     }
 }

@@ -54,6 +54,8 @@ pub struct Config {
     /// `LEPTOS_RELOAD_PORT`: where `cargo leptos watch` listens for live reload.
     pub reload_port: u32,
     pub shutdown: ShutdownConfig,
+    /// `ACTIVITY_RETENTION_DAYS`: account events older than this are deleted by the sweeper.
+    pub activity_retention: Duration,
 }
 
 /// How the process stops on SIGTERM (see `startup::serve_until`).
@@ -183,6 +185,7 @@ impl Config {
                 drain: Duration::from_secs(bounded(var("SHUTDOWN_DRAIN_SECS"), "SHUTDOWN_DRAIN_SECS", if mode == Mode::Production { 5 } else { 0 }, 0..=300)?),
                 grace: Duration::from_secs(bounded(var("SHUTDOWN_GRACE_SECS"), "SHUTDOWN_GRACE_SECS", 20, 1..=600)?),
             },
+            activity_retention: Duration::from_secs(86_400 * bounded(var("ACTIVITY_RETENTION_DAYS"), "ACTIVITY_RETENTION_DAYS", 180, 1..=3650)?),
         })
     }
 

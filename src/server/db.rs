@@ -446,6 +446,7 @@ mod tests {
         assert_eq!(
             table_names(&pool).await,
             [
+                "account_events",
                 "device_refresh_tokens",
                 "identities",
                 "login_tokens",

@@ -2,6 +2,7 @@
 //! SQLite file, with one provider double (and its upstream API) on loopback.
 #![cfg(feature = "ssr")]
 
+mod activity;
 mod anonymous;
 mod apis;
 mod backchannel;

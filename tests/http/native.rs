@@ -73,7 +73,7 @@ pub(crate) async fn signed_in_device(app: &TestApp, hint: &str) -> Value {
     answer.json()
 }
 
-async fn refresh(app: &TestApp, refresh_token: &str) -> Answer {
+pub(crate) async fn refresh(app: &TestApp, refresh_token: &str) -> Answer {
     let form = format!("grant_type=refresh_token&refresh_token={refresh_token}").into_bytes();
     device(app).send(Method::POST, "/api/auth/token", &[], Some(("application/x-www-form-urlencoded", form))).await
 }

@@ -124,7 +124,7 @@ async fn every_response_has_a_request_id_and_only_a_trusted_proxy_may_set_it() {
 }
 
 /// The value of one series in a Prometheus text page (0 when absent).
-fn series(page: &str, name_and_labels: &[&str]) -> f64 {
+pub(crate) fn series(page: &str, name_and_labels: &[&str]) -> f64 {
     page.lines()
         .filter(|line| !line.starts_with('#'))
         .find(|line| name_and_labels.iter().all(|part| line.contains(part)))

@@ -2,6 +2,7 @@
 //! logins in progress that its sealed cookie carries until their callback.
 
 use super::{EndReason, Logins};
+use crate::activity::{Event, Events, Occurrence};
 use crate::ids::{LoginId, UserId};
 use crate::login::pending::{PendingError, PendingLogin, LIFETIME_SECS};
 use crate::login::session::BrowserSession;
@@ -18,9 +19,13 @@ impl Logins {
             self.end(&[previous], EndReason::Replaced).await?;
         }
         let login = Login { id: LoginId::random(), user_id };
+        let device = store::sanitized_user_agent(user_agent);
         let mut tx = self.db.begin().await?;
-        store::insert(&mut tx, &login, (method, Client::Browser), &store::sanitized_user_agent(user_agent), now()).await?;
+        store::insert(&mut tx, &login, (method, Client::Browser), &device, now()).await?;
+        let mut events = Events::default();
+        events.record(&mut tx, Occurrence { user_id, login_id: Some(&login.id), device: Some(&device), event: Event::SignIn(method.into()) }).await?;
         tx.commit().await?;
+        events.announce();
         session.start(&login.id).await?;
         Ok(login)
     }

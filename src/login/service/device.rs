@@ -2,6 +2,7 @@
 //! of a cookie (a short ES256 access token and a rotating refresh-token family).
 
 use super::{EndReason, Logins};
+use crate::activity::{Event, Events, Occurrence, SignInMethod};
 use crate::ids::{LoginId, UserId};
 use crate::login::device::refresh::{self, Rotation};
 use crate::login::device::{DeviceTokens, Devices};
@@ -30,7 +31,8 @@ impl Logins {
     }
 
     /// Starts a device login for `user_id` within the caller's transaction: the login row,
-    /// logi's tokens sealed under it, and the first refresh token of its family.
+    /// logi's tokens sealed under it, the first refresh token of its family, and the
+    /// `sign_in` and `device_added` events (the caller announces them after its commit).
     pub async fn start_device(
         &self,
         tx: &mut Tx,
@@ -38,14 +40,19 @@ impl Logins {
         name: Option<&str>,
         logi: &TokenSet,
         session: &LogiSession,
-    ) -> Result<(Login, DeviceTokens), AppError> {
+    ) -> Result<(Login, DeviceTokens, Events), AppError> {
         let now = unix_now();
         let login = Login { id: LoginId::random(), user_id };
-        store::insert(tx, &login, (Method::Logi, Client::Device), &device_name(name), now).await?;
+        let device = device_name(name);
+        store::insert(tx, &login, (Method::Logi, Client::Device), &device, now).await?;
         self.tokens.keep(&mut *tx, &login.id, &HeldTokens::from_grant(logi.clone()), Some(session)).await?;
         let refresh_token = refresh::start_family(tx, &login.id, now).await?;
+        let mut events = Events::default();
+        for event in [Event::SignIn(SignInMethod::Native), Event::DeviceAdded] {
+            events.record(tx, Occurrence { user_id, login_id: Some(&login.id), device: Some(&device), event }).await?;
+        }
         let tokens = self.device_tokens(&login, refresh_token, now, now)?;
-        Ok((login, tokens))
+        Ok((login, tokens, events))
     }
 
     fn device_tokens(&self, login: &Login, refresh_token: SecretString, created_at: i64, now: i64) -> Result<DeviceTokens, AppError> {

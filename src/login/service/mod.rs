@@ -13,6 +13,7 @@ use super::session::SessionCache;
 use super::store::{self, Client, Lifetimes, Login, LoginLifetimes, LoginRecord, LoginRow};
 use super::tokens::{ApiConsent, Audience, Custody, CustodyError, HeldTokens, LogiSession, TokenAuthority, TokenSet};
 use super::User;
+use crate::activity::{Event, Events, Occurrence};
 use crate::ids::{LoginId, UserId};
 use crate::server::config::Config;
 use crate::server::db::{Db, Tx};
@@ -28,31 +29,7 @@ const CACHE_CAPACITY: usize = 100_000;
 /// Expired logins ended per sweep: each may cost a revocation at logi.
 const SWEEP_BATCH: i64 = 1000;
 
-/// Why a login ends: logged with it, and whether its logi refresh token is still worth
-/// revoking (logi already refused a refused one).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EndReason {
-    /// The user signed this client out, or ended it from another one.
-    SignedOut,
-    /// The browser signed in again; the login it had is replaced.
-    Replaced,
-    /// Past its idle or absolute lifetime.
-    Expired,
-    /// logi refused its refresh token.
-    Refused,
-    /// One of our refresh tokens was used twice: two parties hold the device's family.
-    Reused,
-    /// The user changed the password or asked to sign out everywhere.
-    Everywhere,
-    /// logi's back-channel logout named its logi session or user.
-    LogiLogout,
-}
-
-impl EndReason {
-    fn revokes(self) -> bool {
-        self != Self::Refused
-    }
-}
+pub use crate::activity::EndReason;
 
 /// What [`Logins::end`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,15 +171,33 @@ impl Logins {
     }
 
     /// Ends these logins: their rows (and with them their tokens and refresh families) are
-    /// deleted, their cached copies dropped, and their logi refresh tokens revoked unless
-    /// logi already refused them.
+    /// deleted with an event each on their user's record, their cached copies dropped, and
+    /// their logi refresh tokens revoked unless logi already refused them.
     pub async fn end(&self, ids: &[LoginId], reason: EndReason) -> Result<Ended, AppError> {
         let sealed = store::sealed_tokens_of(&self.db, ids).await?;
         self.forget_cached(ids);
-        let logins = store::delete(&self.db, ids).await?;
+        let tx = self.db.begin().await?;
+        let logins = self.delete_recording(tx, ids, reason).await?;
         let ended = Ended { logins, holding_logi_tokens: sealed.len() };
         self.finish_ending(ids.len(), sealed, reason);
         Ok(ended)
+    }
+
+    /// Deletes the logins in `tx` with a `reason` event for each one that existed, and
+    /// commits; how many there were.
+    async fn delete_recording(&self, mut tx: Tx, ids: &[LoginId], reason: EndReason) -> Result<u64, AppError> {
+        let deleted = store::delete(&mut tx, ids).await?;
+        let mut events = Events::default();
+        // A login ended for reuse first records what was seen.
+        let seen = (reason == EndReason::Reused).then_some(Event::RefreshReuseDetected);
+        for login in &deleted {
+            for event in seen.into_iter().chain([Event::LoginEnded(reason)]) {
+                events.record(&mut tx, Occurrence { user_id: login.user_id, login_id: Some(&login.id), device: Some(&login.device), event }).await?;
+            }
+        }
+        tx.commit().await?;
+        events.announce();
+        Ok(deleted.len() as u64)
     }
 
     /// One of the user's logins, ended; false when the user has no such login.
@@ -223,8 +218,7 @@ impl Logins {
     pub async fn end_logi_session(&self, mut tx: Tx, sub: Option<&str>, sid: Option<&str>) -> Result<u64, AppError> {
         let sealed = store::sealed_tokens_of_logi_session(&mut tx, sub, sid).await?;
         let ids: Vec<LoginId> = sealed.iter().map(|(id, _)| id.clone()).collect();
-        let ended = store::delete(&mut tx, &ids).await?;
-        tx.commit().await?;
+        let ended = self.delete_recording(tx, &ids, EndReason::LogiLogout).await?;
         self.forget_cached(&ids);
         self.finish_ending(ids.len(), sealed, EndReason::LogiLogout);
         Ok(ended)
