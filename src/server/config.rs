@@ -665,7 +665,16 @@ mod tests {
         assert_eq!(error_variable(&production(&[("METRICS_ADDR", Box::leak(format!("0.0.0.0:{public_port}").into_boxed_str()))])), "METRICS_ADDR");
     }
 
-    const VARIABLES: [&str; 22] = [
+    #[test]
+    fn activity_is_kept_180_days_by_default_and_bounded() {
+        assert_eq!(parse(&production(&[])).unwrap().activity_retention, Duration::from_secs(180 * 86_400));
+        assert_eq!(parse(&production(&[("ACTIVITY_RETENTION_DAYS", "7")])).unwrap().activity_retention, Duration::from_secs(7 * 86_400));
+        for bad in ["0", "3651", "-1", "a week"] {
+            assert_eq!(error_variable(&production(&[("ACTIVITY_RETENTION_DAYS", bad)])), "ACTIVITY_RETENTION_DAYS", "{bad}");
+        }
+    }
+
+    const VARIABLES: [&str; 23] = [
         "APP_ENV",
         "APP_URL",
         "SESSION_SECRET",
@@ -688,6 +697,7 @@ mod tests {
         "METRICS_ADDR",
         "LOG_FORMAT",
         "SHUTDOWN_GRACE_SECS",
+        "ACTIVITY_RETENTION_DAYS",
     ];
 
     proptest::proptest! {
