@@ -65,7 +65,6 @@ pub enum Event {
     PasswordChanged,
     IdentityLinked,
     IdentityUnlinked,
-    StepUp,
 }
 
 impl Event {
@@ -81,7 +80,6 @@ impl Event {
             Self::PasswordChanged => "password_changed",
             Self::IdentityLinked => "identity_linked",
             Self::IdentityUnlinked => "identity_unlinked",
-            Self::StepUp => "step_up",
         }
     }
 
