@@ -110,8 +110,7 @@ pub async fn add_password(db: &Db, login: &Login, email: &Email, hash: &str) -> 
     insert_password(&mut tx, login.user_id, email, hash).await?;
     let mut events = Events::default();
     events.record(&mut tx, Occurrence::by(login.user_id, &login.id, Event::PasswordSet)).await?;
-    tx.commit().await.map_err(AppError::from)?;
-    events.announce();
+    events.commit(tx).await?;
     Ok(())
 }
 
@@ -141,8 +140,7 @@ pub async fn change_password(db: &Db, login: &Login, hash: &str) -> Result<(), A
     replace_hash(&mut tx, login.user_id, hash).await?;
     let mut events = Events::default();
     events.record(&mut tx, Occurrence::by(login.user_id, &login.id, Event::PasswordChanged)).await?;
-    tx.commit().await?;
-    events.announce();
+    events.commit(tx).await?;
     Ok(())
 }
 
@@ -197,8 +195,7 @@ pub async fn link_identity(db: &Db, login: &Login, issuer: &Issuer, subject: &Su
             }
         }
     };
-    tx.commit().await?;
-    events.announce();
+    events.commit(tx).await?;
     Ok(outcome)
 }
 
@@ -221,8 +218,7 @@ pub async fn unlink_identity(db: &Db, login: &Login, issuer: &Issuer) -> Result<
     }
     let mut events = Events::default();
     events.record(&mut tx, Occurrence::by(login.user_id, &login.id, Event::IdentityUnlinked)).await?;
-    tx.commit().await.map_err(AppError::from)?;
-    events.announce();
+    events.commit(tx).await?;
     Ok(())
 }
 
@@ -255,12 +251,12 @@ pub async fn delete_attempts_until(db: &Db, until: i64) -> Result<u64, AppError>
 mod tests {
     use super::*;
     use crate::ids::LoginId;
+    use crate::login::store::find_user as find;
 
     /// A login of `user_id`, as the server functions pass it.
     fn signed(user_id: UserId) -> Login {
         Login { id: LoginId::random(), user_id }
     }
-    use crate::login::store::find_user as find;
 
     fn logi() -> Issuer {
         Issuer::new("https://logi")

@@ -1,7 +1,7 @@
 //! The account activity record: what happened to an account (`account_events`). Each
 //! event is written by the change it records, in that change's transaction, so neither
 //! exists without the other; it is counted in metrics and logged only once the
-//! transaction committed ([`Events::announce`]). Users page their own record; the sweeper
+//! transaction committed ([`Events::commit`]). Users page their own record; the sweeper
 //! deletes events older than `ACTIVITY_RETENTION_DAYS`.
 
 pub mod store;
@@ -121,9 +121,9 @@ impl<'a> Occurrence<'a> {
     }
 }
 
-/// The events written in one transaction, announced (metrics, a log line each) after it
-/// committed.
-#[must_use = "announce the events once their transaction committed"]
+/// The events written in one transaction, announced (metrics, a log line each) when
+/// [`Events::commit`] committed it.
+#[must_use = "commit the transaction with Events::commit"]
 #[derive(Default)]
 pub struct Events(Vec<(UserId, Option<LoginId>, Event)>);
 
@@ -141,16 +141,17 @@ impl Events {
         let mut events = Self::default();
         let mut tx = db.begin().await?;
         events.record(&mut tx, occurrence).await?;
-        tx.commit().await?;
-        events.announce();
-        Ok(())
+        events.commit(tx).await
     }
 
-    /// After the commit: each event counted by kind and logged for operators who ship logs.
-    pub fn announce(self) {
+    /// Commits the transaction the events were written in; then each is counted by kind and
+    /// logged for operators who ship logs.
+    pub async fn commit(self, tx: Tx) -> Result<(), AppError> {
+        tx.commit().await?;
         for (user_id, login_id, event) in self.0 {
             ::metrics::counter!("logi_bff_account_events_total", "kind" => event.kind()).increment(1);
             tracing::info!(target: "logi_bff::activity", kind = event.kind(), user_id = user_id.0, login_id = login_id.as_ref().map(LoginId::as_str), detail = event.detail(), "account event");
         }
+        Ok(())
     }
 }

@@ -188,8 +188,7 @@ async fn sign_in(auth: &Auth, provider: &Provider, request: &ExchangeRequest, gr
     let mut tx = accounts::begin(&auth.db).await?;
     let user_id = accounts::user_for_identity(&mut tx, provider.issuer(), &verified.subject, &profile::from_userinfo(&info)).await?;
     let (login, tokens, events) = auth.logins.start_device(&mut tx, user_id, request.device_name.as_deref(), grant, &verified.session).await?;
-    tx.commit().await.map_err(AppError::from)?;
-    events.announce();
+    events.commit(tx).await?;
     auth.logins.user_changed(user_id);
     tracing::info!(login = %login.id, "native app signed in");
     let user = auth.logins.user(&login).await?;

@@ -24,8 +24,7 @@ impl Logins {
         store::insert(&mut tx, &login, (method, Client::Browser), &device, now()).await?;
         let mut events = Events::default();
         events.record(&mut tx, Occurrence { user_id, login_id: Some(&login.id), device: Some(&device), event: Event::SignIn(method.into()) }).await?;
-        tx.commit().await?;
-        events.announce();
+        events.commit(tx).await?;
         session.start(&login.id).await?;
         Ok(login)
     }

@@ -32,7 +32,7 @@ impl Logins {
 
     /// Starts a device login for `user_id` within the caller's transaction: the login row,
     /// logi's tokens sealed under it, the first refresh token of its family, and the
-    /// `sign_in` and `device_added` events (the caller announces them after its commit).
+    /// `sign_in` and `device_added` events (the caller commits its transaction with them).
     pub async fn start_device(
         &self,
         tx: &mut Tx,

@@ -195,8 +195,7 @@ impl Logins {
                 events.record(&mut tx, Occurrence { user_id: login.user_id, login_id: Some(&login.id), device: Some(&login.device), event }).await?;
             }
         }
-        tx.commit().await?;
-        events.announce();
+        events.commit(tx).await?;
         Ok(deleted.len() as u64)
     }
 
