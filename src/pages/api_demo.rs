@@ -187,13 +187,16 @@ fn test_id(base: &str, name: &str) -> String {
 
 #[island]
 fn ApiCall(path: String, name: String) -> impl IntoView {
+    // Reference-counted, not arena-owned: a page dropped mid-render (a HEAD, a client gone)
+    // disposes its owner while these closures may still run.
     let call = call_action(path.clone());
+    let (pending, value) = (call.pending(), call.value());
     let answer_name = name.clone();
     view! {
-        <button data-testid=test_id("call-api", &name) on:click=move |_| { call.dispatch(()); } disabled=move || call.pending().get()>
+        <button data-testid=test_id("call-api", &name) on:click=move |_| { call.dispatch(()); } disabled=move || pending.get()>
             "GET " {path.clone()}
         </button>
-        {move || call.value().get().map(|answer| view! { <Answer answer name=answer_name.clone()/> })}
+        {move || value.get().map(|answer| view! { <Answer answer name=answer_name.clone()/> })}
     }
 }
 
@@ -248,13 +251,13 @@ fn declared_apis() -> Vec<ApiSummary> {
 /// local; on the server (where it never runs) it must not be: a local value dropped by
 /// another thread than its own panics, and a response body may be dropped anywhere.
 #[cfg(feature = "hydrate")]
-fn call_action(path: String) -> Action<(), Result<ApiAnswer, String>> {
-    Action::new_local(move |_: &()| call(path.clone()))
+fn call_action(path: String) -> ArcAction<(), Result<ApiAnswer, String>> {
+    ArcAction::new_unsync(move |_: &()| call(path.clone()))
 }
 
 #[cfg(not(feature = "hydrate"))]
-fn call_action(path: String) -> Action<(), Result<ApiAnswer, String>> {
-    Action::new(move |_: &()| call(path.clone()))
+fn call_action(path: String) -> ArcAction<(), Result<ApiAnswer, String>> {
+    ArcAction::new(move |_: &()| call(path.clone()))
 }
 
 #[cfg(feature = "hydrate")]
