@@ -123,6 +123,7 @@ mod ssr {
             ("password_changed", _) => "Password changed",
             ("identity_linked", _) => "logi account linked",
             ("identity_unlinked", _) => "logi account unlinked",
+            ("step_up", _) => "Signed in again with a stronger method",
             ("login_ended", _) => {
                 return format!(
                     "Session ended ({})",

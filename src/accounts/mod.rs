@@ -189,6 +189,7 @@ pub(crate) mod ssr {
     use super::{AccountError, ActiveSession};
     pub use crate::activity::{Event, Events, Occurrence};
     pub use crate::ids::{Issuer, LoginId, UserId};
+    use crate::login::step_up::Authentication;
     use crate::login::store::LoginRecord;
     use crate::login::{BrowserSession, Client, Logins, MaybeLogin, Method};
     pub use crate::login::{EndReason, RequiredLogin};
@@ -253,7 +254,7 @@ pub(crate) mod ssr {
 
     /// A new login for this browser, then on to `return_to` (same-origin paths only).
     pub async fn finish_sign_in(logins: &Logins, session: &BrowserSession, user_id: UserId, return_to: &str) -> Result<(), AccountError> {
-        logins.sign_in(session, user_id, Method::Password, &request::user_agent()).await?;
+        logins.sign_in(session, user_id, (Method::Password, &Authentication::default()), &request::user_agent()).await?;
         let config = request::from_context::<Arc<Config>>()?;
         leptos_axum::redirect(&crate::login::return_to::sanitize_return_to(Some(return_to), &config.app_url));
         Ok(())

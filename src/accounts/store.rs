@@ -162,6 +162,12 @@ pub async fn identity_of_user(db: &Db, user_id: UserId, issuer: &Issuer) -> Resu
     Ok(query(sql).bind(user_id).bind(issuer).fetch_optional(db).await?)
 }
 
+/// The user this identity is linked to, if any.
+pub async fn user_of_identity(db: &Db, issuer: &Issuer, subject: &Subject) -> Result<Option<UserId>, AppError> {
+    let sql = "SELECT user_id FROM identities WHERE issuer = $1 AND subject = $2";
+    Ok(query(sql).bind(issuer).bind(subject).scalar_optional(db).await?)
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum LinkOutcome {
     Linked,

@@ -65,6 +65,8 @@ pub enum Event {
     PasswordChanged,
     IdentityLinked,
     IdentityUnlinked,
+    /// A login signed in at logi again, stronger or more recently (an API required it).
+    StepUp,
 }
 
 impl Event {
@@ -80,6 +82,7 @@ impl Event {
             Self::PasswordChanged => "password_changed",
             Self::IdentityLinked => "identity_linked",
             Self::IdentityUnlinked => "identity_unlinked",
+            Self::StepUp => "step_up",
         }
     }
 

@@ -95,6 +95,12 @@ auth_errors! {
     ),
     /// Linking: this account already has a different logi account linked.
     AnotherLogiAccountLinked = "another_logi_account_linked" => ("Your account already has a logi account linked.", "Unlink it first to link a different one."),
+    /// A step-up whose new sign-in did not meet what was asked (a weaker `acr`, an older
+    /// `auth_time`) or was another logi account; the existing login is untouched.
+    StepUpFailed = "step_up_failed" => (
+        "The new sign-in at logi was not the stronger one this page asked for, so nothing changed.",
+        "Try again, complete logi's extra step, and use the same logi account."
+    ),
     /// Our database could not be reached or written; nothing was changed.
     DatabaseUnavailable = "database_unavailable" => ("Our database could not be reached, so you were not signed in.", "Try again in a moment."),
     /// Too much work queued (password hashing); nothing was changed.

@@ -10,7 +10,8 @@ use crate::accounts::store::{self as accounts, LinkOutcome};
 use crate::ids::{LoginId, UserId};
 use crate::login::pending::{PendingError, PendingLogin};
 use crate::login::return_to::sanitize_return_to;
-use crate::login::tokens::{LogiSession, TokenSet};
+use crate::login::step_up::Requirement;
+use crate::login::tokens::TokenSet;
 use crate::login::{Login, Logins, MaybeLogin, Method};
 use crate::server::config::Config;
 use crate::server::db::Db;
@@ -121,6 +122,19 @@ pub struct LoginParams {
     pub login_hint: Option<String>,
     pub prompt: Option<String>,
     pub return_to: Option<String>,
+    /// A step-up's requirement, already checked by [`step_up_of`].
+    pub step_up: Option<Requirement>,
+}
+
+/// The step-up a sign-in asks for with `acr_values` and `max_age`: only values some API
+/// declares (a link from anywhere cannot make logi ask for anything else); `Err` names
+/// the parameter that is malformed or undeclared.
+pub fn step_up_of(auth: &Auth, acr_values: Option<&str>, max_age: Option<&str>) -> Result<Option<Requirement>, &'static str> {
+    let requirement = Requirement::parse(acr_values, max_age)?;
+    if let Some(requirement) = &requirement {
+        requirement.check_declared(&auth.logins.api_consent().step_ups)?;
+    }
+    Ok(requirement)
 }
 
 /// Starts a sign-in (`link_for` = `None`) or a link: on to logi's authorization endpoint.
@@ -151,10 +165,18 @@ async fn authorization(auth: &Auth, headers: &HeaderMap, params: LoginParams, li
         return_to: sanitize_return_to(params.return_to.as_deref(), &auth.config.app_url),
         started_at: crate::server::unix_now(),
         link_for_login: link_for,
+        step_up: params.step_up,
     };
     let consent = auth.logins.api_consent();
-    let request =
-        AuthorizationRequest { state: &pending.state, nonce: &pending.nonce, code_challenge: challenge.as_str(), login_hint, prompt, consent: &consent };
+    let request = AuthorizationRequest {
+        state: &pending.state,
+        nonce: &pending.nonce,
+        code_challenge: challenge.as_str(),
+        login_hint,
+        prompt,
+        consent: &consent,
+        step_up: pending.step_up.as_ref(),
+    };
     let url = provider.authorization_url(&endpoints, &request);
     Ok((url.into(), auth.logins.start_pending(headers, pending)))
 }
@@ -202,11 +224,15 @@ async fn redeem(auth: &Auth, headers: &HeaderMap, found: &MaybeLogin, params: &C
     };
     let tokens = provider.exchange_code(code, &pending.pkce_verifier, provider.redirect_uri()).await?;
     let issued_refresh_token = tokens.refresh_token.clone();
-    let finished = match linking_login {
-        Some(login) => link(auth, login, provider, tokens, pending).await,
-        None => sign_in_and_keep(auth, headers, found, provider, tokens, pending).await,
+    let stepping_up = found.login.as_ref().filter(|_| pending.step_up.is_some());
+    let finished = match (linking_login, stepping_up) {
+        (Some(login), _) => link(auth, login, provider, tokens, pending).await,
+        (None, Some(login)) => step_up(auth, found, login, provider, tokens, pending).await,
+        (None, None) => sign_in_and_keep(auth, headers, found, provider, tokens, pending).await,
     };
-    if finished.is_err() {
+    // A refused step-up's grant may be the login's own grant continued (see
+    // `Logins::upgrade`): revoking it could end the login it was meant to leave untouched.
+    if finished.is_err() && stepping_up.is_none() {
         // logi issued a grant nobody will use: its refresh token must not outlive the failure.
         auth.logins.revoke_in_background(issued_refresh_token.into_iter().collect());
     }
@@ -221,31 +247,55 @@ async fn sign_in_and_keep(
     tokens: TokenSet,
     pending: &PendingLogin,
 ) -> Result<String, AuthError> {
-    let (user_id, tokens, session) = sign_in(auth, provider, tokens, pending).await?;
-    let login = auth.logins.sign_in(&found.session, user_id, Method::Logi, user_agent_of(headers)).await.map_err(internal)?;
-    auth.logins.keep_tokens(&login.id, tokens, &session).await.map_err(internal)?;
+    let (user_id, tokens, verified) = sign_in(auth, provider, tokens, pending).await?;
+    let method = (Method::Logi, &verified.authentication);
+    let login = auth.logins.sign_in(&found.session, user_id, method, user_agent_of(headers)).await.map_err(internal)?;
+    auth.logins.keep_tokens(&login.id, tokens, &verified.session).await.map_err(internal)?;
     Ok(pending.return_to.clone())
 }
 
-/// The id_token of logi's answer, verified.
+/// A step-up of this browser's login: the new sign-in must meet what was asked and be the
+/// login's own logi account; then the same login is upgraded (`Logins::upgrade`) and the
+/// browser session gets a new id. Any failure leaves the login as it was.
+async fn step_up(auth: &Auth, found: &MaybeLogin, login: &Login, provider: &Provider, tokens: TokenSet, pending: &PendingLogin) -> Result<String, AuthError> {
+    let verified = verified_subject(provider, &tokens, pending).await?;
+    if accounts::user_of_identity(&auth.db, provider.issuer(), &verified.subject).await.map_err(internal)? != Some(login.user_id) {
+        tracing::info!("step-up refused: logi signed in another account than the login's");
+        return Err(AuthError::StepUpFailed);
+    }
+    if !auth.logins.upgrade(login, &verified.authentication, tokens, &verified.session).await.map_err(internal)? {
+        return Err(AuthError::SessionExpired);
+    }
+    found.session.renew_id().await.map_err(internal)?;
+    Ok(pending.return_to.clone())
+}
+
+/// The id_token of logi's answer, verified; for a step-up it must also meet what was asked.
 async fn verified_subject(provider: &Provider, tokens: &TokenSet, pending: &PendingLogin) -> Result<VerifiedIdToken, AuthError> {
     let id_token = tokens.id_token.as_ref().ok_or(AuthError::NoSubjectInIdToken)?;
-    provider.verify_id_token(id_token, Some(&pending.nonce), &tokens.access_token).await
+    let verified = provider.verify_id_token(id_token, Some(&pending.nonce), &tokens.access_token).await?;
+    match &pending.step_up {
+        Some(requirement) if !requirement.is_met_by(&verified.authentication, crate::server::unix_now()) => {
+            tracing::info!(acr = ?verified.authentication.acr, auth_time = ?verified.authentication.auth_time, "step-up refused: the new sign-in does not meet the requirement");
+            Err(AuthError::StepUpFailed)
+        }
+        _ => Ok(verified),
+    }
 }
 
 /// Verified `sub` → userinfo → local user (one transaction).
-async fn sign_in(auth: &Auth, provider: &Provider, tokens: TokenSet, pending: &PendingLogin) -> Result<(UserId, TokenSet, LogiSession), AuthError> {
-    let VerifiedIdToken { subject, session } = verified_subject(provider, &tokens, pending).await?;
-    let info = provider.userinfo(&tokens.access_token, &subject).await?;
-    let user_id = accounts::sign_in_with_identity(&auth.db, provider.issuer(), &subject, &profile::from_userinfo(&info)).await.map_err(internal)?;
+async fn sign_in(auth: &Auth, provider: &Provider, tokens: TokenSet, pending: &PendingLogin) -> Result<(UserId, TokenSet, VerifiedIdToken), AuthError> {
+    let verified = verified_subject(provider, &tokens, pending).await?;
+    let info = provider.userinfo(&tokens.access_token, &verified.subject).await?;
+    let user_id = accounts::sign_in_with_identity(&auth.db, provider.issuer(), &verified.subject, &profile::from_userinfo(&info)).await.map_err(internal)?;
     // The profile may have changed for the user's other browsers too.
     auth.logins.user_changed(user_id);
-    Ok((user_id, tokens, session))
+    Ok((user_id, tokens, verified))
 }
 
 /// Verified `sub` → linked to the account of `login`, the one that started the link.
 async fn link(auth: &Auth, login: &Login, provider: &Provider, tokens: TokenSet, pending: &PendingLogin) -> Result<String, AuthError> {
-    let VerifiedIdToken { subject, session } = verified_subject(provider, &tokens, pending).await?;
+    let VerifiedIdToken { subject, session, .. } = verified_subject(provider, &tokens, pending).await?;
     match accounts::link_identity(&auth.db, login, provider.issuer(), &subject).await.map_err(internal)? {
         LinkOutcome::Linked | LinkOutcome::AlreadyLinked => {
             auth.logins.user_changed(login.user_id);

@@ -47,16 +47,47 @@ pub async fn load_auth_state() -> Result<AuthState, AccountError> {
 }
 
 /// `GET /api/auth/login`: on to logi's authorization endpoint, the login in progress
-/// kept in a sealed cookie. Reached by a plain navigation (the sign-in link). Never
-/// `Err`: failures are redirects to `/?auth_error=<code>`.
+/// kept in a sealed cookie. Reached by a plain navigation (the sign-in link, or a step-up's
+/// `login_url`). Never `Err`: failures are redirects to `/?auth_error=<code>`, except
+/// `acr_values` or `max_age` that are malformed or that no API declares: `400` with
+/// [`LoginRefused`], and nothing is stored.
 #[server(prefix = "/api", endpoint = "auth/login", input = FirstValueQuery, name = StartLogin)]
-pub async fn login(login_hint: Option<String>, prompt: Option<String>, return_to: Option<String>) -> Result<(), ServerFnError> {
+pub async fn login(
+    login_hint: Option<String>,
+    prompt: Option<String>,
+    return_to: Option<String>,
+    acr_values: Option<String>,
+    max_age: Option<String>,
+) -> Result<Option<LoginRefused>, ServerFnError> {
     let auth = flow::Auth::from_context().map_err(|error| ServerFnError::new(error.logged().code()))?;
-    let params = flow::LoginParams { login_hint, prompt, return_to };
+    let step_up = match flow::step_up_of(&auth, acr_values.as_deref(), max_age.as_deref()) {
+        Ok(step_up) => step_up,
+        Err(parameter) => return Ok(Some(LoginRefused::step_up(parameter))),
+    };
+    let params = flow::LoginParams { login_hint, prompt, return_to, step_up };
     flow::start(&auth, &crate::server::request::headers(), params, None).await.send_from_server_fn();
-    Ok(())
+    Ok(None)
 }
-first_value_query!(StartLogin { login_hint, prompt, return_to });
+first_value_query!(StartLogin { login_hint, prompt, return_to, acr_values, max_age });
+
+/// The body of a `400` from `GET /api/auth/login`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginRefused {
+    pub error: String,
+    pub error_description: String,
+}
+
+impl LoginRefused {
+    /// `step_up_not_declared`: the step-up `parameter` is malformed or names a value no API declares.
+    #[cfg(feature = "ssr")]
+    fn step_up(parameter: &str) -> Self {
+        if let Ok(options) = crate::server::request::from_context::<leptos_axum::ResponseOptions>() {
+            options.set_status(http::StatusCode::BAD_REQUEST);
+            options.insert_header(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+        }
+        Self { error: "step_up_not_declared".into(), error_description: format!("{parameter} is malformed or names a value no API declares.") }
+    }
+}
 
 /// `GET /api/auth/callback`: logi's answer. Checks it and signs in (or links), then on
 /// to where the login asked to return. Never `Err`, for the same reason.

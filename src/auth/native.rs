@@ -9,11 +9,13 @@
 
 use super::flow::Auth;
 use super::oidc::Provider;
+use super::oidc::VerifiedIdToken;
 use super::profile;
 use crate::accounts::{store as accounts, throttle};
 use crate::login::device::DeviceTokens;
+use crate::login::step_up::Requirement;
 use crate::login::tokens::{TokenError, TokenSet};
-use crate::login::{Logins, User};
+use crate::login::{Login, Logins, User};
 use crate::server::request::{self, client_address_in};
 use crate::server::{no_store, oauth_error, AppError, Failure};
 use axum::body::Body;
@@ -68,6 +70,10 @@ enum NativeError {
         retry_after_secs: i64,
     },
     LogiNotConfigured,
+    /// An upgrade's bearer token is not a live device login's (`401`).
+    InvalidToken,
+    /// An upgrade whose new sign-in does not meet the requirement, or is another logi account.
+    StepUpFailed,
     DatabaseUnavailable,
     ServerBusy,
     Internal,
@@ -85,6 +91,10 @@ impl NativeError {
             Self::ProviderUnavailable => (StatusCode::BAD_GATEWAY, "provider_unavailable", "logi could not be reached or did not answer properly."),
             Self::SlowDown { .. } => (StatusCode::TOO_MANY_REQUESTS, "slow_down", "Too many exchanges from this address; retry later."),
             Self::LogiNotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "logi_not_configured", "logi sign-in is not configured on this server."),
+            Self::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token", "The bearer token is not a live device login's; sign in again."),
+            Self::StepUpFailed => {
+                (StatusCode::BAD_REQUEST, "step_up_failed", "The new sign-in does not meet acr_values or max_age, or is another logi account; nothing changed.")
+            }
             Self::DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "Our database is unavailable; retry shortly."),
             Self::ServerBusy => (StatusCode::SERVICE_UNAVAILABLE, "server_busy", "The server is busy; retry shortly."),
             // RFC 6749's name for our own failure (the other routes say `internal_error`).
@@ -100,6 +110,10 @@ impl IntoResponse for NativeError {
         match self {
             Self::SlowDown { retry_after_secs } => {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                response
+            }
+            Self::InvalidToken => {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer error="invalid_token""#));
                 response
             }
             Self::DatabaseUnavailable => Failure::DatabaseUnavailable.with_retry_after(response),
@@ -169,9 +183,24 @@ async fn redeem(auth: &Auth, parts: &Parts, body: Body) -> Result<Response, Nati
     if !native.redirect_uris.contains(&request.redirect_uri) {
         return Err(NativeError::InvalidRequest("redirect_uri is not one of this server's native redirect URIs."));
     }
+    let step_up = super::flow::step_up_of(auth, request.acr_values.as_deref(), request.max_age.map(|secs| secs.to_string()).as_deref())
+        .map_err(|_| NativeError::InvalidRequest("acr_values or max_age is malformed or names a value no API declares."))?;
+    let upgrading = match request::bearer_token(headers) {
+        Some(token) => Some(auth.logins.bearer(token).await?.map_err(|_| NativeError::InvalidToken)?),
+        None => None,
+    };
+    if upgrading.is_some() && step_up.is_none() {
+        return Err(NativeError::InvalidRequest("An upgrade (a request with a bearer token) names acr_values or max_age."));
+    }
     let grant = provider.exchange_code(&request.code, &request.code_verifier, &request.redirect_uri).await.map_err(refused_code)?;
-    match sign_in(auth, provider, &request, &grant).await {
+    let finished = match &upgrading {
+        Some(login) => upgrade(auth, provider, &request, login, grant.clone(), step_up.as_ref()).await,
+        None => sign_in(auth, provider, &request, &grant, step_up.as_ref()).await,
+    };
+    match finished {
         Ok(response) => Ok(response),
+        // A refused upgrade's grant may be the device's own grant continued (see `Logins::upgrade`).
+        Err(error) if upgrading.is_some() => Err(error),
         Err(error) => {
             // The app will not get these tokens: logi's refresh token must not outlive the failure.
             auth.logins.revoke_in_background(grant.refresh_token.into_iter().collect());
@@ -180,19 +209,66 @@ async fn redeem(auth: &Auth, parts: &Parts, body: Body) -> Result<Response, Nati
     }
 }
 
-/// Verified id_token → userinfo → the user, the device login, its tokens: one transaction.
-async fn sign_in(auth: &Auth, provider: &Provider, request: &ExchangeRequest, grant: &TokenSet) -> Result<Response, NativeError> {
+/// logi's id_token, verified, and meeting the step-up's requirement when there is one.
+async fn verified(provider: &Provider, request: &ExchangeRequest, grant: &TokenSet, step_up: Option<&Requirement>) -> Result<VerifiedIdToken, NativeError> {
     let id_token = grant.id_token.as_ref().ok_or(NativeError::InvalidIdToken)?;
     let verified = provider.verify_id_token(id_token, request.nonce.as_deref(), &grant.access_token).await.map_err(from_auth_error)?;
+    if step_up.is_some_and(|requirement| !requirement.is_met_by(&verified.authentication, crate::server::unix_now())) {
+        return Err(NativeError::StepUpFailed);
+    }
+    Ok(verified)
+}
+
+/// Verified id_token → userinfo → the user, the device login, its tokens: one transaction.
+async fn sign_in(
+    auth: &Auth,
+    provider: &Provider,
+    request: &ExchangeRequest,
+    grant: &TokenSet,
+    step_up: Option<&Requirement>,
+) -> Result<Response, NativeError> {
+    let verified = verified(provider, request, grant, step_up).await?;
     let info = provider.userinfo(&grant.access_token, &verified.subject).await.map_err(from_auth_error)?;
     let mut tx = accounts::begin(&auth.db).await?;
     let user_id = accounts::user_for_identity(&mut tx, provider.issuer(), &verified.subject, &profile::from_userinfo(&info)).await?;
-    let (login, tokens, events) = auth.logins.start_device(&mut tx, user_id, request.device_name.as_deref(), grant, &verified.session).await?;
+    let logi = (&verified.session, &verified.authentication);
+    let (login, tokens, events) = auth.logins.start_device(&mut tx, user_id, request.device_name.as_deref(), grant, logi).await?;
     events.commit(tx).await?;
     auth.logins.user_changed(user_id);
     tracing::info!(login = %login.id, "native app signed in");
     let user = auth.logins.user(&login).await?;
     Ok(token_response(&tokens, user))
+}
+
+/// A device's step-up: the bearer's login is upgraded in place (`Logins::upgrade`) when
+/// the new sign-in meets the requirement and is the login's own logi account. The app keeps
+/// its tokens: the same access token now meets the requirement, the refresh family goes on.
+async fn upgrade(
+    auth: &Auth,
+    provider: &Provider,
+    request: &ExchangeRequest,
+    login: &Login,
+    grant: TokenSet,
+    step_up: Option<&Requirement>,
+) -> Result<Response, NativeError> {
+    let verified = verified(provider, request, &grant, step_up).await?;
+    if accounts::user_of_identity(&auth.db, provider.issuer(), &verified.subject).await? != Some(login.user_id) {
+        return Err(NativeError::StepUpFailed);
+    }
+    if !auth.logins.upgrade(login, &verified.authentication, grant, &verified.session).await? {
+        return Err(NativeError::InvalidToken);
+    }
+    tracing::info!(login = %login.id, "native app stepped up");
+    let body = Upgraded { upgraded: true, acr: verified.authentication.acr.as_deref(), auth_time: verified.authentication.auth_time };
+    Ok(no_store(Json(body).into_response()))
+}
+
+/// The answer to an upgrade: how the login's person has now authenticated.
+#[derive(Serialize)]
+struct Upgraded<'a> {
+    upgraded: bool,
+    acr: Option<&'a str>,
+    auth_time: Option<i64>,
 }
 
 /// logi refused the code: the app's fault (`invalid_grant`) unless logi failed or refused us.
@@ -229,6 +305,9 @@ struct ExchangeRequest {
     redirect_uri: String,
     nonce: Option<String>,
     device_name: Option<String>,
+    /// A step-up's requirement, as the app's authorization request sent it to logi.
+    acr_values: Option<String>,
+    max_age: Option<i64>,
 }
 
 impl ExchangeRequest {
@@ -240,8 +319,11 @@ impl ExchangeRequest {
             redirect_uri: Option<String>,
             nonce: Option<String>,
             device_name: Option<String>,
+            acr_values: Option<String>,
+            max_age: Option<i64>,
         }
-        let raw: Raw = serde_json::from_slice(body).map_err(|_| NativeError::InvalidRequest("The body is not a JSON object of string fields."))?;
+        let raw: Raw =
+            serde_json::from_slice(body).map_err(|_| NativeError::InvalidRequest("The body is not a JSON object of string fields (max_age: an integer)."))?;
         let code = raw.code.filter(|code| is_line(code, MAX_CODE_BYTES)).ok_or(NativeError::InvalidRequest("code is missing or malformed."))?;
         let code_verifier = raw
             .code_verifier
@@ -254,7 +336,7 @@ impl ExchangeRequest {
         if raw.device_name.as_deref().is_some_and(|name| name.chars().count() > MAX_DEVICE_NAME_CHARS) {
             return Err(NativeError::InvalidRequest("device_name is longer than 200 characters."));
         }
-        Ok(Self { code, code_verifier, redirect_uri, nonce: raw.nonce, device_name: raw.device_name })
+        Ok(Self { code, code_verifier, redirect_uri, nonce: raw.nonce, device_name: raw.device_name, acr_values: raw.acr_values, max_age: raw.max_age })
     }
 }
 

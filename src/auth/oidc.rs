@@ -7,6 +7,7 @@
 
 use super::errors::AuthError;
 use crate::ids::{Issuer, Subject};
+use crate::login::step_up::{is_acr, Authentication, Requirement};
 use crate::login::tokens::LogiSession;
 use crate::login::tokens::{ApiConsent, Audience, RevocationError, TokenAuthority, TokenError, TokenSet};
 use crate::server::config::{EndpointSource, LogiConfig};
@@ -264,6 +265,12 @@ impl Provider {
             for resource in &request.consent.resources {
                 query.append_pair("resource", resource);
             }
+            if let Some(acr_values) = request.step_up.and_then(Requirement::acr_values_param) {
+                query.append_pair("acr_values", &acr_values);
+            }
+            if let Some(max_age) = request.step_up.and_then(|requirement| requirement.max_age) {
+                query.append_pair("max_age", &max_age.to_string());
+            }
         }
         url
     }
@@ -479,6 +486,8 @@ pub struct AuthorizationRequest<'a> {
     pub prompt: Option<&'a str>,
     /// The declared APIs' resources and scopes, so one consent covers them.
     pub consent: &'a ApiConsent,
+    /// A step-up's requirement (OIDC `acr_values`, `max_age`).
+    pub step_up: Option<&'a Requirement>,
 }
 
 impl UserInfo {
@@ -565,15 +574,22 @@ impl IdTokenCheck<'_> {
             return Err(IdTokenRejection::NoSubject);
         }
         let sid = claims.additional_claims().sid.clone().filter(|sid| !sid.is_empty());
-        Ok(VerifiedIdToken { subject: Subject::new(subject), session: LogiSession { sub: subject.to_owned(), sid } })
+        let acr = claims.auth_context_ref().map(|acr| acr.as_str().to_owned());
+        if acr.as_deref().is_some_and(|acr| !is_acr(acr)) {
+            return Err(IdTokenRejection::Invalid("acr is not a short printable value".into()));
+        }
+        let authentication = Authentication { acr, auth_time: claims.auth_time().map(|at| at.timestamp()) };
+        Ok(VerifiedIdToken { subject: Subject::new(subject), session: LogiSession { sub: subject.to_owned(), sid }, authentication })
     }
 }
 
-/// Who signed in, and in which logi session (what a back-channel logout names).
+/// Who signed in, in which logi session (what a back-channel logout names), and how
+/// (`acr`, `auth_time`: what step-up requirements are checked against).
 #[derive(Debug)]
 pub struct VerifiedIdToken {
     pub subject: Subject,
     pub session: LogiSession,
+    pub authentication: Authentication,
 }
 
 /// The one claim we read beyond the standard ones: logi's session id.

@@ -34,7 +34,8 @@ where
 async fn link(auth: Auth, found: MaybeLogin, headers: HeaderMap, body: Bytes) -> Response {
     let Some(login) = found.login else { return no_store(Redirect::to("/signin?return_to=%2Faccount").into_response()) };
     let mut form = QueryMap::parse(&String::from_utf8_lossy(&body));
-    let params = LoginParams { login_hint: form.take("login_hint"), prompt: form.take("prompt"), return_to: Some(flow::ACCOUNT_PAGE.to_owned()) };
+    let params =
+        LoginParams { login_hint: form.take("login_hint"), prompt: form.take("prompt"), return_to: Some(flow::ACCOUNT_PAGE.to_owned()), step_up: None };
     flow::start(&auth, &headers, params, Some(login.id)).await.into_response()
 }
 

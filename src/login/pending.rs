@@ -10,6 +10,7 @@
 //! require `Path=/`, sending the cookie with every request).
 
 use crate::ids::LoginId;
+use crate::login::step_up::Requirement;
 use crate::server::config::Config;
 use crate::server::crypto::{sha256, Sealer};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -39,6 +40,9 @@ pub struct PendingLogin {
     pub started_at: i64,
     /// Set when this is a link, not a sign-in: the login that asked for it.
     pub link_for_login: Option<LoginId>,
+    /// Set when this is a step-up: what the new sign-in must meet.
+    #[serde(default)]
+    pub step_up: Option<Requirement>,
 }
 
 impl PendingLogin {
@@ -156,7 +160,15 @@ mod tests {
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
     fn login(state: &str, started_at: i64) -> PendingLogin {
-        PendingLogin { state: state.into(), nonce: "n".into(), pkce_verifier: "v".into(), return_to: "/".into(), started_at, link_for_login: None }
+        PendingLogin {
+            state: state.into(),
+            nonce: "n".into(),
+            pkce_verifier: "v".into(),
+            return_to: "/".into(),
+            started_at,
+            link_for_login: None,
+            step_up: None,
+        }
     }
 
     /// The request headers a browser sends back after receiving `set_cookie`.

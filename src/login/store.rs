@@ -2,6 +2,7 @@
 //! tokens each holds (`login_tokens`), the single-use markers of finished sign-ins
 //! (`used_logins`), and the user view a login reads.
 
+use super::step_up::Authentication;
 use super::User;
 use crate::ids::{LoginId, UserId};
 use crate::server::db::{placeholders, query, Db, Exec, Tx, MAX_LIST};
@@ -120,11 +121,17 @@ pub struct LoginRow {
     pub client: Client,
     pub created_at: i64,
     pub last_seen_at: i64,
+    pub acr: Option<String>,
+    pub auth_time: Option<i64>,
 }
 
 impl LoginRow {
     pub fn is_live(&self, lifetimes: &LoginLifetimes, now: i64) -> bool {
         lifetimes.of(self.client).cover(self.created_at, self.last_seen_at, now)
+    }
+
+    pub fn authentication(&self) -> Authentication {
+        Authentication { acr: self.acr.clone(), auth_time: self.auth_time }
     }
 }
 
@@ -147,16 +154,42 @@ pub fn sanitized_user_agent(raw: &str) -> String {
     raw.chars().filter(|c| !c.is_control()).take(MAX_USER_AGENT_CHARS).collect()
 }
 
-/// A new login. `user_agent` is a browser's User-Agent or a device's name, already sanitised.
-pub async fn insert(tx: &mut Tx, login: &Login, (method, client): (Method, Client), user_agent: &str, now: i64) -> Result<(), AppError> {
-    let sql = "INSERT INTO logins (id, user_id, method, client, user_agent, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $6)";
-    query(sql).bind(&login.id).bind(login.user_id).bind(method.as_str()).bind(client.as_str()).bind(user_agent).bind(now).execute(tx).await?;
+/// How a new login was made, by whom and on what.
+pub struct NewLogin<'a> {
+    pub method: Method,
+    pub client: Client,
+    /// A browser's User-Agent or a device's name, already sanitised.
+    pub device: &'a str,
+    pub authentication: &'a Authentication,
+}
+
+pub async fn insert(tx: &mut Tx, login: &Login, new: &NewLogin<'_>, now: i64) -> Result<(), AppError> {
+    let sql =
+        "INSERT INTO logins (id, user_id, method, client, user_agent, created_at, last_seen_at, acr, auth_time) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)";
+    query(sql)
+        .bind(&login.id)
+        .bind(login.user_id)
+        .bind(new.method.as_str())
+        .bind(new.client.as_str())
+        .bind(new.device)
+        .bind(now)
+        .bind(new.authentication.acr.as_deref())
+        .bind(new.authentication.auth_time)
+        .execute(tx)
+        .await?;
     Ok(())
 }
 
 pub async fn find(db: &Db, id: &LoginId) -> Result<Option<LoginRow>, AppError> {
-    let sql = "SELECT user_id, client, created_at, last_seen_at FROM logins WHERE id = $1";
+    let sql = "SELECT user_id, client, created_at, last_seen_at, acr, auth_time FROM logins WHERE id = $1";
     Ok(query(sql).bind(id).fetch_optional(db).await?)
+}
+
+/// A step-up: the login's authentication as the new sign-in's id_token says. Its device
+/// (User-Agent or name), or `None` when the login is gone.
+pub async fn set_authentication(tx: &mut Tx, id: &LoginId, authentication: &Authentication) -> Result<Option<String>, AppError> {
+    let sql = "UPDATE logins SET acr = $1, auth_time = $2 WHERE id = $3 RETURNING user_agent";
+    Ok(query(sql).bind(authentication.acr.as_deref()).bind(authentication.auth_time).bind(id).scalar_optional(tx).await?)
 }
 
 pub async fn touch(db: &Db, id: &LoginId, now: i64) -> Result<(), AppError> {
@@ -323,7 +356,9 @@ mod tests {
         let logins: Vec<Login> = (0..MAX_LIST * 2 + 3).map(|_| Login { id: LoginId::random(), user_id: UserId(1) }).collect();
         let mut tx = db.begin().await.unwrap();
         for (n, login) in logins.iter().enumerate() {
-            insert(&mut tx, login, (Method::Logi, Client::Browser), "test", 0).await.unwrap();
+            insert(&mut tx, login, &NewLogin { method: Method::Logi, client: Client::Browser, device: "test", authentication: &Authentication::default() }, 0)
+                .await
+                .unwrap();
             if n % 2 == 0 {
                 let sealed = SealedTokens { sealed: login.id.as_str().as_bytes(), logi_sub: None, logi_sid: None };
                 keep_tokens(&mut tx, &login.id, &sealed, 0).await.unwrap();

@@ -106,11 +106,14 @@ impl Audience {
 }
 
 /// What every sign-in asks logi for on behalf of the declared APIs that take a user's
-/// token, so one consent covers them all: their resources (RFC 8707 §2.1) and scopes.
+/// token, so one consent covers them all: their resources (RFC 8707 §2.1) and scopes; and
+/// what a step-up may ask for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ApiConsent {
     pub resources: Vec<String>,
     pub scopes: Vec<String>,
+    /// The step-up requirements the APIs declare: the only ones a sign-in may ask for.
+    pub step_ups: Vec<super::step_up::Requirement>,
 }
 
 /// One access token and what is known about it.
@@ -457,7 +460,8 @@ impl Custody {
         self.opened.len()
     }
 
-    fn refresh_lock(&self, login_id: &LoginId) -> Arc<tokio::sync::Mutex<()>> {
+    /// The lock every grant of this login takes in this process.
+    pub(in crate::login) fn refresh_lock(&self, login_id: &LoginId) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.refresh_locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(lock) = locks.get(login_id).and_then(Weak::upgrade) {
             return lock;

@@ -14,6 +14,8 @@ pub struct ApiSummary {
     pub public: bool,
     pub resource: Option<String>,
     pub websocket: bool,
+    /// The step-up requirement, in words ("an mfa sign-in within 600 s").
+    pub step_up: Option<String>,
 }
 
 /// What the proxy answered.
@@ -60,6 +62,7 @@ pub fn ApiDemoPage() -> impl IntoView {
 fn ApiEntry(api: ApiSummary) -> impl IntoView {
     let audience = api.resource.clone().map(|resource| view! { ", for " <code>{resource}</code> });
     let access = if api.public { " (public)" } else { "" };
+    let step_up = api.step_up.clone().map(|needs| view! { "; needs " <em data-testid=test_id("api-needs", &api.name)>{needs}</em> });
     let entry_id = format!("api-entry-{}", api.name);
     let call = if api.websocket {
         view! { <LiveSocket path=format!("{}ticker", api.path) name=api.name.clone()/> }.into_any()
@@ -68,7 +71,7 @@ fn ApiEntry(api: ApiSummary) -> impl IntoView {
     };
     view! {
         <li data-testid=entry_id>
-            <strong>{api.name}</strong> " at " <code>{api.path}</code> ": token " <code>{api.token}</code> {audience} {access}
+            <strong>{api.name}</strong> " at " <code>{api.path}</code> ": token " <code>{api.token}</code> {audience} {access} {step_up}
             {call}
         </li>
     }
@@ -214,10 +217,20 @@ fn Answer(answer: Result<ApiAnswer, String>, name: String) -> impl IntoView {
         Some("resource_not_granted") => Some("This API was added after you signed in. Sign in again to use it."),
         _ => None,
     };
+    // Only our own sign-in route: an upstream's answer passes through and could name any URL.
+    let step_up = (code.as_deref() == Some("step_up_required"))
+        .then(|| answer.body.get("login_url").and_then(|url| url.as_str()).filter(|url| url.starts_with("/api/auth/login?")).map(str::to_owned))
+        .flatten();
     let pretty = serde_json::to_string_pretty(&answer.body).unwrap_or_default();
     view! {
         <p>"Status " <strong data-testid=test_id("api-status", &name)>{answer.status}</strong></p>
         {advice.map(|text| view! { <p class="error" data-testid=test_id("api-advice", &name)>{text} " " <a href="/" rel="external">"Go to sign-in"</a></p> })}
+        {step_up.map(|login_url| view! {
+            <p class="error">
+                "This API needs a stronger or more recent sign-in. "
+                <a href=login_url rel="external" data-testid=test_id("api-step-up", &name)>"Sign in again at logi"</a>
+            </p>
+        })}
         <pre data-testid=test_id("api-response", &name)>{pretty}</pre>
     }
     .into_any()
@@ -238,6 +251,11 @@ fn declared_apis() -> Vec<ApiSummary> {
             public: declaration.public || declaration.token == TokenPolicy::UserOrNone,
             resource: declaration.audience.resource.clone(),
             websocket: declaration.websocket,
+            step_up: declaration.step_up.as_ref().map(|requirement| {
+                let acr = requirement.acr_values_param().map(|acr| format!("a sign-in of level {acr}"));
+                let age = requirement.max_age.map(|secs| format!("within {secs} s"));
+                [acr.unwrap_or_else(|| "a sign-in".into()), age.unwrap_or_default()].join(" ").trim_end().to_owned()
+            }),
         })
         .collect()
 }

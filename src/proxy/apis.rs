@@ -6,6 +6,7 @@
 use super::client_token::ClientToken;
 use super::socket::Sockets;
 use super::upstream::Upstream;
+use crate::login::step_up::{Requirement, MAX_MAX_AGE_SECS, MIN_MAX_AGE_SECS};
 use crate::login::tokens::{ApiConsent, Audience};
 use crate::login::Logins;
 use crate::server::config::{upstream_base_url, Config, Mode};
@@ -53,6 +54,8 @@ pub struct Declaration {
     pub audience: Audience,
     /// Whether a `GET` may become a WebSocket (`super::socket`).
     pub websocket: bool,
+    /// How strongly and recently the caller must have signed in at logi (step-up).
+    pub step_up: Option<Requirement>,
 }
 
 impl TokenPolicy {
@@ -122,6 +125,11 @@ impl ApiTable {
             list.sort();
             list.dedup();
         }
+        for step_up in self.declarations().filter_map(|declaration| declaration.step_up.as_ref()) {
+            if !consent.step_ups.contains(step_up) {
+                consent.step_ups.push(step_up.clone());
+            }
+        }
         consent
     }
 
@@ -181,6 +189,7 @@ impl Sources {
             timeout: self.default_timeout,
             audience: Audience::default(),
             websocket: false,
+            step_up: None,
         }
     }
 
@@ -225,9 +234,10 @@ impl Sources {
         if declared.websocket && !methods.contains(&Method::GET) {
             return Err(fail("websocket", "needs GET in methods (a WebSocket starts as a GET)"));
         }
+        let step_up = step_up(&declared, token).map_err(|(field, problem)| fail(field, problem))?;
         let audience = Audience { resource, scopes };
         let websocket = declared.websocket;
-        Ok(Declaration { name: declared.name, path: declared.path, upstream, methods, token, public: declared.public, timeout, audience, websocket })
+        Ok(Declaration { name: declared.name, path: declared.path, upstream, methods, token, public: declared.public, timeout, audience, websocket, step_up })
     }
 }
 
@@ -269,6 +279,8 @@ struct Declared {
     scopes: Option<String>,
     #[serde(default)]
     websocket: bool,
+    acr_values: Option<String>,
+    max_age_secs: Option<i64>,
 }
 
 /// The `[[api]]` tables; an error is toml's first line (where) and last (what), without
@@ -331,6 +343,22 @@ fn check_scopes(scopes: &str) -> Result<Vec<String>, &'static str> {
     Ok(scopes)
 }
 
+/// The API's step-up requirement. Only a caller who is signed in can meet one, so it
+/// needs an API that refuses anonymous callers.
+fn step_up(declared: &Declared, token: TokenPolicy) -> Result<Option<Requirement>, (&'static str, &'static str)> {
+    if declared.max_age_secs.is_some_and(|secs| !(MIN_MAX_AGE_SECS..=MAX_MAX_AGE_SECS).contains(&secs)) {
+        return Err(("max_age_secs", "must be between 60 and 31622400 (366 days)"));
+    }
+    let requirement = Requirement::parse(declared.acr_values.as_deref(), None)
+        .map_err(|_| ("acr_values", "must be space-separated values of printable ASCII without quotes or backslashes, at most 128 bytes each"))?;
+    let requirement = Requirement::new(requirement.map(|r| r.acr_values).unwrap_or_default(), declared.max_age_secs);
+    let field = if declared.acr_values.is_some() { "acr_values" } else { "max_age_secs" };
+    if requirement.is_some() && (declared.public || token == TokenPolicy::UserOrNone) {
+        return Err((field, "needs an API that refuses anonymous callers (not public, not token = \"user_or_none\")"));
+    }
+    Ok(requirement)
+}
+
 fn methods(names: &[String]) -> Result<Vec<Method>, String> {
     if names.is_empty() {
         return Err("must list at least one method".into());
@@ -360,6 +388,11 @@ impl Apis {
         logins.set_api_consent(table.consent());
         let sockets = Sockets::start(logins.clone(), sources.app_origin.clone());
         Ok(Self { sources, table: RwLock::new(Arc::new(table)), client_token, sockets, logins })
+    }
+
+    /// `APP_URL`'s origin.
+    pub fn app_origin(&self) -> &str {
+        &self.sources.app_origin
     }
 
     pub fn current(&self) -> Arc<ApiTable> {
@@ -461,6 +494,11 @@ mod tests {
             (&format!("{ORDERS}token = \"none\"\nresource = \"https://orders.example/\"\n"), "resource: means nothing for an API with token = \"none\""),
             (&format!("{ORDERS}token = \"none\"\nscopes = \"a\"\n"), "scopes: means nothing"),
             (&format!("{ORDERS}methods = [\"POST\"]\nwebsocket = true\n"), "websocket: needs GET in methods"),
+            (&format!("{ORDERS}acr_values = \"mfa \\\"x\\\"\"\n"), "acr_values: must be space-separated values"),
+            (&format!("{ORDERS}acr_values = \" \"\n"), "acr_values: must be space-separated values"),
+            (&format!("{ORDERS}max_age_secs = -1\n"), "max_age_secs: must be between 60 and"),
+            (&format!("{ORDERS}token = \"none\"\npublic = true\nacr_values = \"mfa\"\n"), "acr_values: needs an API that refuses anonymous callers"),
+            (&format!("{ORDERS}token = \"user_or_none\"\nmax_age_secs = 60\n"), "max_age_secs: needs an API that refuses anonymous callers"),
         ];
         for (text, expected) in cases {
             let error = declare(text).expect_err(text);
@@ -474,7 +512,7 @@ mod tests {
     fn the_example_file_is_valid_next_to_upstream_api_url() {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/apis.example.toml");
         let table = sources(Some(&file), Some("http://127.0.0.1:9091")).declarations().unwrap();
-        assert_eq!(table.iter().map(|api| api.name.as_str()).collect::<Vec<_>>(), ["default", "orders", "feed", "status", "reports", "live"]);
+        assert_eq!(table.iter().map(|api| api.name.as_str()).collect::<Vec<_>>(), ["default", "orders", "payments", "feed", "status", "reports", "live"]);
     }
 
     #[test]
@@ -499,9 +537,23 @@ mod tests {
             declarations[1].audience,
             Audience { resource: Some("https://orders.example/".into()), scopes: vec!["orders:read".into(), "orders:write".into()] }
         );
+        assert_eq!(declarations[1].step_up, None);
         let consent = ApiTable::new(declarations).consent();
         assert_eq!(consent.resources, ["https://billing.example/", "https://orders.example/"]);
         assert_eq!(consent.scopes, ["billing:read", "orders:read", "orders:write"]);
+        assert!(consent.step_ups.is_empty());
+    }
+
+    #[test]
+    fn step_up_requirements_are_declared_per_api_and_offered_to_sign_ins() {
+        let text = format!(
+            "{ORDERS}acr_values = \"mfa  hwk\"\nmax_age_secs = 300\n{}",
+            ORDERS.replace("orders", "payments") + "max_age_secs = 60\ntoken = \"client\"\n"
+        );
+        let declarations = declare(&text).unwrap();
+        let orders = Requirement::new(vec!["mfa".into(), "hwk".into()], Some(300));
+        assert_eq!((declarations[1].step_up.clone(), declarations[2].step_up.clone()), (orders.clone(), Requirement::new(Vec::new(), Some(60))));
+        assert_eq!(ApiTable::new(declarations).consent().step_ups, [orders.unwrap(), Requirement::new(Vec::new(), Some(60)).unwrap()]);
     }
 
     #[tokio::test]

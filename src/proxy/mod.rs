@@ -20,6 +20,8 @@ pub mod routes;
 #[cfg(feature = "ssr")]
 pub mod socket;
 #[cfg(feature = "ssr")]
+mod step_up;
+#[cfg(feature = "ssr")]
 mod target;
 #[cfg(feature = "ssr")]
 mod upstream;

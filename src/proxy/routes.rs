@@ -12,13 +12,15 @@
 //! login's grant does not cover the API's `resource`; sign in again), 403
 //! `insufficient_scope` (the token's scope lacks one the API needs), 403 `bad_origin` (a
 //! WebSocket upgrade with our cookie from another origin), 400 `invalid_upgrade` (a
-//! malformed WebSocket handshake), 400 `invalid_proxy_path`, 413
+//! malformed WebSocket handshake), 401 `step_up_required` (the API requires a stronger or
+//! more recent sign-in, or its upstream asked for one: `super::step_up`), 400 `invalid_proxy_path`, 413
 //! `body_too_large`, 502 `token_refresh_failed`, 502 `client_token_failed`, 502 `upstream_unreachable`, 504
 //! `upstream_timeout`, 503 `proxy_not_configured` (`/api/proxy/` without `UPSTREAM_API_URL`).
 
 use super::apis::{Api, Apis, TokenPolicy, DEFAULT_PATH};
 use super::client_token::{ClientToken, ClientTokenError};
 use super::socket::{self, Relay, SocketError, Upgrade};
+use super::step_up::{self, StepUp};
 use super::upstream::UpstreamError;
 use super::{target, CSRF_HEADER};
 use crate::login::session::has_session_cookie;
@@ -68,6 +70,7 @@ enum ProxyError {
     ClientTokenFailed,
     UpstreamUnreachable,
     UpstreamTimeout,
+    StepUpRequired(Box<StepUp>),
     Failed(Failure),
 }
 
@@ -91,6 +94,7 @@ impl ProxyError {
             Self::ClientTokenFailed => (StatusCode::BAD_GATEWAY, "client_token_failed"),
             Self::UpstreamUnreachable => (StatusCode::BAD_GATEWAY, "upstream_unreachable"),
             Self::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+            Self::StepUpRequired(_) => (StatusCode::UNAUTHORIZED, "step_up_required"),
             Self::Failed(failure) => (failure.status(), failure.code()),
         }
     }
@@ -100,6 +104,7 @@ impl IntoResponse for ProxyError {
     fn into_response(self) -> Response {
         match self {
             Self::Failed(failure) => failure.into_response(),
+            Self::StepUpRequired(step_up) => step_up.into_response(),
             Self::MethodNotAllowed(allow) => {
                 let mut response = json_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
                 if let Ok(allow) = HeaderValue::try_from(allow) {
@@ -131,7 +136,7 @@ async fn proxy(State(logins): State<Arc<Logins>>, State(apis): State<Arc<Apis>>,
     let outcome = if api.declaration.websocket && socket::is_upgrade(request.method(), request.headers()) {
         Box::pin(open_socket(&logins, &apis, api, found, request)).await
     } else {
-        forward(&logins, &apis.client_token, api, found, request).await
+        forward(&logins, &apis, api, found, request).await
     };
     match outcome {
         Ok(response) => response,
@@ -157,7 +162,7 @@ async fn admit<'t>(logins: &Arc<Logins>, table: &'t super::apis::ApiTable, reque
     Ok((api, found, Request::from_parts(parts, body)))
 }
 
-async fn forward(logins: &Logins, client_token: &ClientToken, api: &Api, found: ApiLogin, request: Request) -> Result<Response, ProxyError> {
+async fn forward(logins: &Logins, apis: &Apis, api: &Api, found: ApiLogin, request: Request) -> Result<Response, ProxyError> {
     if has_session_cookie(request.headers()) && request.headers().get(CSRF_HEADER).is_none_or(|value| value != "1") {
         return Err(ProxyError::MissingCsrfHeader);
     }
@@ -165,14 +170,43 @@ async fn forward(logins: &Logins, client_token: &ClientToken, api: &Api, found: 
     if declared_length(request.headers()).is_some_and(|length| length > MAX_BODY_BYTES) {
         return Err(ProxyError::BodyTooLarge);
     }
-    let access_token = token_for(logins, client_token, api, &found).await?;
+    check_step_up(logins, apis, api, &found, request.headers()).await?;
+    let access_token = token_for(logins, &apis.client_token, api, &found).await?;
     let (parts, body) = request.into_parts();
     let body = if matches!(parts.method, Method::GET | Method::HEAD) { Body::empty() } else { limited(body) };
     let mut outgoing = Request::new(body);
     *outgoing.headers_mut() = upstream_headers(api, &parts, access_token.as_ref())?;
     *outgoing.method_mut() = parts.method;
     *outgoing.uri_mut() = uri;
-    Ok(answer_of(send(api, outgoing).await?))
+    let answer = send(api, outgoing).await?;
+    upstream_answer(logins, apis, api, answer, &parts.headers)
+}
+
+/// Refuses, before anything is sent upstream, a signed-in caller whose login does not
+/// meet the API's step-up requirement. (Anonymous callers are refused by the token policy:
+/// an API with a requirement takes none.)
+async fn check_step_up(logins: &Logins, apis: &Apis, api: &Api, found: &ApiLogin, headers: &HeaderMap) -> Result<(), ProxyError> {
+    let (Some(requirement), Some(login)) = (&api.declaration.step_up, &found.login) else { return Ok(()) };
+    if requirement.is_met_by(&logins.authentication(login).await?, crate::server::unix_now()) {
+        return Ok(());
+    }
+    Err(ProxyError::StepUpRequired(Box::new(StepUp::new(requirement.clone(), headers, apis.app_origin()))))
+}
+
+/// The upstream's answer for the caller. Its own RFC 9470 challenge becomes our step-up
+/// answer when a sign-in may ask for what it names (some API declares those values);
+/// otherwise it is not ours to satisfy, and the `401` goes to the caller as it came.
+fn upstream_answer(logins: &Logins, apis: &Apis, api: &Api, answer: Response, headers: &HeaderMap) -> Result<Response, ProxyError> {
+    match step_up::upstream_requirement(answer.status(), answer.headers()) {
+        Some(requirement) if requirement.check_declared(&logins.api_consent().step_ups).is_ok() => {
+            Err(ProxyError::StepUpRequired(Box::new(StepUp::new(requirement, headers, apis.app_origin()))))
+        }
+        Some(_) => {
+            tracing::warn!(api = api.name(), "the upstream asked for a step-up no API declares; its 401 goes to the caller as it came");
+            Ok(answer_of(answer))
+        }
+        None => Ok(answer_of(answer)),
+    }
 }
 
 /// A WebSocket through the API: admitted like any of its requests (a cookie needs our own
@@ -184,6 +218,7 @@ async fn open_socket(logins: &Logins, apis: &Arc<Apis>, api: &Api, found: ApiLog
     }
     let upgrade = Upgrade::of(&mut parts).ok_or(ProxyError::InvalidUpgrade)?;
     let uri = upstream_uri(api, &parts.uri)?;
+    check_step_up(logins, apis, api, &found, &parts.headers).await?;
     let access_token = token_for(logins, &apis.client_token, api, &found).await?;
     let (handshake, key) = upgrade.upstream_request(uri, upstream_headers(api, &parts, access_token.as_ref())?);
     match socket::upstream_socket(send(api, handshake).await?, &key).await {
@@ -191,7 +226,7 @@ async fn open_socket(logins: &Logins, apis: &Arc<Apis>, api: &Api, found: ApiLog
             let relay = Relay { api: api.name().to_owned(), login: found.login.map(|login| login.id), idle: api.declaration.timeout };
             Ok(apis.sockets.accept(upgrade, stream, protocol, relay))
         }
-        Err(SocketError::Refused(answer)) => Ok(answer_of(*answer)),
+        Err(SocketError::Refused(answer)) => upstream_answer(logins, apis, api, *answer, &parts.headers),
         Err(SocketError::BadUpstreamHandshake) => {
             tracing::warn!(api = api.name(), "the upstream's WebSocket handshake was not valid");
             Err(ProxyError::UpstreamUnreachable)

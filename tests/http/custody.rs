@@ -188,7 +188,7 @@ fn audience(resource: Option<&str>, scopes: &[&str]) -> Audience {
 
 /// A login whose sign-in asked for both resources, holding expired tokens for them.
 async fn login_with_resources(double: &Double, pool: &Db, custody: &Custody, resources: &[&str]) {
-    let consent = Consent { resources: resources.iter().map(|r| r.to_string()).collect(), scope: "openid orders:read billing:read".into() };
+    let consent = Consent { resources: resources.iter().map(|r| r.to_string()).collect(), scope: "openid orders:read billing:read".into(), acr: None };
     double.issue_refresh_token_with("refresh-0", "logi-user-alice", consent);
     let mut tokens = held("access-0", Some("refresh-0"), now() + 3600);
     for (api, resource, scope) in [("orders", ORDERS, "orders:read"), ("billing", BILLING, "billing:read")] {

@@ -19,4 +19,5 @@ mod resources;
 mod server_fns;
 mod sign_in;
 mod sockets;
+mod step_up;
 mod support;

@@ -20,7 +20,7 @@ const CSRF: (&str, &str) = ("x-csrf", "1");
 const TABLES: [&str; 4] = ["users", "logins", "login_tokens", "device_refresh_tokens"];
 
 /// What the app got from logi's authorization endpoint, and what it kept to redeem it.
-struct Authorization {
+pub(crate) struct Authorization {
     code: String,
     verifier: String,
     nonce: String,
@@ -28,6 +28,11 @@ struct Authorization {
 
 /// The app's side of PKCE against the provider: authorize as `logi-user-<hint>`.
 async fn authorize(app: &TestApp, hint: &str) -> Authorization {
+    authorize_with(app, hint, &[]).await
+}
+
+/// [`authorize`] with more parameters (a step-up's `acr_values`, `max_age`).
+pub(crate) async fn authorize_with(app: &TestApp, hint: &str, extra: &[(&str, &str)]) -> Authorization {
     let verifier = B64.encode(rand::random::<[u8; 32]>());
     let nonce = B64.encode(rand::random::<[u8; 16]>());
     let challenge = B64.encode(Sha256::digest(verifier.as_bytes()));
@@ -41,7 +46,8 @@ async fn authorize(app: &TestApp, hint: &str) -> Authorization {
         .append_pair("nonce", &nonce)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256")
-        .append_pair("login_hint", hint);
+        .append_pair("login_hint", hint)
+        .extend_pairs(extra);
     let answer = Browser::new(&app.url).get(url.as_str()).await;
     let location = url::Url::parse(answer.location()).unwrap();
     assert!(answer.location().starts_with(NATIVE_REDIRECT_URI), "{}", answer.location());
@@ -49,7 +55,7 @@ async fn authorize(app: &TestApp, hint: &str) -> Authorization {
     Authorization { code, verifier, nonce }
 }
 
-fn body(auth: &Authorization) -> Value {
+pub(crate) fn body(auth: &Authorization) -> Value {
     json!({ "code": auth.code, "code_verifier": auth.verifier, "redirect_uri": NATIVE_REDIRECT_URI, "nonce": auth.nonce, "device_name": "Ada's phone" })
 }
 

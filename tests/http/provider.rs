@@ -82,6 +82,9 @@ struct Grant {
     challenge: String,
     redirect_uri: String,
     consent: Consent,
+    /// How the person authenticated (the id_token's `acr`, `auth_time`).
+    acr: String,
+    auth_time: i64,
 }
 
 /// What a sign-in's grant covers: the resources its authorization request named, and its scope.
@@ -89,6 +92,8 @@ struct Grant {
 pub struct Consent {
     pub resources: Vec<String>,
     pub scope: String,
+    /// The sign-in's `acr`, which its access tokens carry (what the upstream's `/challenge-<acr>` checks).
+    pub acr: Option<String>,
 }
 
 /// Whom an access token speaks for, and for which audience and scope.
@@ -97,6 +102,7 @@ pub struct Issued {
     pub sub: String,
     pub aud: Option<String>,
     pub scope: String,
+    pub acr: Option<String>,
 }
 
 #[derive(Default)]
@@ -125,6 +131,12 @@ pub struct Double {
     pub discovery_issuer: Mutex<Option<String>>,
     /// The base URL of its WebSocket upstream (`start_socket_upstream`).
     pub socket_upstream: String,
+    /// The `acr` sign-ins get whatever they ask for (else the first of `acr_values`, else `pwd`).
+    pub acr_override: Mutex<Option<String>>,
+    /// How many seconds before the sign-in the person authenticated (`auth_time`).
+    pub auth_age_secs: AtomicI64,
+    /// The query of every authorization request.
+    pub authorizations: Mutex<Vec<HashMap<String, String>>>,
     serving: tokio::sync::Mutex<Option<Serving>>,
 }
 
@@ -151,7 +163,7 @@ impl Double {
 
     /// Makes `token` a live refresh token of `sub` (for custody tests).
     pub fn issue_refresh_token(&self, token: &str, sub: &str) {
-        self.issue_refresh_token_with(token, sub, Consent { resources: Vec::new(), scope: "openid".into() });
+        self.issue_refresh_token_with(token, sub, Consent { resources: Vec::new(), scope: "openid".into(), acr: None });
     }
 
     pub fn issue_refresh_token_with(&self, token: &str, sub: &str, consent: Consent) {
@@ -355,18 +367,23 @@ async fn authorize(State(d): State<Arc<Double>>, Query(pairs): Query<Vec<(String
     d.hit("auth");
     let resources = pairs.iter().filter(|(key, _)| key == "resource").map(|(_, value)| value.clone()).collect();
     let q: HashMap<String, String> = pairs.into_iter().collect();
+    d.authorizations.lock().unwrap().push(q.clone());
     let redirect_uri = q.get("redirect_uri").cloned().unwrap_or_default();
     let state = q.get("state").cloned().unwrap_or_default();
     if q.get("code_challenge_method").map(String::as_str) != Some("S256") || q.get("client_id").map(String::as_str) != Some(CLIENT_ID) {
         return (StatusCode::BAD_REQUEST, "bad authorization request").into_response();
     }
     let code = d.next("code");
+    let asked = q.get("acr_values").and_then(|values| values.split(' ').next()).map(str::to_owned);
+    let acr = d.acr_override.lock().unwrap().clone().or(asked).unwrap_or_else(|| "pwd".into());
     let grant = Grant {
         sub: format!("logi-user-{}", q.get("login_hint").map_or("alice", String::as_str)),
         nonce: q.get("nonce").cloned(),
         challenge: q.get("code_challenge").cloned().unwrap_or_default(),
         redirect_uri: redirect_uri.clone(),
-        consent: Consent { resources, scope: q.get("scope").cloned().unwrap_or_default() },
+        consent: Consent { resources, scope: q.get("scope").cloned().unwrap_or_default(), acr: Some(acr.clone()) },
+        acr,
+        auth_time: now() - d.auth_age_secs.load(Ordering::SeqCst),
     };
     d.codes.lock().unwrap().insert(code.clone(), grant);
     let mut target = url::Url::parse(&redirect_uri).unwrap();
@@ -410,7 +427,7 @@ async fn token(State(d): State<Arc<Double>>, headers: HeaderMap, Form(form): For
             d.access
                 .lock()
                 .unwrap()
-                .insert(access.clone(), Issued { sub: format!("client:{CLIENT_ID}"), aud: form.get("resource").cloned(), scope: scope.clone() });
+                .insert(access.clone(), Issued { sub: format!("client:{CLIENT_ID}"), aud: form.get("resource").cloned(), scope: scope.clone(), acr: None });
             Json(json!({ "access_token": access, "token_type": "Bearer", "expires_in": d.access_token_ttl.load(Ordering::SeqCst), "scope": scope }))
                 .into_response()
         }
@@ -427,11 +444,13 @@ fn redeem_code(d: &Double, form: &HashMap<String, String>) -> Response {
     }
     let (access, refresh) = (d.next("access"), d.next("refresh"));
     let scope = grant.consent.scope.clone();
-    d.access.lock().unwrap().insert(access.clone(), Issued { sub: grant.sub.clone(), aud: None, scope: scope.clone() });
+    let acr = grant.consent.acr.clone();
+    d.access.lock().unwrap().insert(access.clone(), Issued { sub: grant.sub.clone(), aud: None, scope: scope.clone(), acr });
     d.refresh.lock().unwrap().insert(refresh.clone(), (grant.sub.clone(), grant.consent));
     // Each sign-in is a logi session of its own (what a back-channel logout names).
     let sid = format!("op-session-{}", d.counter.fetch_add(1, Ordering::SeqCst));
-    let mut claims = json!({ "iss": d.issuer, "sub": grant.sub, "aud": CLIENT_ID, "exp": now() + 300, "iat": now(), "at_hash": at_hash(&access), "sid": sid });
+    let mut claims = json!({ "iss": d.issuer, "sub": grant.sub, "aud": CLIENT_ID, "exp": now() + 300, "iat": now(), "at_hash": at_hash(&access), "sid": sid,
+                             "acr": grant.acr, "auth_time": grant.auth_time });
     if let Some(nonce) = grant.nonce {
         claims["nonce"] = json!(nonce);
     }
@@ -460,7 +479,7 @@ fn refresh(d: &Double, form: &HashMap<String, String>) -> Response {
         None => consent.scope.clone(),
     };
     let access = d.next("access");
-    d.access.lock().unwrap().insert(access.clone(), Issued { sub: sub.clone(), aud: resource, scope: scope.clone() });
+    d.access.lock().unwrap().insert(access.clone(), Issued { sub: sub.clone(), aud: resource, scope: scope.clone(), acr: consent.acr.clone() });
     let mut body = json!({ "access_token": access, "token_type": "Bearer", "expires_in": d.access_token_ttl.load(Ordering::SeqCst), "scope": scope });
     if d.rotate.load(Ordering::SeqCst) {
         live.remove(&presented);
@@ -520,6 +539,12 @@ async fn upstream(State(d): State<Arc<Double>>, request: axum::extract::Request)
     if sub.is_none() && !parts.uri.path().starts_with("/open/") {
         return oauth_error(401, "invalid_token");
     }
+    // `/challenge-<acr>`: RFC 9470's answer to a token of any other sign-in.
+    let required_acr = parts.uri.path().rsplit('/').next().and_then(|last| last.strip_prefix("challenge-"));
+    if let Some(required) = required_acr.filter(|required| issued.as_ref().and_then(|i| i.acr.as_deref()) != Some(*required)) {
+        let challenge = format!(r#"Bearer error="insufficient_user_authentication", error_description="needs {required}", acr_values="{required}""#);
+        return (StatusCode::UNAUTHORIZED, [("www-authenticate", challenge)], Json(json!({ "error": "insufficient_user_authentication" }))).into_response();
+    }
     if parts.uri.path().ends_with("/slow") {
         let ms = parts.uri.query().and_then(|q| q.strip_prefix("ms=")).and_then(|ms| ms.parse().ok()).unwrap_or(5000);
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -530,7 +555,7 @@ async fn upstream(State(d): State<Arc<Double>>, request: axum::extract::Request)
     if let Some(sent) = headers.get_mut("authorization") {
         *sent = if sub.is_some() { "Bearer (a live access token)" } else { "(not a live access token)" }.into();
     }
-    let (aud, scope) = issued.map_or((None, None), |issued| (issued.aud, Some(issued.scope)));
-    let answer = json!({ "sub": sub, "aud": aud, "scope": scope, "method": parts.method.as_str(), "path": parts.uri.path(), "query": parts.uri.query(), "headers": headers, "body_bytes": body.len() });
+    let (aud, scope, acr) = issued.map_or((None, None, None), |issued| (issued.aud, Some(issued.scope), issued.acr));
+    let answer = json!({ "sub": sub, "aud": aud, "scope": scope, "acr": acr, "method": parts.method.as_str(), "path": parts.uri.path(), "query": parts.uri.query(), "headers": headers, "body_bytes": body.len() });
     ([("set-cookie", "upstream_tracker=1; Path=/")], Json(answer)).into_response()
 }

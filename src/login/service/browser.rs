@@ -6,7 +6,8 @@ use crate::activity::{Event, Events, Occurrence};
 use crate::ids::{LoginId, UserId};
 use crate::login::pending::{PendingError, PendingLogin, LIFETIME_SECS};
 use crate::login::session::BrowserSession;
-use crate::login::store::{self, Client, Login, Method};
+use crate::login::step_up::Authentication;
+use crate::login::store::{self, Client, Login, Method, NewLogin};
 use crate::server::unix_now as now;
 use crate::server::AppError;
 use axum::http::{HeaderMap, HeaderValue};
@@ -14,14 +15,20 @@ use axum::http::{HeaderMap, HeaderValue};
 impl Logins {
     /// Signs `user_id` in on this browser: the login it had ends, the session id is
     /// renewed (no fixation) and a new login row is written.
-    pub async fn sign_in(&self, session: &BrowserSession, user_id: UserId, method: Method, user_agent: &str) -> Result<Login, AppError> {
+    pub async fn sign_in(
+        &self,
+        session: &BrowserSession,
+        user_id: UserId,
+        (method, authentication): (Method, &Authentication),
+        user_agent: &str,
+    ) -> Result<Login, AppError> {
         if let Some(previous) = session.login_id().await? {
             self.end(&[previous], EndReason::Replaced).await?;
         }
         let login = Login { id: LoginId::random(), user_id };
         let device = store::sanitized_user_agent(user_agent);
         let mut tx = self.db.begin().await?;
-        store::insert(&mut tx, &login, (method, Client::Browser), &device, now()).await?;
+        store::insert(&mut tx, &login, &NewLogin { method, client: Client::Browser, device: &device, authentication }, now()).await?;
         let mut events = Events::default();
         events.record(&mut tx, Occurrence { user_id, login_id: Some(&login.id), device: Some(&device), event: Event::SignIn(method.into()) }).await?;
         events.commit(tx).await?;

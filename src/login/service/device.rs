@@ -6,7 +6,8 @@ use crate::activity::{Event, Events, Occurrence, SignInMethod};
 use crate::ids::{LoginId, UserId};
 use crate::login::device::refresh::{self, Rotation};
 use crate::login::device::{DeviceTokens, Devices};
-use crate::login::store::{self, Client, Login, Method};
+use crate::login::step_up::Authentication;
+use crate::login::store::{self, Client, Login, Method, NewLogin};
 use crate::login::tokens::{HeldTokens, LogiSession, TokenSet};
 use crate::server::db::Tx;
 use crate::server::unix_now;
@@ -39,12 +40,12 @@ impl Logins {
         user_id: UserId,
         name: Option<&str>,
         logi: &TokenSet,
-        session: &LogiSession,
+        (session, authentication): (&LogiSession, &Authentication),
     ) -> Result<(Login, DeviceTokens, Events), AppError> {
         let now = unix_now();
         let login = Login { id: LoginId::random(), user_id };
         let device = device_name(name);
-        store::insert(tx, &login, (Method::Logi, Client::Device), &device, now).await?;
+        store::insert(tx, &login, &NewLogin { method: Method::Logi, client: Client::Device, device: &device, authentication }, now).await?;
         self.tokens.keep(&mut *tx, &login.id, &HeldTokens::from_grant(logi.clone()), Some(session)).await?;
         let refresh_token = refresh::start_family(tx, &login.id, now).await?;
         let mut events = Events::default();

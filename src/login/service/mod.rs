@@ -10,6 +10,7 @@ use super::device::Devices;
 use super::pending::PendingCookie;
 use super::revocation::Revocations;
 use super::session::SessionCache;
+use super::step_up::Authentication;
 use super::store::{self, Client, Lifetimes, Login, LoginLifetimes, LoginRecord, LoginRow};
 use super::tokens::{ApiConsent, Audience, Custody, CustodyError, HeldTokens, LogiSession, TokenAuthority, TokenSet};
 use super::User;
@@ -152,6 +153,35 @@ impl Logins {
     /// Keeps logi's tokens for this login (a sign-in or a link).
     pub async fn keep_tokens(&self, login: &LoginId, grant: TokenSet, session: &LogiSession) -> Result<(), AppError> {
         self.tokens.keep(&self.db, login, &HeldTokens::from_grant(grant), Some(session)).await
+    }
+
+    /// How the person behind this login last authenticated at logi (what a step-up
+    /// requirement is checked against); nothing known for a login that ended.
+    pub async fn authentication(&self, login: &Login) -> Result<Authentication, AppError> {
+        Ok(self.row(&login.id).await?.map(|row| row.authentication()).unwrap_or_default())
+    }
+
+    /// A step-up: the login now stands for a stronger or more recent sign-in at logi. In
+    /// one transaction its authentication is updated, logi's tokens are replaced by the new
+    /// grant's (the per-API tokens of the old one go with them) and a `step_up` event is
+    /// written. The login keeps its id, its user and, for a device, its refresh family. The
+    /// replaced refresh token is not revoked: a new authorization by the same client for the
+    /// same account may continue the same grant at logi, and revoking one refresh token may
+    /// end every token of its grant (RFC 7009 §2.1), the new ones too. False when the login
+    /// ended meanwhile.
+    pub async fn upgrade(&self, login: &Login, authentication: &Authentication, grant: TokenSet, session: &LogiSession) -> Result<bool, AppError> {
+        // No refresh of the old grant (here, or on Postgres another replica's, which holds the
+        // token row until it commits) can store its rotation over the new tokens.
+        let lock = self.tokens.refresh_lock(&login.id);
+        let _no_grant_meanwhile = lock.lock().await;
+        let mut tx = self.db.begin().await?;
+        let Some(device) = store::set_authentication(&mut tx, &login.id, authentication).await? else { return Ok(false) };
+        self.tokens.keep(&mut tx, &login.id, &HeldTokens::from_grant(grant), Some(session)).await?;
+        let mut events = Events::default();
+        events.record(&mut tx, Occurrence { user_id: login.user_id, login_id: Some(&login.id), device: Some(&device), event: Event::StepUp }).await?;
+        events.commit(tx).await?;
+        self.forget_cached(std::slice::from_ref(&login.id));
+        Ok(true)
     }
 
     /// A fresh logi access token of the login for this API (its own, or one for the API's
