@@ -21,8 +21,10 @@ export async function authorizeParams(appUrl) {
 }
 
 /** Runs logi's authorization request like an app would; returns what the exchange needs.
- * `scope` and `resource` come from {@link authorizeParams}. */
-export async function authorize({ providerUrl, clientId, redirectUri, loginHint, prompt, scope = 'openid profile:basic email', resource = [] }) {
+ * `scope` and `resource` come from {@link authorizeParams}; a step-up adds the `acrValues` and
+ * `maxAge` of the app's `401 step_up_required`, and `mfaCode` answers the dev provider's
+ * second-factor page (what the person types in the system browser). */
+export async function authorize({ providerUrl, clientId, redirectUri, loginHint, prompt, acrValues, maxAge, mfaCode, scope = 'openid profile:basic email', resource = [] }) {
   const discovery = await (await fetch(`${providerUrl}/.well-known/openid-configuration`)).json();
   const verifier = b64url(randomBytes(32));
   const nonce = b64url(randomBytes(16));
@@ -39,6 +41,8 @@ export async function authorize({ providerUrl, clientId, redirectUri, loginHint,
     code_challenge_method: 'S256',
     login_hint: loginHint,
     ...(prompt ? { prompt } : {}),
+    ...(acrValues ? { acr_values: acrValues } : {}),
+    ...(maxAge ? { max_age: String(maxAge) } : {}),
   })) url.searchParams.set(key, value);
   for (const indicator of resource) url.searchParams.append('resource', indicator);
 
@@ -46,14 +50,24 @@ export async function authorize({ providerUrl, clientId, redirectUri, loginHint,
   // to its redirect URI: a real app's system browser does this.
   const cookies = new Map();
   let next = url;
+  let form;
   for (let hop = 0; hop < 10; hop++) {
-    const response = await fetch(next, { redirect: 'manual', headers: { cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } });
+    const headers = { cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; '), ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) };
+    const response = await fetch(next, { redirect: 'manual', method: form ? 'POST' : 'GET', headers, body: form });
+    form = undefined;
     for (const line of response.headers.getSetCookie()) {
       const [pair] = line.split(';');
       const at = pair.indexOf('=');
       cookies.set(pair.slice(0, at), pair.slice(at + 1));
     }
     const location = response.headers.get('location');
+    const page = location ? '' : await response.text();
+    const secondFactor = page.match(/<form method="post" action="(\/interaction\/[\w-]+)">/);
+    if (!location && secondFactor && mfaCode && page.includes('name="code"')) {
+      form = new URLSearchParams({ user: loginHint, action: 'verify', code: mfaCode }).toString();
+      next = new URL(secondFactor[1], next);
+      continue;
+    }
     if (!location) throw new Error(`the provider stopped at ${next} with ${response.status}`);
     if (location.startsWith(redirectUri)) {
       const answer = new URL(location);
@@ -64,6 +78,17 @@ export async function authorize({ providerUrl, clientId, redirectUri, loginHint,
     next = new URL(location, next);
   }
   throw new Error('too many redirects at the provider');
+}
+
+/** A device's step-up: POST /api/auth/logi/exchange with its bearer token and the
+ * requirement it authorized with; the device login is upgraded in place (no new tokens). */
+export async function upgrade(appUrl, authorization, accessToken, { acrValues, maxAge }) {
+  const response = await fetch(`${appUrl}/api/auth/logi/exchange`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${accessToken}` },
+    body: JSON.stringify({ ...authorization, ...(acrValues ? { acr_values: acrValues } : {}), ...(maxAge ? { max_age: maxAge } : {}) }),
+  });
+  return { status: response.status, body: await response.json() };
 }
 
 /** POST /api/auth/logi/exchange: logi's code in, logi-bff's tokens out. */

@@ -8,12 +8,16 @@
 //   NATIVE_REDIRECT_URIS (com.example.logibff:/oauth/callback): the native app's redirect URIs
 //   ACCESS_TOKEN_TTL (600 seconds)
 //   UPSTREAM_PORT (unset): also serve the tiny upstream API (upstream.js) on this port
+//
+// Authentication levels (`acr`): "pwd" for picking an account, "mfa" after the extra
+// second-factor step, which an authorization asking for `acr_values=mfa` requires (code
+// MFA_CODE, shown on the page: this is a development provider).
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import Provider, { errors, interactionPolicy } from 'oidc-provider';
 import { CONSENTABLE_CLAIMS, USERS, userByName, userBySub } from './users.js';
 import { ORDERS_RESOURCE, ORDERS_SCOPES, startUpstream } from './upstream.js';
-import { consentPage } from './views.js';
+import { MFA_CODE, consentPage, mfaPage } from './views.js';
 
 const PORT = Number(process.env.PROVIDER_PORT || 9090);
 const HOST = process.env.PROVIDER_HOST || '127.0.0.1';
@@ -31,14 +35,20 @@ function signingKey() {
 
 // A login_hint naming another account than the provider session's forces a fresh login,
 // so scripted tests can switch users in one browser.
+//
+// An authorization asking for acr_values=mfa from a session that did not pass the second
+// factor needs a login too (oidc-provider only enforces an *essential* acr by itself).
 function loginHintPolicy() {
   const policy = interactionPolicy.base();
   policy.get('login').checks.add(new interactionPolicy.Check('login_hint_mismatch', 'login_hint names another account', (ctx) => {
     const hinted = userByName(ctx.oidc.params.login_hint);
     return Boolean(hinted && ctx.oidc.session.accountId && ctx.oidc.session.accountId !== hinted.sub);
   }));
+  policy.get('login').checks.add(new interactionPolicy.Check('mfa_required', 'acr_values asks for mfa', (ctx) => wantsMfa(ctx.oidc.params) && ctx.oidc.acr !== 'mfa'));
   return policy;
 }
+
+const wantsMfa = (params) => String(params.acr_values ?? '').split(' ').includes('mfa');
 
 const configuration = {
   // One confidential client for the BFF and the native app it serves ("Confidential +
@@ -49,6 +59,8 @@ const configuration = {
     client_secret: CLIENT_SECRET,
     application_type: 'native',
     token_endpoint_auth_method: 'client_secret_basic',
+    // Every id_token says when the person authenticated (what max_age is checked against).
+    require_auth_time: true,
     // client_credentials: the app's own token, for APIs declared with token = "client".
     grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
     response_types: ['code'],
@@ -62,6 +74,12 @@ const configuration = {
   jwks: { keys: [signingKey()] },
   cookies: { keys: [randomUUID()] },
   scopes: ['openid', 'profile:basic', 'email', 'offline_access'],
+  acrValues: ['pwd', 'mfa'],
+  // Access tokens carry the sign-in's acr, so the upstream API can demand "mfa" (RFC 9470).
+  async extraTokenClaims(ctx) {
+    const source = ctx.oidc.entities.AuthorizationCode ?? ctx.oidc.entities.RefreshToken;
+    return source?.acr ? { acr: source.acr } : undefined;
+  },
   claims: {
     openid: ['sub'],
     email: ['email', 'email_verified'],
@@ -123,7 +141,7 @@ const configuration = {
 const provider = new Provider(ISSUER, configuration);
 provider.on('backchannel.error', (_ctx, error, client) => console.error(`back-channel logout to ${client.backchannelLogoutUri} failed: ${error.message}${error.cause ? ` (${error.cause.code ?? error.cause.message})` : ''}`));
 
-async function finish(req, res, details, { user, granted, cancelled }) {
+async function finish(req, res, details, { user, granted, cancelled, acr = 'pwd' }) {
   if (cancelled) {
     return provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'The user declined to sign in' }, { mergeWithLastSubmission: false });
   }
@@ -134,7 +152,8 @@ async function finish(req, res, details, { user, granted, cancelled }) {
   const withheld = CONSENTABLE_CLAIMS.filter((claim) => !granted.includes(claim));
   if (withheld.length) grant.rejectOIDCClaims(withheld);
   const grantId = await grant.save();
-  return provider.interactionFinished(req, res, { login: { accountId: user.sub }, consent: { grantId } }, { mergeWithLastSubmission: false });
+  const login = { accountId: user.sub, acr, amr: acr === 'mfa' ? ['pwd', 'otp'] : ['pwd'] };
+  return provider.interactionFinished(req, res, { login, consent: { grantId } }, { mergeWithLastSubmission: false });
 }
 
 function readForm(req) {
@@ -174,22 +193,38 @@ const devRoutes = {
   '/__dev/last-grant': () => lastGrant,
 };
 
+function sendPage(res, html) {
+  res.setHeader('content-type', 'text/html; charset=utf-8');
+  return res.end(html);
+}
+
+// Pick an account and the claims to share; when the app asked for acr_values=mfa, then the
+// second-factor step. A login_hint naming a known account skips the first page.
 async function handleInteraction(req, res, uid) {
   const details = await provider.interactionDetails(req, res);
   if (details.uid !== uid) throw new Error('interaction mismatch');
+  const mfa = wantsMfa(details.params);
   if (req.method === 'GET') {
     const hinted = userByName(details.params.login_hint);
+    if (hinted && mfa) return sendPage(res, mfaPage({ uid, user: details.params.login_hint, granted: CONSENTABLE_CLAIMS }));
     if (hinted) return finish(req, res, details, { user: hinted, granted: CONSENTABLE_CLAIMS });
-    res.setHeader('content-type', 'text/html; charset=utf-8');
-    return res.end(consentPage({ uid, clientId: details.params.client_id, scope: details.params.scope, users: USERS, claims: CONSENTABLE_CLAIMS }));
+    return sendPage(res, consentPage({ uid, clientId: details.params.client_id, scope: details.params.scope, users: USERS, claims: CONSENTABLE_CLAIMS }));
   }
   const form = await readForm(req);
+  const action = form.get('action');
+  if (action === 'cancel') return finish(req, res, details, { cancelled: true });
   const user = userByName(form.get('user'));
-  if (!user && form.get('action') !== 'cancel') {
+  if (!user) {
     res.statusCode = 400;
     return res.end('unknown user');
   }
-  return finish(req, res, details, { user, granted: form.getAll('claim'), cancelled: form.get('action') === 'cancel' });
+  const granted = form.getAll('claim');
+  if (action === 'verify') {
+    if (form.get('code') !== MFA_CODE) return sendPage(res, mfaPage({ uid, user: form.get('user'), granted, error: 'That code is not right.' }));
+    return finish(req, res, details, { user, granted, acr: 'mfa' });
+  }
+  if (mfa) return sendPage(res, mfaPage({ uid, user: form.get('user'), granted }));
+  return finish(req, res, details, { user, granted });
 }
 
 // oidc-provider 9 rotates (consumes) a refresh token before it checks a `resource` against

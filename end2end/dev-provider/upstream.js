@@ -3,7 +3,8 @@
 // from the client-credentials grant), so the demo page and the tests exercise real
 // bearer-token checks. Under /public/ it answers anyone. Under /orders/ it is a resource
 // server of its own (RFC 8707): only tokens minted for ORDERS_RESOURCE are accepted there,
-// and nowhere else.
+// and nowhere else. Under /payments/ it needs a token of an "mfa" sign-in and otherwise
+// answers RFC 9470's challenge (insufficient_user_authentication, acr_values="mfa").
 import http from 'node:http';
 import { WebSocketServer } from 'ws';
 
@@ -20,7 +21,7 @@ async function bearerSubject(provider, req) {
   if (!token?.isValid) return undefined;
   // A revoked grant (e.g. refresh-token reuse) kills its access tokens too.
   if (!(await provider.Grant.find(token.grantId))) return undefined;
-  return { sub: token.accountId, scope: token.scope, expiresAt: token.exp, aud: token.aud };
+  return { sub: token.accountId, scope: token.scope, expiresAt: token.exp, aud: token.aud, acr: token.extra?.acr };
 }
 
 function readBody(req) {
@@ -35,6 +36,7 @@ function readBody(req) {
 const routes = {
   '/hello': async (_req, url, token) => ({ message: 'Hello from the upstream API', sub: token.sub, scope: token.scope, token_expires_at: token.expiresAt, query: url.search }),
   '/orders': async (_req, _url, token) => ({ message: 'Your orders', sub: token.sub, aud: token.aud, scope: token.scope, orders: [{ id: 1, item: 'A teapot' }] }),
+  '/payments': async (_req, _url, token) => ({ message: 'Payment authorised', sub: token.sub, acr: token.acr }),
   '/echo': async (req, url, token, body) => ({ sub: token.sub, method: req.method, path: url.pathname, query: url.search, headers: req.headers, body_bytes: body.length }),
   '/slow': async (_req, url) => {
     await new Promise((resolve) => setTimeout(resolve, Number(url.searchParams.get('ms') ?? 5000)));
@@ -82,7 +84,13 @@ export function startUpstream(provider, { port, host }) {
       res.setHeader('www-authenticate', 'Bearer error="invalid_token"');
       return res.end(JSON.stringify({ error: 'invalid_token' }));
     }
-    const route = routes[forOrders ? '/orders' : url.pathname.replace(/\/+$/, '')];
+    const forPayments = url.pathname.startsWith('/payments/');
+    if (forPayments && token.acr !== 'mfa') {
+      res.statusCode = 401;
+      res.setHeader('www-authenticate', 'Bearer error="insufficient_user_authentication", error_description="A payment needs an mfa sign-in", acr_values="mfa"');
+      return res.end(JSON.stringify({ error: 'insufficient_user_authentication' }));
+    }
+    const route = routes[forOrders ? '/orders' : forPayments ? '/payments' : url.pathname.replace(/\/+$/, '')];
     if (!route) {
       res.statusCode = 404;
       return res.end(JSON.stringify({ error: 'not_found', path: url.pathname }));
