@@ -112,7 +112,8 @@ impl Event {
 pub struct Occurrence<'a> {
     pub user_id: UserId,
     pub login_id: Option<&'a LoginId>,
-    /// The login's User-Agent or device name, as stored with it.
+    /// The login's User-Agent or device name, as stored with it; `None` looks it up (an
+    /// event about a login that is gone has none).
     pub device: Option<&'a str>,
     pub event: Event,
 }

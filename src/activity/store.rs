@@ -6,7 +6,9 @@ use crate::server::db::{query, Db, Tx};
 use crate::server::AppError;
 
 pub async fn insert(tx: &mut Tx, occurrence: &Occurrence<'_>, client_ip: Option<&str>, now: i64) -> Result<(), AppError> {
-    let sql = "INSERT INTO account_events (user_id, login_id, kind, at, client_ip, device, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    // Without a device of its own, an event names its login's (the client that caused it).
+    let sql = "INSERT INTO account_events (user_id, login_id, kind, at, client_ip, device, detail)
+               VALUES ($1, $2, $3, $4, $5, COALESCE($6, (SELECT user_agent FROM logins WHERE id = $2)), $7)";
     query(sql)
         .bind(occurrence.user_id)
         .bind(occurrence.login_id)

@@ -185,11 +185,11 @@ pub async fn find(db: &Db, id: &LoginId) -> Result<Option<LoginRow>, AppError> {
     Ok(query(sql).bind(id).fetch_optional(db).await?)
 }
 
-/// A step-up: the login's authentication as the new sign-in's id_token says. Its device
-/// (User-Agent or name), or `None` when the login is gone.
-pub async fn set_authentication(tx: &mut Tx, id: &LoginId, authentication: &Authentication) -> Result<Option<String>, AppError> {
-    let sql = "UPDATE logins SET acr = $1, auth_time = $2 WHERE id = $3 RETURNING user_agent";
-    Ok(query(sql).bind(authentication.acr.as_deref()).bind(authentication.auth_time).bind(id).scalar_optional(tx).await?)
+/// A step-up: the login's authentication as the new sign-in's id_token says; false when
+/// the login is gone.
+pub async fn set_authentication(tx: &mut Tx, id: &LoginId, authentication: &Authentication) -> Result<bool, AppError> {
+    let sql = "UPDATE logins SET acr = $1, auth_time = $2 WHERE id = $3";
+    Ok(query(sql).bind(authentication.acr.as_deref()).bind(authentication.auth_time).bind(id).execute(tx).await? == 1)
 }
 
 pub async fn touch(db: &Db, id: &LoginId, now: i64) -> Result<(), AppError> {

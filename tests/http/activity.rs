@@ -35,7 +35,7 @@ fn ok(status: StatusCode) -> bool {
 async fn each_change_records_its_event_and_reads_record_nothing() {
     let app = spawn_app().await;
     let mut seen = 0;
-    let (laptop, phone) = (app.browser(), app.browser());
+    let (laptop, phone) = (Browser::with_user_agent(&app.url, "Laptop/1.0"), app.browser());
     laptop.sign_in("ada").await;
     phone.sign_in("ada").await;
     assert_eq!(new_events(&app, &mut seen).await, [r#"sign_in {"method":"logi"}"#; 2]);
@@ -49,6 +49,8 @@ async fn each_change_records_its_event_and_reads_record_nothing() {
 
     assert!(ok(post_form(&laptop, &app, "set_password", "email=ada%40example.com&password=first-password-123").await));
     assert_eq!(new_events(&app, &mut seen).await, ["password_set {}"]);
+    let (device,): (Option<String>,) = query("SELECT device FROM account_events WHERE kind = 'password_set'").fetch_one(&app.state.db).await.unwrap();
+    assert_eq!(device.as_deref(), Some("Laptop/1.0"), "an account change names the device of the login that made it");
 
     let stranger = app.browser();
     assert_eq!(post_form(&stranger, &app, "sign_in", "email=ada%40example.com&password=wrong-password-123&return_to=%2F").await, StatusCode::UNAUTHORIZED);

@@ -175,10 +175,12 @@ impl Logins {
         let lock = self.tokens.refresh_lock(&login.id);
         let _no_grant_meanwhile = lock.lock().await;
         let mut tx = self.db.begin().await?;
-        let Some(device) = store::set_authentication(&mut tx, &login.id, authentication).await? else { return Ok(false) };
+        if !store::set_authentication(&mut tx, &login.id, authentication).await? {
+            return Ok(false);
+        }
         self.tokens.keep(&mut tx, &login.id, &HeldTokens::from_grant(grant), Some(session)).await?;
         let mut events = Events::default();
-        events.record(&mut tx, Occurrence { user_id: login.user_id, login_id: Some(&login.id), device: Some(&device), event: Event::StepUp }).await?;
+        events.record(&mut tx, Occurrence::by(login.user_id, &login.id, Event::StepUp)).await?;
         events.commit(tx).await?;
         self.forget_cached(std::slice::from_ref(&login.id));
         Ok(true)
