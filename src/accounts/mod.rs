@@ -133,8 +133,8 @@ pub async fn change_password(current_password: String, new_password: String) -> 
     check_password(&pool, &email, current_password, AccountError::WrongCurrentPassword).await?;
     let password = NewPassword::parse(new_password, &email)?;
     let hash = passwords::hash(password.secret()).await?;
-    store::change_password(&pool, &login, &hash).await?;
-    logins.end_all_of_user(login.user_id, Some(&login.id), EndReason::PasswordChanged).await?;
+    let (change, events) = store::change_password(&pool, &login, &hash).await?;
+    logins.end_all_of_user_with(change, events, login.user_id, Some(&login.id), EndReason::PasswordChanged).await?;
     session.renew_id().await?;
     leptos_axum::redirect("/account?notice=password_changed");
     Ok(())

@@ -134,14 +134,14 @@ pub async fn rehash_password(db: &Db, user_id: UserId, hash: &str) -> Result<(),
     replace_hash(db, user_id, hash).await
 }
 
-/// A new password, chosen by the user signed in as `login`.
-pub async fn change_password(db: &Db, login: &Login, hash: &str) -> Result<(), AppError> {
+/// A new password, chosen by the user signed in as `login`: written in a transaction with
+/// its event, which the caller commits together with the logins the change ends.
+pub async fn change_password(db: &Db, login: &Login, hash: &str) -> Result<(Tx, Events), AppError> {
     let mut tx = db.begin().await?;
     replace_hash(&mut tx, login.user_id, hash).await?;
     let mut events = Events::default();
     events.record(&mut tx, Occurrence::by(login.user_id, &login.id, Event::PasswordChanged)).await?;
-    events.commit(tx).await?;
-    Ok(())
+    Ok((tx, events))
 }
 
 async fn replace_hash<'c>(on: impl Into<Exec<'c>>, user_id: UserId, hash: &str) -> Result<(), AppError> {

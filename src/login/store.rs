@@ -218,9 +218,9 @@ pub async fn delete(tx: &mut Tx, ids: &[LoginId]) -> Result<Vec<Deleted>, AppErr
 }
 
 /// The ids of the user's logins: `only` that one, or all but `except`.
-pub async fn ids_of_user(db: &Db, user_id: UserId, only: Option<&LoginId>, except: Option<&LoginId>) -> Result<Vec<LoginId>, AppError> {
+pub async fn ids_of_user<'c>(on: impl Into<Exec<'c>>, user_id: UserId, only: Option<&LoginId>, except: Option<&LoginId>) -> Result<Vec<LoginId>, AppError> {
     let sql = "SELECT id FROM logins WHERE user_id = $1 AND ($2 IS NULL OR id = $2) AND id IS DISTINCT FROM $3";
-    let rows: Vec<(LoginId,)> = query(sql).bind(user_id).bind(only).bind(except).fetch_all(db).await?;
+    let rows: Vec<(LoginId,)> = query(sql).bind(user_id).bind(only).bind(except).fetch_all(on).await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
@@ -309,12 +309,13 @@ pub async fn live_among(db: &Db, ids: &[LoginId], lifetimes: &LoginLifetimes, no
     Ok(live)
 }
 
-/// The sealed tokens of these logins.
-pub async fn sealed_tokens_of(db: &Db, ids: &[LoginId]) -> Result<Vec<(LoginId, Vec<u8>)>, AppError> {
+/// Deletes the sealed tokens of these logins (which are ending) and returns them, for the
+/// revocation of their logi refresh tokens.
+pub async fn take_sealed_tokens(tx: &mut Tx, ids: &[LoginId]) -> Result<Vec<(LoginId, Vec<u8>)>, AppError> {
     let mut found = Vec::new();
     for chunk in ids.chunks(MAX_LIST) {
-        let sql = format!("SELECT login_id, sealed FROM login_tokens WHERE login_id IN ({})", placeholders(chunk.len()));
-        found.extend(query(&sql).bind_all(chunk).fetch_all::<(LoginId, Vec<u8>)>(db).await?);
+        let sql = format!("DELETE FROM login_tokens WHERE login_id IN ({}) RETURNING login_id, sealed", placeholders(chunk.len()));
+        found.extend(query(&sql).bind_all(chunk).fetch_all::<(LoginId, Vec<u8>)>(&mut *tx).await?);
     }
     Ok(found)
 }
@@ -368,10 +369,10 @@ mod tests {
         let mut ids: Vec<LoginId> = logins.iter().map(|login| login.id.clone()).collect();
         ids.push(LoginId::random());
 
-        let sealed = sealed_tokens_of(&db, &ids).await.unwrap();
+        let mut tx = db.begin().await.unwrap();
+        let sealed = take_sealed_tokens(&mut tx, &ids).await.unwrap();
         assert_eq!(sealed.len(), MAX_LIST + 2);
         assert!(sealed.iter().all(|(id, sealed)| id.as_str().as_bytes() == sealed.as_slice()), "a login got another's tokens");
-        let mut tx = db.begin().await.unwrap();
         assert_eq!(delete(&mut tx, &ids).await.unwrap().len(), logins.len());
         tx.commit().await.unwrap();
         let left: i64 = query("SELECT count(*) FROM logins").scalar(&db).await.unwrap();

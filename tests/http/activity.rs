@@ -203,6 +203,24 @@ async fn a_change_whose_event_fails_does_not_happen() {
 }
 
 #[tokio::test]
+async fn a_password_change_and_the_logins_it_ends_land_together_or_not_at_all() {
+    let app = spawn_app().await;
+    let (laptop, phone) = (app.browser(), app.browser());
+    laptop.sign_in("ada").await;
+    phone.sign_in("ada").await;
+    assert!(ok(post_form(&laptop, &app, "set_password", "email=ada%40example.com&password=first-password-123").await));
+    let before = events(&app).await;
+
+    refuse_events(&app.state.db, "login_ended").await;
+    let status = post_form(&laptop, &app, "change_password", "current_password=first-password-123&new_password=second-password-456").await;
+    assert!(!ok(status), "{status}");
+    assert_eq!(phone.me().await["sub"], "logi-user-ada", "the phone's login ended without the change");
+    assert_eq!(events(&app).await, before, "no password_changed without the ends it causes");
+    let stranger = app.browser();
+    assert!(ok(post_form(&stranger, &app, "sign_in", "email=ada%40example.com&password=first-password-123&return_to=%2F").await), "the password changed");
+}
+
+#[tokio::test]
 async fn the_sweeper_deletes_events_past_their_retention_only() {
     let app = spawn_app().await;
     app.browser().sign_in("ada").await;

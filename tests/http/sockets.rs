@@ -30,7 +30,7 @@ async fn app_with_sockets(timeout_secs: u64) -> Declared {
 }
 
 /// Opens `path` on the app as `browser` would (its cookies), with these extra headers.
-async fn connect(app_url: &str, path: &str, browser: Option<&Browser>, headers: &[(&str, &str)]) -> Result<Socket, WsError> {
+pub(crate) async fn connect(app_url: &str, path: &str, browser: Option<&Browser>, headers: &[(&str, &str)]) -> Result<Socket, WsError> {
     let mut request = format!("{}{path}", app_url.replacen("http", "ws", 1)).into_client_request().unwrap();
     if let Some(browser) = browser {
         request.headers_mut().insert("cookie", browser.cookie_header().parse().unwrap());
@@ -47,7 +47,7 @@ async fn browser_socket(app: &TestApp, browser: &Browser, path: &str) -> Socket 
 }
 
 /// The upstream's first message: whom the token it got spoke for.
-async fn greeting(socket: &mut Socket) -> serde_json::Value {
+pub(crate) async fn greeting(socket: &mut Socket) -> serde_json::Value {
     match next(socket).await {
         Some(Message::Text(text)) => serde_json::from_str(&text).unwrap(),
         other => panic!("no greeting: {other:?}"),
@@ -78,7 +78,7 @@ async fn close_code(socket: &mut Socket, within: Duration) -> Option<u16> {
 }
 
 /// The HTTP answer to an upgrade that was refused.
-fn refusal(result: Result<Socket, WsError>) -> (StatusCode, String) {
+pub(crate) fn refusal(result: Result<Socket, WsError>) -> (StatusCode, String) {
     match result {
         Err(WsError::Http(response)) => {
             let body = response.body().as_ref().map(|body| String::from_utf8_lossy(body).into_owned()).unwrap_or_default();

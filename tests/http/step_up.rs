@@ -5,6 +5,7 @@
 //! not changes nothing.
 
 use crate::native::{authorize_with, body, refresh, signed_in_device};
+use crate::sockets::{connect, greeting, refusal};
 use crate::support::{spawn_app_declaring, Answer, Browser, Declared, TestApp};
 use logi_bff::server::db::query;
 use reqwest::{Method, StatusCode};
@@ -17,8 +18,8 @@ const SESSION: &str = "logi_bff_session";
 
 /// `payments` needs an `mfa` sign-in within 10 minutes, `recent` any sign-in within a
 /// minute; `vault` declares nothing (its upstream may challenge); `orders` has a resource
-/// of its own, so its token is one the login holds per API.
-fn declarations(upstream: &str) -> String {
+/// of its own, so its token is one the login holds per API; `ticker`, a WebSocket, needs `mfa`.
+fn declarations(upstream: &str, sockets: &str) -> String {
     format!(
         r#"
 [[api]]
@@ -45,12 +46,19 @@ name = "orders"
 path = "/api/orders/"
 upstream = "{upstream}"
 resource = "{ORDERS}"
+
+[[api]]
+name = "ticker"
+path = "/api/ticker/"
+upstream = "{sockets}"
+websocket = true
+acr_values = "mfa"
 "#
     )
 }
 
 async fn declared() -> Declared {
-    spawn_app_declaring(|_, upstream| declarations(upstream), &[]).await
+    spawn_app_declaring(|double, upstream| declarations(upstream, &double.socket_upstream), &[]).await
 }
 
 async fn call(browser: &Browser, app: &TestApp, path: &str) -> Answer {
@@ -230,6 +238,22 @@ async fn an_upstreams_own_challenge_gets_the_same_answer_when_a_sign_in_can_meet
     ada.navigate(&format!("{login_url}&login_hint=ada")).await;
     let passed = call(&ada, &app, "/api/vault/challenge-mfa").await;
     assert_eq!((passed.status, passed.json()["acr"].as_str()), (StatusCode::OK, Some("mfa")), "{}", passed.body);
+}
+
+#[tokio::test]
+async fn a_websocket_upgrade_is_held_to_the_apis_requirement_too() {
+    let Declared { app, .. } = declared().await;
+    let ada = app.browser();
+    ada.sign_in("ada").await;
+    let origin = [("origin", app.url.as_str())];
+    app.double.reset_hits();
+    let refused = connect(&app.url, "/api/ticker/feed", Some(&ada), &origin).await;
+    assert_eq!(refusal(refused), (StatusCode::UNAUTHORIZED, "step_up_required".to_owned()));
+    assert_eq!(app.double.hits("socket_handshake"), 0, "the upstream saw no handshake");
+
+    ada.navigate("/api/auth/login?acr_values=mfa&login_hint=ada").await;
+    let mut socket = connect(&app.url, "/api/ticker/feed", Some(&ada), &origin).await.expect("the upgrade is accepted");
+    assert_eq!(greeting(&mut socket).await["sub"], "logi-user-ada");
 }
 
 /// The exchange of a step-up authorization, with the device's bearer token.

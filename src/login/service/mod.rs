@@ -206,20 +206,26 @@ impl Logins {
     /// deleted with an event each on their user's record, their cached copies dropped, and
     /// their logi refresh tokens revoked unless logi already refused them.
     pub async fn end(&self, ids: &[LoginId], reason: EndReason) -> Result<Ended, AppError> {
-        let sealed = store::sealed_tokens_of(&self.db, ids).await?;
+        self.end_in(self.db.begin().await?, Events::default(), ids, reason).await
+    }
+
+    /// [`Logins::end`] in `tx`, the caller's transaction, which may hold the change that
+    /// ends them with its `events`: all of it is committed together, or none.
+    async fn end_in(&self, mut tx: Tx, events: Events, ids: &[LoginId], reason: EndReason) -> Result<Ended, AppError> {
+        // A write first: on SQLite a transaction that read before writing can fail at once
+        // (a busy snapshot) when another connection wrote in between.
+        let sealed = store::take_sealed_tokens(&mut tx, ids).await?;
         self.forget_cached(ids);
-        let tx = self.db.begin().await?;
-        let logins = self.delete_recording(tx, ids, reason).await?;
+        let logins = self.delete_recording(tx, events, ids, reason).await?;
         let ended = Ended { logins, holding_logi_tokens: sealed.len() };
         self.finish_ending(ids.len(), sealed, reason);
         Ok(ended)
     }
 
     /// Deletes the logins in `tx` with a `reason` event for each one that existed, and
-    /// commits; how many there were.
-    async fn delete_recording(&self, mut tx: Tx, ids: &[LoginId], reason: EndReason) -> Result<u64, AppError> {
+    /// commits with the `events` already written there; how many logins there were.
+    async fn delete_recording(&self, mut tx: Tx, mut events: Events, ids: &[LoginId], reason: EndReason) -> Result<u64, AppError> {
         let deleted = store::delete(&mut tx, ids).await?;
-        let mut events = Events::default();
         // A login ended for reuse first records what was seen.
         let seen = (reason == EndReason::Reused).then_some(Event::RefreshReuseDetected);
         for login in &deleted {
@@ -243,13 +249,28 @@ impl Logins {
         Ok(self.end(&ids, reason).await?.logins)
     }
 
+    /// [`Logins::end_all_of_user`] with the change that ends them (a password change), written
+    /// with its `events` in `tx` (which has written already): one commit, so neither lands
+    /// without the other.
+    pub async fn end_all_of_user_with(
+        &self,
+        mut tx: Tx,
+        events: Events,
+        user_id: UserId,
+        except: Option<&LoginId>,
+        reason: EndReason,
+    ) -> Result<u64, AppError> {
+        let ids = store::ids_of_user(&mut tx, user_id, None, except).await?;
+        Ok(self.end_in(tx, events, &ids, reason).await?.logins)
+    }
+
     /// Ends the logins holding tokens of a logi session (its `sid`) or, with `sub` alone,
     /// of a logi user (browsers and devices). Runs in `tx`, which the caller opened (a
     /// back-channel logout records its token there first), and commits it. How many ended.
     pub async fn end_logi_session(&self, mut tx: Tx, sub: Option<&str>, sid: Option<&str>) -> Result<u64, AppError> {
         let sealed = store::sealed_tokens_of_logi_session(&mut tx, sub, sid).await?;
         let ids: Vec<LoginId> = sealed.iter().map(|(id, _)| id.clone()).collect();
-        let ended = self.delete_recording(tx, &ids, EndReason::LogiLogout).await?;
+        let ended = self.delete_recording(tx, Events::default(), &ids, EndReason::LogiLogout).await?;
         self.forget_cached(&ids);
         self.finish_ending(ids.len(), sealed, EndReason::LogiLogout);
         Ok(ended)
