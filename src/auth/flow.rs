@@ -259,15 +259,33 @@ async fn sign_in_and_keep(
 /// browser session gets a new id. Any failure leaves the login as it was.
 async fn step_up(auth: &Auth, found: &MaybeLogin, login: &Login, provider: &Provider, tokens: TokenSet, pending: &PendingLogin) -> Result<String, AuthError> {
     let verified = verified_subject(provider, &tokens, pending).await?;
-    if accounts::user_of_identity(&auth.db, provider.issuer(), &verified.subject).await.map_err(internal)? != Some(login.user_id) {
-        tracing::info!("step-up refused: logi signed in another account than the login's");
-        return Err(AuthError::StepUpFailed);
-    }
-    if !auth.logins.upgrade(login, &verified.authentication, tokens, &verified.session).await.map_err(internal)? {
-        return Err(AuthError::SessionExpired);
+    match upgrade(auth, provider, login, &verified, tokens).await.map_err(internal)? {
+        Upgrade::Done => {}
+        Upgrade::AnotherAccount => return Err(AuthError::StepUpFailed),
+        Upgrade::LoginEnded => return Err(AuthError::SessionExpired),
     }
     found.session.renew_id().await.map_err(internal)?;
     Ok(pending.return_to.clone())
+}
+
+/// What became of a step-up whose new sign-in met the requirement.
+pub enum Upgrade {
+    Done,
+    /// logi signed in another account than the login's: nothing changed.
+    AnotherAccount,
+    /// The login ended meanwhile.
+    LoginEnded,
+}
+
+/// A step-up of `login` (a browser's or a device's): upgraded in place (`Logins::upgrade`)
+/// when the new sign-in is the login's own logi account.
+pub async fn upgrade(auth: &Auth, provider: &Provider, login: &Login, verified: &VerifiedIdToken, grant: TokenSet) -> Result<Upgrade, AppError> {
+    if accounts::user_of_identity(&auth.db, provider.issuer(), &verified.subject).await? != Some(login.user_id) {
+        tracing::info!("step-up refused: logi signed in another account than the login's");
+        return Ok(Upgrade::AnotherAccount);
+    }
+    let upgraded = auth.logins.upgrade(login, &verified.authentication, grant, &verified.session).await?;
+    Ok(if upgraded { Upgrade::Done } else { Upgrade::LoginEnded })
 }
 
 /// The id_token of logi's answer, verified; for a step-up it must also meet what was asked.

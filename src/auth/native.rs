@@ -7,7 +7,7 @@
 //! These routes sit outside the session and cross-site layers: they ignore cookies
 //! entirely and carry no ambient credential. Errors use the RFC 6749 §5.2 shape.
 
-use super::flow::Auth;
+use super::flow::{Auth, Upgrade};
 use super::oidc::Provider;
 use super::oidc::VerifiedIdToken;
 use super::profile;
@@ -252,11 +252,10 @@ async fn upgrade(
     step_up: Option<&Requirement>,
 ) -> Result<Response, NativeError> {
     let verified = verified(provider, request, &grant, step_up).await?;
-    if accounts::user_of_identity(&auth.db, provider.issuer(), &verified.subject).await? != Some(login.user_id) {
-        return Err(NativeError::StepUpFailed);
-    }
-    if !auth.logins.upgrade(login, &verified.authentication, grant, &verified.session).await? {
-        return Err(NativeError::InvalidToken);
+    match super::flow::upgrade(auth, provider, login, &verified, grant).await? {
+        Upgrade::Done => {}
+        Upgrade::AnotherAccount => return Err(NativeError::StepUpFailed),
+        Upgrade::LoginEnded => return Err(NativeError::InvalidToken),
     }
     tracing::info!(login = %login.id, "native app stepped up");
     let body = Upgraded { upgraded: true, acr: verified.authentication.acr.as_deref(), auth_time: verified.authentication.auth_time };

@@ -6,7 +6,7 @@
 use super::client_token::ClientToken;
 use super::socket::Sockets;
 use super::upstream::Upstream;
-use crate::login::step_up::{Requirement, MAX_MAX_AGE_SECS, MIN_MAX_AGE_SECS};
+use crate::login::step_up::Requirement;
 use crate::login::tokens::{ApiConsent, Audience};
 use crate::login::Logins;
 use crate::server::config::{upstream_base_url, Config, Mode};
@@ -346,12 +346,11 @@ fn check_scopes(scopes: &str) -> Result<Vec<String>, &'static str> {
 /// The API's step-up requirement. Only a caller who is signed in can meet one, so it
 /// needs an API that refuses anonymous callers.
 fn step_up(declared: &Declared, token: TokenPolicy) -> Result<Option<Requirement>, (&'static str, &'static str)> {
-    if declared.max_age_secs.is_some_and(|secs| !(MIN_MAX_AGE_SECS..=MAX_MAX_AGE_SECS).contains(&secs)) {
-        return Err(("max_age_secs", "must be between 60 and 31622400 (366 days)"));
-    }
-    let requirement = Requirement::parse(declared.acr_values.as_deref(), None)
-        .map_err(|_| ("acr_values", "must be space-separated values of printable ASCII without quotes or backslashes, at most 128 bytes each"))?;
-    let requirement = Requirement::new(requirement.map(|r| r.acr_values).unwrap_or_default(), declared.max_age_secs);
+    let max_age = declared.max_age_secs.map(|secs| secs.to_string());
+    let requirement = Requirement::parse(declared.acr_values.as_deref(), max_age.as_deref()).map_err(|parameter| match parameter {
+        "max_age" => ("max_age_secs", "must be between 60 and 31622400 (366 days)"),
+        _ => ("acr_values", "must be space-separated values of printable ASCII without quotes or backslashes, at most 128 bytes each"),
+    })?;
     let field = if declared.acr_values.is_some() { "acr_values" } else { "max_age_secs" };
     if requirement.is_some() && (declared.public || token == TokenPolicy::UserOrNone) {
         return Err((field, "needs an API that refuses anonymous callers (not public, not token = \"user_or_none\")"));
